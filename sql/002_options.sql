@@ -1,0 +1,151 @@
+-- 002: validation of model names and options, done in SQL before anything is enqueued, so a
+-- bad request raises at the call (SQLSTATE 22023, invalid_parameter_value) with the option's
+-- name, the allowed values and what was given.
+
+CREATE FUNCTION ml.invalid(message text, hint text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF hint IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = message;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = message, HINT = hint;
+END $$;
+
+-- Model and function names become SQL identifiers (quoted with %I); the suffix "_predict" must
+-- still fit in PostgreSQL's 63-byte limit.
+CREATE FUNCTION ml.check_identifier(what text, name text, max_bytes int DEFAULT 55) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF name IS NULL OR name !~ '^[A-Za-z_][A-Za-z0-9_]*$' OR octet_length(name) > max_bytes THEN
+    PERFORM ml.invalid(format('%s %s is not a valid name: use letters, digits and underscores, starting with a letter or underscore, at most %s bytes',
+                              what, coalesce(quote_literal(name), 'NULL'), max_bytes));
+  END IF;
+  RETURN name;
+END $$;
+
+CREATE FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' ELSE v::text END
+$$;
+
+CREATE FUNCTION ml.opt_int(options jsonb, key text, lo bigint, hi bigint) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE v jsonb := options -> key;
+BEGIN
+  IF v IS NULL THEN RETURN; END IF;
+  IF jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)
+     OR (v #>> '{}')::numeric < lo OR (v #>> '{}')::numeric > hi THEN
+    PERFORM ml.invalid(format('option "%s" must be an integer between %s and %s (got "%s")', key, lo, hi, ml.show_value(v)));
+  END IF;
+END $$;
+
+CREATE FUNCTION ml.opt_number(options jsonb, key text, lo float8, hi float8) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE v jsonb := options -> key;
+BEGIN
+  IF v IS NULL THEN RETURN; END IF;
+  IF jsonb_typeof(v) <> 'number' OR (v #>> '{}')::float8 < lo OR (v #>> '{}')::float8 > hi THEN
+    PERFORM ml.invalid(format('option "%s" must be a number between %s and %s (got "%s")', key, lo, hi, ml.show_value(v)));
+  END IF;
+END $$;
+
+CREATE FUNCTION ml.opt_bool(options jsonb, key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE v jsonb := options -> key;
+BEGIN
+  IF v IS NOT NULL AND jsonb_typeof(v) <> 'boolean' THEN
+    PERFORM ml.invalid(format('option "%s" must be true or false (got "%s")', key, ml.show_value(v)));
+  END IF;
+END $$;
+
+CREATE FUNCTION ml.opt_enum(options jsonb, key text, allowed text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE v jsonb := options -> key;
+BEGIN
+  IF v IS NOT NULL AND (jsonb_typeof(v) <> 'string' OR NOT lower(v #>> '{}') = ANY (allowed)) THEN
+    PERFORM ml.invalid(format('option "%s" must be one of %s (got "%s")', key, array_to_string(allowed, ', '), ml.show_value(v)));
+  END IF;
+END $$;
+
+CREATE FUNCTION ml.opt_name_list(options jsonb, key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE v jsonb := options -> key;
+BEGIN
+  IF v IS NULL OR jsonb_typeof(v) = 'string' THEN RETURN; END IF;
+  IF jsonb_typeof(v) <> 'array' OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+    PERFORM ml.invalid(format('option "%s" must be a column name or an array of column names (got %s)', key, v::text));
+  END IF;
+END $$;
+
+-- Returns the options in canonical form: enum values lower-cased, "ignore" folded into
+-- "exclude" (an array), so the sidecar reads one spelling.
+CREATE FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  known text[];
+  k text;
+  o jsonb := options;
+  excl jsonb;
+BEGIN
+  IF options IS NULL THEN RETURN '{}'::jsonb; END IF;
+  IF jsonb_typeof(options) <> 'object' THEN
+    PERFORM ml.invalid(format('options must be a JSON object such as ''{"num_clusters": 4}'' (got %s)', options::text));
+  END IF;
+  known := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed'];
+  IF model_type = 'kmeans' THEN
+    known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'distance_type',
+                            'standardize_features', 'max_iterations', 'early_stop', 'min_rel_progress',
+                            'warm_start', 'n_init'];
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(options) LOOP
+    IF NOT k = ANY (known) THEN
+      PERFORM ml.invalid(format('unknown option "%s" for model_type %s; allowed options: %s',
+                                k, model_type, array_to_string(known, ', ')));
+    END IF;
+  END LOOP;
+
+  PERFORM ml.opt_name_list(o, 'exclude');
+  PERFORM ml.opt_name_list(o, 'ignore');
+  PERFORM ml.opt_int(o, 'max_categories', 1, 100000);
+  PERFORM ml.opt_int(o, 'seed', 0, 2147483647);
+  IF o ? 'function_name' THEN
+    IF jsonb_typeof(o -> 'function_name') <> 'string' THEN
+      PERFORM ml.invalid(format('option "function_name" must be a string (got %s)', (o -> 'function_name')::text));
+    END IF;
+    PERFORM ml.check_identifier('function_name', o ->> 'function_name', 63);
+  END IF;
+
+  IF model_type = 'kmeans' THEN
+    PERFORM ml.opt_int(o, 'num_clusters', 2, 100);
+    PERFORM ml.opt_enum(o, 'kmeans_init_method', ARRAY['kmeans++', 'random', 'custom']);
+    PERFORM ml.opt_enum(o, 'distance_type', ARRAY['euclidean', 'cosine']);
+    PERFORM ml.opt_bool(o, 'standardize_features');
+    PERFORM ml.opt_int(o, 'max_iterations', 1, 10000);
+    PERFORM ml.opt_bool(o, 'early_stop');
+    PERFORM ml.opt_number(o, 'min_rel_progress', 0, 1);
+    PERFORM ml.opt_bool(o, 'warm_start');
+    PERFORM ml.opt_int(o, 'n_init', 1, 100);
+    IF o ? 'kmeans_init_col' AND jsonb_typeof(o -> 'kmeans_init_col') <> 'string' THEN
+      PERFORM ml.invalid(format('option "kmeans_init_col" must be a column name (got %s)', (o -> 'kmeans_init_col')::text));
+    END IF;
+    IF lower(o ->> 'kmeans_init_method') = 'custom' AND NOT o ? 'kmeans_init_col' THEN
+      PERFORM ml.invalid('option "kmeans_init_method" = custom needs option "kmeans_init_col": a boolean column whose true rows are the initial centroids');
+    END IF;
+    IF o ? 'kmeans_init_col' AND lower(coalesce(o ->> 'kmeans_init_method', '')) <> 'custom' THEN
+      PERFORM ml.invalid('option "kmeans_init_col" is only allowed with "kmeans_init_method": "custom"');
+    END IF;
+    FOREACH k IN ARRAY ARRAY['kmeans_init_method', 'distance_type'] LOOP
+      IF o ? k THEN o := jsonb_set(o, ARRAY[k], to_jsonb(lower(o ->> k))); END IF;
+    END LOOP;
+  END IF;
+
+  -- "ignore" (SQL-inf's word) and "exclude" mean the same; keep one array.
+  excl := '[]'::jsonb;
+  FOREACH k IN ARRAY ARRAY['exclude', 'ignore'] LOOP
+    IF o ? k THEN
+      excl := excl || CASE WHEN jsonb_typeof(o -> k) = 'string' THEN jsonb_build_array(o -> k) ELSE o -> k END;
+    END IF;
+  END LOOP;
+  o := o - 'ignore';
+  IF excl <> '[]'::jsonb THEN o := jsonb_set(o, '{exclude}', excl); END IF;
+  RETURN o;
+END $$;

@@ -1,0 +1,135 @@
+import { Command, Option } from 'commander';
+import { makePool, resolveDatabaseUrl } from './db/connect.ts';
+import { startEmbedded, type EmbeddedServer } from './db/embedded.ts';
+import { install } from './db/migrate.ts';
+import { loadDemo } from './demo/superstore.ts';
+import { Worker } from './queue/worker.ts';
+import { log } from './util/log.ts';
+import { messageOf } from './util/errors.ts';
+
+const program = new Command();
+program.name('sqlml').description('Machine learning for any PostgreSQL, driven from plain SQL').showHelpAfterError();
+
+const urlOption = () => new Option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL)');
+
+program
+  .command('install')
+  .description('create or migrate the sqlml schema (idempotent)')
+  .addOption(urlOption())
+  .option('--schema <name>', 'schema for the ml_* functions', 'public')
+  .action(async (o: { databaseUrl?: string; schema: string }) => {
+    const url = requireUrl(o.databaseUrl);
+    const pool = makePool(url, 1);
+    try {
+      const applied = await install(pool, o.schema);
+      console.log(applied.length ? `sqlml installed: applied migrations ${applied.join(', ')}` : 'sqlml is up to date');
+    } finally {
+      await pool.end();
+    }
+  });
+
+program
+  .command('worker')
+  .description('run the sidecar: train the models requested from SQL')
+  .addOption(urlOption())
+  .option('--concurrency <n>', 'jobs run at once', toInt, 1)
+  .option('--lease-seconds <n>', 'a silent job is taken over after this long', toInt, 30)
+  .option('--poll-interval <ms>', 'polling backstop for missed notifications', toInt, 2000)
+  .option('--statement-timeout <ms>', 'timeout of a training query', toInt, 15 * 60 * 1000)
+  .action(async (o: WorkerFlags) => {
+    const url = requireUrl(o.databaseUrl);
+    await runWorker(url, o, null);
+  });
+
+program
+  .command('start')
+  .description('all in one: embedded PostgreSQL (unless a URL is given), install, demo data, sidecar')
+  .addOption(urlOption())
+  .option('--data-dir <dir>', 'data folder of the embedded PostgreSQL (kept across restarts)', '.sqlml/pgdata')
+  .option('--port <n>', 'port of the embedded PostgreSQL', toInt, 54329)
+  .option('--no-demo', 'do not load the demo data')
+  .option('--concurrency <n>', 'jobs run at once', toInt, 2)
+  .action(async (o: WorkerFlags & { dataDir: string; port: number; demo: boolean }) => {
+    let url = resolveDatabaseUrl(o.databaseUrl);
+    let server: EmbeddedServer | null = null;
+    if (!url) {
+      console.log(`starting embedded PostgreSQL in ${o.dataDir} on port ${o.port} ...`);
+      server = await startEmbedded({ dataDir: o.dataDir, port: o.port });
+      url = server.url;
+    }
+    const pool = makePool(url, 2);
+    try {
+      await install(pool, 'public');
+      if (o.demo && (await loadDemo(pool))) console.log('demo data loaded: demo.orders, demo.customer_features');
+    } finally {
+      await pool.end();
+    }
+    console.log(`
+sqlml is running. Connect with:
+
+  psql '${url}'
+
+and try:
+
+  CALL ml_train('segments', 'kmeans',
+                $$SELECT * FROM demo.customer_features$$,
+                '{"num_clusters": 4, "exclude": ["customer_id"], "seed": 1}');
+  SELECT * FROM ml_evaluate('segments');
+  SELECT customer_id, segments_predict(recency_days, frequency, monetary, avg_basket,
+                                       discount_share, segment, region) FROM demo.customer_features LIMIT 5;
+
+Stop with Ctrl-C.`);
+    await runWorker(url, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000 }, server);
+  });
+
+interface WorkerFlags {
+  databaseUrl?: string;
+  concurrency: number;
+  leaseSeconds: number;
+  pollInterval: number;
+  statementTimeout: number;
+}
+
+async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | null): Promise<void> {
+  const pool = makePool(url, o.concurrency + 2);
+  const worker = new Worker(pool, {
+    connectionString: url,
+    concurrency: o.concurrency,
+    leaseSeconds: o.leaseSeconds,
+    pollIntervalMs: o.pollInterval,
+    statementTimeoutMs: o.statementTimeout,
+  });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: finishing the current iteration and releasing running jobs`);
+    await worker.stop();
+    await pool.end().catch(() => undefined);
+    if (server) await server.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  await worker.start();
+}
+
+function requireUrl(flag?: string): string {
+  const url = resolveDatabaseUrl(flag);
+  if (!url) {
+    console.error('no database: pass --database-url or set DATABASE_URL (or use `sqlml start` for an embedded PostgreSQL)');
+    process.exit(2);
+  }
+  return url;
+}
+
+function toInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+program.parseAsync(process.argv).catch((err) => {
+  console.error(`sqlml: ${messageOf(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,139 @@
+import { pipeline } from 'node:stream/promises';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Pool } from '../db/connect.ts';
+import { quoteIdent } from '../db/connect.ts';
+import { UserError, messageOf, sqlState } from '../util/errors.ts';
+import { BinaryCopyParser, type FieldKind } from './copy-binary.ts';
+import type { Table } from './columns.ts';
+
+export interface LoadRequest {
+  query: string;
+  role: string; // the role that asked: the query runs with its privileges only
+  statementTimeoutMs: number;
+  exclude: string[]; // columns kept out of the features (ids)
+  boolColumn?: string; // a boolean column loaded separately (k-means custom init)
+}
+
+export interface LoadedData {
+  table: Table;
+  /** Per row: the boolean column's value (1 true, 0 false/NULL), when requested. */
+  flags?: Uint8Array;
+  seconds: number;
+}
+
+interface Described {
+  name: string;
+  typeOid: number;
+  typcategory: string;
+  typname: string;
+}
+
+/** Trailing semicolons would break the subquery we wrap the user's query in. */
+export function stripQuery(query: string): string {
+  return query.replace(/[\s;]+$/, '');
+}
+
+/**
+ * Reads a training query's rows by binary COPY into typed columns. Runs inside a READ ONLY
+ * transaction, under SET ROLE of the requester, with a statement timeout: the sidecar never
+ * reads what the requester may not, and a data-modifying query cannot change anything.
+ */
+export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<LoadedData> {
+  const started = performance.now();
+  const q = stripQuery(req.query);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN TRANSACTION READ ONLY');
+    await client.query(`SET LOCAL ROLE ${quoteIdent(req.role)}`);
+    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+    const described = await describe(client, q);
+    const names = described.map((d) => d.name);
+    for (const e of req.exclude) {
+      if (!names.includes(e)) {
+        throw new UserError(`column "${e}" listed in "exclude" is not in the training query (its columns: ${names.join(', ')})`);
+      }
+    }
+    if (req.boolColumn !== undefined) {
+      const col = described.find((d) => d.name === req.boolColumn);
+      if (!col) throw new UserError(`column "${req.boolColumn}" named by "kmeans_init_col" is not in the training query`);
+      if (col.typname !== 'bool') {
+        throw new UserError(`column "${req.boolColumn}" named by "kmeans_init_col" must be boolean (it is ${col.typname})`);
+      }
+    }
+    const features = described.filter((d) => !req.exclude.includes(d.name) && d.name !== req.boolColumn);
+    if (features.length === 0) {
+      throw new UserError('no feature columns are left after "exclude": the training query must have at least one other column');
+    }
+    const kinds: FieldKind[] = features.map((d) => kindOf(d));
+    const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
+    if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
+    const allKinds: FieldKind[] = req.boolColumn !== undefined ? [...kinds, 'float8'] : kinds;
+    const parser = new BinaryCopyParser(
+      [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : [])],
+      allKinds,
+    );
+    const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q) TO STDOUT (FORMAT binary)`;
+    await pipeline(client.query(copyTo(copySql)), parser);
+    await client.query('COMMIT');
+    const columns = parser.columns();
+    let flags: Uint8Array | undefined;
+    if (req.boolColumn !== undefined) {
+      const flagCol = columns.pop()!;
+      flags = flagCol.kind === 'numeric' ? Uint8Array.from(flagCol.values) : undefined;
+    }
+    return { table: { rows: parser.rows, columns }, flags, seconds: (performance.now() - started) / 1000 };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw explain(err);
+  } finally {
+    client.release();
+  }
+}
+
+async function describe(client: import('pg').PoolClient, q: string): Promise<Described[]> {
+  const res = await client.query(`SELECT * FROM (${q}) q LIMIT 0`);
+  const seen = new Set<string>();
+  for (const f of res.fields) {
+    if (seen.has(f.name)) {
+      throw new UserError(`the training query has two columns named "${f.name}"; give them distinct names with AS`);
+    }
+    seen.add(f.name);
+  }
+  const oids = res.fields.map((f) => f.dataTypeID);
+  const types = await client.query<{ oid: number; typcategory: string; typname: string }>(
+    'SELECT oid::int AS oid, typcategory::text AS typcategory, typname::text AS typname FROM pg_type WHERE oid = ANY($1::oid[])',
+    [oids],
+  );
+  const byOid = new Map(types.rows.map((t) => [t.oid, t]));
+  return res.fields.map((f) => {
+    const t = byOid.get(f.dataTypeID);
+    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown' };
+  });
+}
+
+// BigQuery ML's rule: numeric types are numeric features; text, boolean, enum (and other
+// scalar types such as dates) are categorical, one-hot encoded. Arrays and composites are
+// not supported yet.
+function kindOf(d: Described): FieldKind {
+  if (d.typcategory === 'N') return 'float8';
+  if (d.typcategory === 'A' || d.typcategory === 'C' || d.typname === 'json' || d.typname === 'jsonb') {
+    throw new UserError(
+      `column "${d.name}" has type ${d.typname}, which sqlml cannot use as a feature yet; list it in "exclude" or cast it in the query`,
+    );
+  }
+  return 'text';
+}
+
+// Turn PostgreSQL's errors about the user's query into sentences about the user's query;
+// keep the SQLSTATE so the queue can tell transient from deterministic failures.
+function explain(err: unknown): unknown {
+  if (err instanceof UserError) return err;
+  const code = sqlState(err);
+  if (!code) return err;
+  let message = `training query failed: ${messageOf(err)}`;
+  if (code === '57014') message = `training query was cancelled by the statement timeout: ${messageOf(err)}`;
+  if (code === '25006') message = `training query must only read data (it ran in a read-only transaction): ${messageOf(err)}`;
+  const out = new Error(message) as Error & { code: string };
+  out.code = code;
+  return out;
+}

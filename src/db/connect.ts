@@ -1,0 +1,28 @@
+import pg from 'pg';
+
+export type Pool = pg.Pool;
+export type Client = pg.PoolClient | pg.Client;
+
+// int8 (bigint) job ids come back as strings by default; keep them strings (exact) and parse
+// numeric/float8 as JS numbers only where we read them explicitly.
+export function makePool(connectionString: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, keepAlive: true, application_name: 'sqlml' });
+  // An idle client that loses its connection (server restart) emits 'error' on the pool; without
+  // a listener that would crash the process. The next checkout gets a fresh connection.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export function resolveDatabaseUrl(flag?: string): string | undefined {
+  return flag ?? process.env.DATABASE_URL ?? undefined;
+}
+
+/** Quote an identifier exactly as PostgreSQL's quote_ident / format('%I') would. */
+export function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+/** Quote a string literal (standard_conforming_strings = on, the default since 9.1). */
+export function quoteLiteral(value: string): string {
+  return "'" + value.replace(/'/g, "''") + "'";
+}

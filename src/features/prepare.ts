@@ -1,0 +1,178 @@
+import type { Column, Table } from '../data/columns.ts';
+import { UserError } from '../util/errors.ts';
+
+// Feature preparation fitted at training time and replayed at scoring time (the generated SQL
+// reads the same FeatureSpec from the model artifact). BigQuery ML's rules: numeric NULL ->
+// training mean; numeric features z-scored when standardize; categorical one-hot with NULL as
+// its own category; a category unseen in training -> an all-zero block.
+
+export interface NumericFeature {
+  name: string;
+  kind: 'numeric';
+  mean: number;
+  scale: number; // population standard deviation; 1 when constant or not standardizing
+  offset: number; // position in the model-space vector
+}
+
+export interface CategoricalFeature {
+  name: string;
+  kind: 'categorical';
+  categories: (string | null)[]; // sorted, NULL last; one model-space dimension each
+  offset: number;
+}
+
+export type Feature = NumericFeature | CategoricalFeature;
+
+export interface FeatureSpec {
+  features: Feature[];
+  dims: number;
+  standardize: boolean;
+}
+
+export interface FeatureStats {
+  input: string;
+  type: 'numeric' | 'categorical' | 'dropped';
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  median: number | null;
+  stddev: number | null;
+  null_count: number;
+  category_count: number | null;
+  warning: string | null;
+}
+
+export interface FitOptions {
+  standardize: boolean;
+  maxCategories: number;
+}
+
+export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec; stats: FeatureStats[] } {
+  const features: Feature[] = [];
+  const stats: FeatureStats[] = [];
+  let offset = 0;
+  for (const col of table.columns) {
+    if (col.kind === 'numeric') {
+      const s = numericStats(col, table.rows);
+      if (s.count === 0) {
+        stats.push({ ...s.stats, type: 'dropped', warning: 'every value is NULL: the column was dropped from the features' });
+        continue;
+      }
+      const scale = opts.standardize && s.std > 0 ? s.std : 1;
+      features.push({ name: col.name, kind: 'numeric', mean: s.mean, scale, offset });
+      stats.push({
+        ...s.stats,
+        warning: s.std === 0 ? 'constant column: it does not separate clusters' : null,
+      });
+      offset += 1;
+    } else {
+      const present = new Uint8Array(col.categories.length);
+      let nulls = 0;
+      for (let i = 0; i < col.codes.length; i++) present[col.codes[i]!] = 1;
+      const used = col.categories.filter((_, c) => present[c]);
+      if (used.includes(null)) for (let i = 0; i < col.codes.length; i++) if (col.categories[col.codes[i]!] === null) nulls++;
+      const distinct = used.filter((c) => c !== null).length;
+      if (used.length > opts.maxCategories) {
+        throw new UserError(
+          `column "${col.name}" has ${distinct} distinct values (max_categories is ${opts.maxCategories}); list it in "exclude" or raise "max_categories"`,
+        );
+      }
+      if (nulls === table.rows) {
+        stats.push(emptyStats(col.name, 'dropped', nulls, 'every value is NULL: the column was dropped from the features'));
+        continue;
+      }
+      const categories = sortCategories(used);
+      features.push({ name: col.name, kind: 'categorical', categories, offset });
+      stats.push({ ...emptyStats(col.name, 'categorical', nulls, distinct === 1 ? 'a single category: it does not separate clusters' : null), category_count: distinct });
+      offset += categories.length;
+    }
+  }
+  if (features.length === 0) {
+    throw new UserError('no usable feature columns: every feature column is entirely NULL');
+  }
+  return { spec: { features, dims: offset, standardize: opts.standardize }, stats };
+}
+
+/** Builds the n x dims model-space matrix (row-major) that the model families train on. */
+export function transform(table: Table, spec: FeatureSpec): Float64Array {
+  const n = table.rows;
+  const d = spec.dims;
+  const X = new Float64Array(n * d);
+  const byName = new Map<string, Column>(table.columns.map((c) => [c.name, c]));
+  for (const f of spec.features) {
+    const col = byName.get(f.name);
+    if (!col) throw new UserError(`the training query has no column "${f.name}", which the model's features need`);
+    if (f.kind === 'numeric') {
+      if (col.kind !== 'numeric') throw new UserError(`column "${f.name}" must be numeric, as when the model was first trained`);
+      const { values, nulls } = col;
+      const inv = 1 / f.scale;
+      for (let i = 0, p = f.offset; i < n; i++, p += d) {
+        X[p] = nulls[i] ? 0 : (values[i]! - f.mean) * inv;
+      }
+    } else {
+      if (col.kind !== 'categorical') throw new UserError(`column "${f.name}" must be categorical, as when the model was first trained`);
+      // Map this table's dictionary codes to the spec's category positions (-1 = unseen).
+      const index = new Map<string | null, number>(f.categories.map((c, i) => [c, i]));
+      const position = Int32Array.from(col.categories, (c) => index.get(c) ?? -1);
+      for (let i = 0, p = f.offset; i < n; i++, p += d) {
+        const pos = position[col.codes[i]!]!;
+        if (pos >= 0) X[p + pos] = 1;
+      }
+    }
+  }
+  return X;
+}
+
+function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
+  let count = 0;
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (col.nulls[i]) continue;
+    const v = col.values[i]!;
+    if (!Number.isFinite(v)) {
+      throw new UserError(
+        `column "${col.name}" has the value ${v} (row ${i + 1}); replace NaN/Infinity in the query, e.g. NULLIF(${col.name}, 'NaN')`,
+      );
+    }
+    count++;
+    sum += v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mean = count ? sum / count : 0;
+  let ss = 0;
+  const present = new Float64Array(count);
+  for (let i = 0, j = 0; i < n; i++) {
+    if (col.nulls[i]) continue;
+    const dv = col.values[i]! - mean;
+    ss += dv * dv;
+    present[j++] = col.values[i]!;
+  }
+  const std = count ? Math.sqrt(ss / count) : 0;
+  present.sort();
+  const median = count === 0 ? null : count % 2 ? present[(count - 1) / 2]! : (present[count / 2 - 1]! + present[count / 2]!) / 2;
+  const stats: FeatureStats = {
+    input: col.name,
+    type: 'numeric',
+    min: count ? min : null,
+    max: count ? max : null,
+    mean: count ? mean : null,
+    median,
+    stddev: count ? std : null,
+    null_count: n - count,
+    category_count: null,
+    warning: null,
+  };
+  return { count, mean, std, stats };
+}
+
+function emptyStats(input: string, type: FeatureStats['type'], nulls: number, warning: string | null): FeatureStats {
+  return { input, type, min: null, max: null, mean: null, median: null, stddev: null, null_count: nulls, category_count: null, warning };
+}
+
+function sortCategories(cats: (string | null)[]): (string | null)[] {
+  const named = cats.filter((c): c is string => c !== null).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return cats.includes(null) ? [...named, null] : named;
+}

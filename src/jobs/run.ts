@@ -1,0 +1,26 @@
+import type { Pool } from '../db/connect.ts';
+import type { ClaimedJob } from '../queue/job-sql.ts';
+import { runTrainJob } from './train.ts';
+
+export interface JobContext {
+  pool: Pool;
+  job: ClaimedJob;
+  workerId: string;
+  apiSchema: string;
+  statementTimeoutMs: number;
+  /**
+   * Called between iterations with the current progress: yields to the event loop and throws
+   * JobCancelled / WorkerStopping / LeaseLost when the job must stop.
+   */
+  checkpoint: (progress: Record<string, unknown>) => Promise<void>;
+}
+
+/** One handler per job kind. */
+export async function runJob(ctx: JobContext): Promise<void> {
+  switch (ctx.job.kind) {
+    case 'train':
+      return runTrainJob(ctx);
+    default:
+      throw new Error(`unknown job kind ${String(ctx.job.kind)}`);
+  }
+}

@@ -1,0 +1,174 @@
+import type { PoolClient } from 'pg';
+import { quoteIdent, quoteLiteral } from '../db/connect.ts';
+import type { Feature, FeatureSpec, FeatureStats } from '../features/prepare.ts';
+import type { DistanceType } from '../models/kmeans/geometry.ts';
+import type { IterationInfo } from '../models/kmeans/lloyd.ts';
+import { argumentTypes, distancesFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
+import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
+import { LeaseLost } from '../util/errors.ts';
+import type { JobContext } from './run.ts';
+
+/** What scoring replays: stored in ml.models.artifact. */
+export interface KmeansArtifact {
+  k: number;
+  distance: DistanceType;
+  standardize: boolean;
+  dims: number;
+  features: Feature[];
+  centroids: number[][]; // model space
+  centroid_distances: number[][]; // between model centroids, in the model's metric
+  training_run: number;
+}
+
+export interface CentroidRow {
+  centroid_id: number;
+  ordinal: number;
+  feature: string;
+  numerical_value: number | null;
+  standardized_value: number | null;
+  categorical_value: { category: string | null; value: number }[] | null;
+}
+
+export interface KmeansWrite {
+  modelId: string;
+  modelName: string;
+  version: number;
+  owner: string;
+  functionName: string;
+  spec: FeatureSpec;
+  artifact: KmeansArtifact;
+  centroidRows: CentroidRow[];
+  metrics: Record<string, unknown>;
+  options: Record<string, unknown>;
+  trainingInfo: IterationInfo[];
+  featureStats: FeatureStats[];
+  finalProgress: Record<string, unknown>;
+}
+
+/**
+ * Writes a trained model in one transaction: model row, centroids, training and feature info,
+ * the generated scoring functions, and the job's `ready`. Readers see the whole model or none
+ * of it. If the job's lease was lost meanwhile (another sidecar took over), nothing is written.
+ */
+export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise<void> {
+  const client = await ctx.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
+    if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
+    // Serialises write-backs of versions of one model (they share the public function).
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [w.modelName]);
+
+    const distances = `ml.${quoteIdent(`m${w.modelId}_distances`)}`;
+    const compiled = { spec: w.spec, centroids: Float64Array.from(w.artifact.centroids.flat()), k: w.artifact.k, distance: w.artifact.distance };
+    await client.query(distancesFunctionSql(compiled, distances));
+    await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, w.owner);
+
+    const signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled);
+
+    await client.query(
+      `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(),
+              distances_function = $5, function_signature = coalesce($6, function_signature)
+        WHERE id = $1`,
+      [w.modelId, JSON.stringify(w.artifact), JSON.stringify(w.metrics), JSON.stringify(w.options), distances, signature],
+    );
+    await client.query('DELETE FROM ml.centroids WHERE model_id = $1', [w.modelId]);
+    await client.query('DELETE FROM ml.training_info WHERE model_id = $1', [w.modelId]);
+    await client.query('DELETE FROM ml.feature_info WHERE model_id = $1', [w.modelId]);
+    const c = w.centroidRows;
+    await client.query(
+      `INSERT INTO ml.centroids (model_id, centroid_id, ordinal, feature, numerical_value, standardized_value, categorical_value)
+       SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::float8[], $6::float8[], $7::jsonb[])`,
+      [
+        w.modelId,
+        c.map((r) => r.centroid_id),
+        c.map((r) => r.ordinal),
+        c.map((r) => r.feature),
+        c.map((r) => r.numerical_value),
+        c.map((r) => r.standardized_value),
+        c.map((r) => (r.categorical_value ? JSON.stringify(r.categorical_value) : null)),
+      ],
+    );
+    const t = w.trainingInfo;
+    await client.query(
+      `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info)
+       SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[])`,
+      [w.modelId, w.artifact.training_run, t.map((i) => i.iteration), t.map((i) => i.loss), t.map((i) => i.durationMs), t.map((i) => JSON.stringify(i.clusterInfo))],
+    );
+    const f = w.featureStats;
+    await client.query(
+      `INSERT INTO ml.feature_info (model_id, ordinal, input, type, min, max, mean, median, stddev, null_count, category_count, warning)
+       SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+                                $9::float8[], $10::bigint[], $11::int[], $12::text[])`,
+      [
+        w.modelId,
+        f.map((_, i) => i),
+        f.map((s) => s.input),
+        f.map((s) => s.type),
+        f.map((s) => s.min),
+        f.map((s) => s.max),
+        f.map((s) => s.mean),
+        f.map((s) => s.median),
+        f.map((s) => s.stddev),
+        f.map((s) => s.null_count),
+        f.map((s) => s.category_count),
+        f.map((s) => s.warning),
+      ],
+    );
+    await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * The public function (default <model>_predict) serves the newest ready version. Returns its
+ * signature, or null when a newer version is already ready (then this version keeps only its
+ * internal distances function, reachable as 'model@version').
+ */
+async function publishPredictFunction(
+  client: PoolClient,
+  apiSchema: string,
+  w: KmeansWrite,
+  compiled: Parameters<typeof predictFunctionSql>[0],
+): Promise<string | null> {
+  const newer = await client.query(
+    `SELECT 1 FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
+      WHERE m.model_name = $1 AND m.version > $2 AND j.status = 'ready'`,
+    [w.modelName, w.version],
+  );
+  if ((newer.rowCount ?? 0) > 0) return null;
+  const qualified = `${quoteIdent(apiSchema)}.${quoteIdent(w.functionName)}`;
+  const signature = `${qualified}(${argumentTypes(w.spec)})`;
+  // Older versions' public functions (another signature, or another function_name) go away.
+  const old = await client.query<{ sig: string }>(
+    `SELECT DISTINCT function_signature AS sig FROM ml.models
+      WHERE model_name = $1 AND id <> $2 AND function_signature IS NOT NULL`,
+    [w.modelName, w.modelId],
+  );
+  const canonical = await client.query<{ sig: string | null }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
+  for (const { sig } of old.rows) {
+    if (sig !== canonical.rows[0]?.sig) await client.query(`DROP FUNCTION IF EXISTS ${sig}`);
+  }
+  await client.query(`UPDATE ml.models SET function_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
+  await client.query(predictFunctionSql(compiled, qualified));
+  const k = w.artifact.k;
+  await client.query(
+    `COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(
+      `sqlml: nearest centroid (1..${k}) of k-means model ${w.modelName} version ${w.version}; arguments are its features in training order`,
+    )}`,
+  );
+  await restrictExecute(client, signature, w.owner);
+  const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
+  return rows[0]!.sig;
+}
+
+/** Generated functions are executable by the model's owner only (and the sidecar, their owner). */
+async function restrictExecute(client: PoolClient, signature: string, owner: string): Promise<void> {
+  await client.query(`REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC`);
+  await client.query(`GRANT EXECUTE ON FUNCTION ${signature} TO ${quoteIdent(owner)}`);
+}

@@ -1,0 +1,159 @@
+import { Random } from '../util/random.ts';
+import { pointDist2, rowDist2, type Space } from '../models/kmeans/geometry.ts';
+
+// Clustering quality metrics on model space, with scikit-learn's definitions (clusters are
+// summarised by the mean of their members; empty clusters are ignored). Distances follow the
+// model's metric: Euclidean, or sqrt(1 - cos) for cosine models.
+
+export const SILHOUETTE_EXACT_MAX = 10_000;
+
+export interface ClusteringMetrics {
+  davies_bouldin_index: number | null;
+  mean_squared_distance: number;
+  silhouette_score: number | null;
+  silhouette_sample_size: number;
+  calinski_harabasz_score: number | null;
+}
+
+export function memberMeans(s: Space, labels: Int32Array, k: number): { means: Float64Array; counts: Float64Array } {
+  const { X, n, d } = s;
+  const means = new Float64Array(k * d);
+  const counts = new Float64Array(k);
+  for (let i = 0, p = 0; i < n; i++, p += d) {
+    const q = labels[i]! * d;
+    counts[labels[i]!]!++;
+    for (let j = 0; j < d; j++) means[q + j]! += X[p + j]!;
+  }
+  for (let c = 0; c < k; c++) if (counts[c]! > 0) for (let j = 0; j < d; j++) means[c * d + j]! /= counts[c]!;
+  return { means, counts };
+}
+
+function norm(A: Float64Array, o: number, d: number): number {
+  let s = 0;
+  for (let j = 0; j < d; j++) s += A[o + j]! * A[o + j]!;
+  return Math.sqrt(s);
+}
+
+export function daviesBouldin(s: Space, labels: Int32Array, k: number): number | null {
+  const { n, d } = s;
+  const { means, counts } = memberMeans(s, labels, k);
+  const spread = new Float64Array(k);
+  const meanNorm = Float64Array.from({ length: k }, (_, c) => norm(means, c * d, d));
+  for (let i = 0; i < n; i++) spread[labels[i]!]! += Math.sqrt(rowDist2(s, i, means, labels[i]! * d, meanNorm[labels[i]!]));
+  const present: number[] = [];
+  for (let c = 0; c < k; c++) if (counts[c]! > 0) {
+    spread[c]! /= counts[c]!;
+    present.push(c);
+  }
+  if (present.length < 2) return null;
+  let total = 0;
+  for (const a of present) {
+    let worst = 0;
+    for (const b of present) {
+      if (a === b) continue;
+      const m = Math.sqrt(pointDist2(s.distance, means, a * d, means, b * d, d));
+      const r = m > 0 ? (spread[a]! + spread[b]!) / m : 0; // coincident means: scikit-learn treats the distance as infinite
+      if (r > worst) worst = r;
+    }
+    total += worst;
+  }
+  return total / present.length;
+}
+
+export function calinskiHarabasz(s: Space, labels: Int32Array, k: number): number | null {
+  const { X, n, d } = s;
+  const { means, counts } = memberMeans(s, labels, k);
+  const present = Array.from(counts).filter((c) => c > 0).length;
+  if (present < 2 || n <= present) return null;
+  const overall = new Float64Array(d);
+  for (let i = 0, p = 0; i < n; i++, p += d) for (let j = 0; j < d; j++) overall[j]! += X[p + j]!;
+  for (let j = 0; j < d; j++) overall[j]! /= n;
+  let between = 0;
+  for (let c = 0; c < k; c++) {
+    if (!counts[c]) continue;
+    let acc = 0;
+    for (let j = 0; j < d; j++) acc += (means[c * d + j]! - overall[j]!) ** 2;
+    between += counts[c]! * acc;
+  }
+  let within = 0;
+  for (let i = 0, p = 0; i < n; i++, p += d) {
+    const q = labels[i]! * d;
+    for (let j = 0; j < d; j++) within += (X[p + j]! - means[q + j]!) ** 2;
+  }
+  return within === 0 ? 1 : (between * (n - present)) / (within * (present - 1));
+}
+
+/**
+ * Mean silhouette: exact when n <= 10,000, otherwise on a uniform sample of 10,000 rows drawn
+ * with `seed` (the sample size is reported next to the score).
+ */
+export function silhouette(s: Space, labels: Int32Array, k: number, seed: number): { score: number | null; sampleSize: number } {
+  const { n, d, X } = s;
+  let rows: Int32Array;
+  if (n <= SILHOUETTE_EXACT_MAX) rows = Int32Array.from({ length: n }, (_, i) => i);
+  else {
+    // Partial Fisher-Yates: the first m entries become a uniform sample without replacement.
+    const rng = new Random(seed);
+    const all = Int32Array.from({ length: n }, (_, i) => i);
+    for (let i = 0; i < SILHOUETTE_EXACT_MAX; i++) {
+      const j = i + rng.int(n - i);
+      const t = all[i]!;
+      all[i] = all[j]!;
+      all[j] = t;
+    }
+    rows = all.slice(0, SILHOUETTE_EXACT_MAX).sort();
+  }
+  const m = rows.length;
+  const sizes = new Float64Array(k);
+  for (let a = 0; a < m; a++) sizes[labels[rows[a]!]!]!++;
+  if (Array.from(sizes).filter((c) => c > 0).length < 2) return { score: null, sampleSize: m };
+  const sums = new Float64Array(m * k); // per sampled row: summed distance to each cluster
+  const rowNorm = s.distance === 'cosine' ? Float64Array.from(rows, (i) => norm(X, i * d, d)) : null;
+  for (let a = 0; a < m; a++) {
+    const ia = rows[a]! * d;
+    const la = labels[rows[a]!]!;
+    for (let b = a + 1; b < m; b++) {
+      const ib = rows[b]! * d;
+      let dist: number;
+      if (rowNorm) {
+        let dot = 0;
+        for (let j = 0; j < d; j++) dot += X[ia + j]! * X[ib + j]!;
+        const nn = rowNorm[a]! * rowNorm[b]!;
+        dist = Math.sqrt(nn > 0 ? Math.max(0, 1 - dot / nn) : 1);
+      } else {
+        let acc = 0;
+        for (let j = 0; j < d; j++) {
+          const t = X[ia + j]! - X[ib + j]!;
+          acc += t * t;
+        }
+        dist = Math.sqrt(acc);
+      }
+      sums[a * k + labels[rows[b]!]!]! += dist;
+      sums[b * k + la]! += dist;
+    }
+  }
+  let total = 0;
+  for (let a = 0; a < m; a++) {
+    const la = labels[rows[a]!]!;
+    if (sizes[la]! <= 1) continue; // a singleton's silhouette is 0
+    const intra = sums[a * k + la]! / (sizes[la]! - 1);
+    let nearest = Infinity;
+    for (let c = 0; c < k; c++) if (c !== la && sizes[c]! > 0) nearest = Math.min(nearest, sums[a * k + c]! / sizes[c]!);
+    const denom = Math.max(intra, nearest);
+    total += denom > 0 ? (nearest - intra) / denom : 0;
+  }
+  return { score: total / m, sampleSize: m };
+}
+
+export function clusteringMetrics(s: Space, labels: Int32Array, dist2: Float64Array, k: number, seed: number): ClusteringMetrics {
+  let msd = 0;
+  for (let i = 0; i < s.n; i++) msd += dist2[i]!;
+  const sil = silhouette(s, labels, k, seed);
+  return {
+    davies_bouldin_index: daviesBouldin(s, labels, k),
+    mean_squared_distance: msd / s.n,
+    silhouette_score: sil.score,
+    silhouette_sample_size: sil.sampleSize,
+    calinski_harabasz_score: calinskiHarabasz(s, labels, k),
+  };
+}

@@ -1,0 +1,156 @@
+import { norms, type Space } from './geometry.ts';
+
+export interface IterationInfo {
+  iteration: number;
+  loss: number; // mean squared distance to the nearest centroid
+  durationMs: number;
+  clusterInfo: { centroid_id: number; cluster_radius: number; cluster_size: number }[];
+}
+
+export interface LloydOptions {
+  maxIterations: number;
+  earlyStop: boolean;
+  minRelProgress: number;
+  /** Called after each iteration; may throw to stop (cancel, shutdown, lease lost). */
+  onIteration?: (info: IterationInfo) => Promise<void> | void;
+}
+
+export interface LloydResult {
+  centroids: Float64Array; // k x d
+  labels: Int32Array;
+  dist2: Float64Array; // squared distance of each row to its centroid
+  loss: number;
+  iterations: IterationInfo[];
+  converged: boolean;
+}
+
+/**
+ * Lloyd's algorithm on typed arrays. Each iteration assigns every row to its nearest centroid
+ * (the loss of that iteration), then moves each centroid to the mean of its rows. It stops when
+ * no row changes cluster, after maxIterations, or (earlyStop) when the loss improved by less
+ * than minRelProgress. The returned centroids are the ones the returned labels were assigned
+ * to, so a model's predictions reproduce its training labels.
+ */
+export async function lloyd(s: Space, init: Float64Array, k: number, opts: LloydOptions): Promise<LloydResult> {
+  const { n, d } = s;
+  const C = Float64Array.from(init);
+  const labels = new Int32Array(n).fill(-1);
+  const dist2 = new Float64Array(n);
+  const sums = new Float64Array(k * d);
+  const counts = new Float64Array(k);
+  const within = new Float64Array(k);
+  const iterations: IterationInfo[] = [];
+  let prevLoss = Infinity;
+  let converged = false;
+  for (let it = 0; it < opts.maxIterations; it++) {
+    const t0 = performance.now();
+    const changed = assign(s, C, k, labels, dist2);
+    let loss = 0;
+    counts.fill(0);
+    within.fill(0);
+    for (let i = 0; i < n; i++) {
+      loss += dist2[i]!;
+      counts[labels[i]!]!++;
+      within[labels[i]!]! += dist2[i]!;
+    }
+    loss /= n;
+    const info: IterationInfo = {
+      iteration: it,
+      loss,
+      durationMs: performance.now() - t0,
+      clusterInfo: Array.from({ length: k }, (_, c) => ({
+        centroid_id: c + 1,
+        cluster_radius: counts[c]! > 0 ? Math.sqrt(within[c]! / counts[c]!) : 0,
+        cluster_size: counts[c]!,
+      })),
+    };
+    iterations.push(info);
+    await opts.onIteration?.(info);
+    if (it > 0 && changed === 0) {
+      converged = true;
+      break;
+    }
+    if (opts.earlyStop && it > 0 && prevLoss > 0 && (prevLoss - loss) / prevLoss < opts.minRelProgress) break;
+    if (it === opts.maxIterations - 1) break;
+    prevLoss = loss;
+    updateCentroids(s, C, k, labels, dist2, sums, counts);
+  }
+  const loss = iterations.length ? iterations[iterations.length - 1]!.loss : NaN;
+  return { centroids: C, labels, dist2, loss, iterations, converged };
+}
+
+/** Assigns each row to its nearest centroid; returns how many rows changed cluster. */
+export function assign(s: Space, C: Float64Array, k: number, labels: Int32Array, dist2: Float64Array): number {
+  const { X, n, d } = s;
+  let changed = 0;
+  if (s.distance === 'euclidean') {
+    for (let i = 0, p = 0; i < n; i++, p += d) {
+      let best = Infinity;
+      let bc = 0;
+      for (let c = 0, q = 0; c < k; c++, q += d) {
+        let acc = 0;
+        for (let j = 0; j < d; j++) {
+          const t = X[p + j]! - C[q + j]!;
+          acc += t * t;
+        }
+        if (acc < best) {
+          best = acc;
+          bc = c;
+        }
+      }
+      if (labels[i] !== bc) changed++;
+      labels[i] = bc;
+      dist2[i] = best;
+    }
+    return changed;
+  }
+  const cn = norms(C, k, d);
+  for (let i = 0, p = 0; i < n; i++, p += d) {
+    let best = Infinity;
+    let bc = 0;
+    for (let c = 0, q = 0; c < k; c++, q += d) {
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += X[p + j]! * C[q + j]!;
+      const dd = cn[c]! > 0 ? Math.max(0, 1 - dot / cn[c]!) : 1;
+      if (dd < best) {
+        best = dd;
+        bc = c;
+      }
+    }
+    if (labels[i] !== bc) changed++;
+    labels[i] = bc;
+    dist2[i] = best;
+  }
+  return changed;
+}
+
+/** Centroids = means of their rows; an empty cluster takes the row farthest from its centroid. */
+export function updateCentroids(
+  s: Space,
+  C: Float64Array,
+  k: number,
+  labels: Int32Array,
+  dist2: Float64Array,
+  sums: Float64Array,
+  counts: Float64Array,
+): void {
+  const { X, n, d } = s;
+  sums.fill(0);
+  counts.fill(0);
+  for (let i = 0, p = 0; i < n; i++, p += d) {
+    const q = labels[i]! * d;
+    counts[labels[i]!]!++;
+    for (let j = 0; j < d; j++) sums[q + j]! += X[p + j]!;
+  }
+  const taken = new Set<number>();
+  for (let c = 0; c < k; c++) {
+    if (counts[c]! > 0) {
+      for (let j = 0; j < d; j++) C[c * d + j] = sums[c * d + j]! / counts[c]!;
+      continue;
+    }
+    let far = -1;
+    for (let i = 0; i < n; i++) if (!taken.has(i) && (far < 0 || dist2[i]! > dist2[far]!)) far = i;
+    taken.add(far);
+    C.set(X.subarray(far * d, far * d + d), c * d);
+  }
+}

@@ -1,0 +1,209 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Pool } from '../db/connect.ts';
+import { checkSchema } from '../db/migrate.ts';
+import { runJob, type JobContext } from '../jobs/run.ts';
+import { JobCancelled, LeaseLost, WorkerStopping, isTransient, messageOf } from '../util/errors.ts';
+import { log } from '../util/log.ts';
+import { CANCELLED, CLAIM, FAIL, HEARTBEAT, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
+import { Listener, backoffMs } from './listener.ts';
+
+export interface WorkerOptions {
+  connectionString: string;
+  concurrency?: number;
+  leaseSeconds?: number; // a job whose heartbeats stop is taken over after this long
+  pollIntervalMs?: number; // backstop when a NOTIFY is missed
+  statementTimeoutMs?: number; // for the user's training query
+  id?: string;
+}
+
+interface Running {
+  job: ClaimedJob;
+  cancelled: boolean;
+  stopping: boolean;
+  leaseLost: boolean;
+  progress: Record<string, unknown> | null;
+}
+
+/**
+ * The sidecar: wakes on NOTIFY ml_jobs (plus a polling backstop and a catch-up claim after
+ * every reconnect), claims jobs with SKIP LOCKED, keeps their lease alive with heartbeats, runs
+ * them and records the outcome. stop() lets running jobs reach an iteration boundary, releases
+ * them to the queue and returns.
+ */
+export class Worker {
+  readonly id: string;
+  private readonly concurrency: number;
+  private readonly leaseSeconds: number;
+  private readonly pollIntervalMs: number;
+  private readonly statementTimeoutMs: number;
+  private readonly running = new Map<string, Running>();
+  private readonly finished = new Set<Promise<void>>();
+  private listener: Listener | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private claiming = false;
+  private wakeAgain = false;
+  private stopping = false;
+  private apiSchema = 'public';
+  /** Jobs this worker finished, by outcome (for tests and logs). */
+  readonly counts = { ready: 0, failed: 0, retried: 0, cancelled: 0, released: 0 };
+
+  constructor(private readonly pool: Pool, opts: WorkerOptions) {
+    this.id = opts.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.concurrency = Math.max(1, opts.concurrency ?? 1);
+    this.leaseSeconds = opts.leaseSeconds ?? 30;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 2000;
+    this.statementTimeoutMs = opts.statementTimeoutMs ?? 15 * 60 * 1000;
+    this.listener = new Listener({
+      connectionString: opts.connectionString,
+      channels: ['ml_jobs', 'ml_cancel'],
+      onNotification: (channel, payload) => this.onNotification(channel, payload),
+      onConnected: () => this.wake(),
+    });
+  }
+
+  async start(): Promise<void> {
+    ({ apiSchema: this.apiSchema } = await checkSchema(this.pool));
+    await this.listener!.start();
+    this.pollTimer = setInterval(() => this.wake(), this.pollIntervalMs);
+    this.heartbeatTimer = setInterval(() => void this.heartbeatAll(), Math.max(200, (this.leaseSeconds * 1000) / 3));
+    log.info('sidecar started', { worker: this.id, concurrency: this.concurrency, lease_seconds: this.leaseSeconds });
+    this.wake();
+  }
+
+  /** Finish or release running jobs, then close connections owned by the worker. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    for (const r of this.running.values()) r.stopping = true;
+    await this.listener?.close();
+    await Promise.allSettled([...this.finished]);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    log.info('sidecar stopped', { worker: this.id, ...this.counts });
+  }
+
+  private onNotification(channel: string, payload: string): void {
+    if (channel === 'ml_cancel') {
+      const r = this.running.get(payload);
+      if (r) r.cancelled = true;
+      return;
+    }
+    this.wake();
+  }
+
+  /** Claims jobs until the concurrency limit is reached or the queue is empty. */
+  wake(): void {
+    if (this.stopping) return;
+    if (this.claiming) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.claiming = true;
+    void (async () => {
+      try {
+        do {
+          this.wakeAgain = false;
+          await this.pool.query(SWEEP_EXPIRED);
+          while (!this.stopping && this.running.size < this.concurrency) {
+            const { rows } = await this.pool.query<ClaimedJob>(CLAIM, [this.id, this.leaseSeconds]);
+            const job = rows[0];
+            if (!job) break;
+            this.launch(job);
+          }
+        } while (this.wakeAgain && !this.stopping && this.running.size < this.concurrency);
+      } catch (err) {
+        log.warn('claim failed; the poll will retry', { error: messageOf(err) });
+      } finally {
+        this.claiming = false;
+      }
+    })();
+  }
+
+  private launch(job: ClaimedJob): void {
+    const state: Running = { job, cancelled: false, stopping: this.stopping, leaseLost: false, progress: null };
+    this.running.set(job.id, state);
+    log.info('job claimed', { job: job.id, kind: job.kind, attempt: job.attempts });
+    const p = this.execute(state).finally(() => {
+      this.running.delete(job.id);
+      this.finished.delete(p);
+      this.wake();
+    });
+    this.finished.add(p);
+  }
+
+  private async execute(state: Running): Promise<void> {
+    const { job } = state;
+    const ctx: JobContext = {
+      pool: this.pool,
+      job,
+      workerId: this.id,
+      apiSchema: this.apiSchema,
+      statementTimeoutMs: this.statementTimeoutMs,
+      checkpoint: async (progress) => {
+        state.progress = progress;
+        // Let timers (heartbeats) and notifications (cancel) run between iterations.
+        await new Promise<void>((r) => setImmediate(r));
+        if (state.leaseLost) throw new LeaseLost(job.id);
+        if (state.cancelled) throw new JobCancelled();
+        if (state.stopping) throw new WorkerStopping();
+      },
+    };
+    try {
+      await runJob(ctx);
+      this.counts.ready++;
+      log.info('job ready', { job: job.id });
+    } catch (err) {
+      await this.settle(state, err).catch((e) => log.error('could not record job outcome', { job: job.id, error: messageOf(e) }));
+    }
+  }
+
+  private async settle(state: Running, err: unknown): Promise<void> {
+    const { job } = state;
+    if (err instanceof LeaseLost) {
+      log.warn('lease lost; another sidecar owns the job now', { job: job.id });
+      return;
+    }
+    if (err instanceof JobCancelled) {
+      await this.pool.query(CANCELLED, [job.id, this.id]);
+      this.counts.cancelled++;
+      log.info('job cancelled', { job: job.id });
+      return;
+    }
+    if (err instanceof WorkerStopping) {
+      await this.pool.query(RELEASE, [job.id, this.id]);
+      this.counts.released++;
+      log.info('job released for another sidecar', { job: job.id });
+      return;
+    }
+    const message = messageOf(err);
+    if (isTransient(err) && job.attempts < job.max_attempts) {
+      const delay = backoffMs(job.attempts, 30_000) / 1000;
+      await this.pool.query(RETRY, [job.id, this.id, message, delay]);
+      this.counts.retried++;
+      log.warn('job hit a transient error; retrying', { job: job.id, error: message, in_s: delay });
+      return;
+    }
+    await this.pool.query(FAIL, [job.id, this.id, message]);
+    this.counts.failed++;
+    log.warn('job failed', { job: job.id, error: message });
+  }
+
+  private async heartbeatAll(): Promise<void> {
+    for (const state of this.running.values()) {
+      try {
+        const { rows } = await this.pool.query<{ cancel_requested: boolean }>(HEARTBEAT, [
+          state.job.id,
+          this.id,
+          this.leaseSeconds,
+          state.progress ? JSON.stringify(state.progress) : null,
+        ]);
+        if (!rows[0]) state.leaseLost = true;
+        else if (rows[0].cancel_requested) state.cancelled = true;
+      } catch (err) {
+        log.warn('heartbeat failed', { job: state.job.id, error: messageOf(err) });
+      }
+    }
+  }
+}
