@@ -54,6 +54,8 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
   const client = await ctx.pool.connect();
   try {
     await client.query('BEGIN');
+    // Signatures (regprocedure text) are stored schema-qualified: print them with no search_path.
+    await client.query('SET LOCAL search_path TO pg_catalog');
     const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
     if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
     // Serialises write-backs of versions of one model (they share the public function).
