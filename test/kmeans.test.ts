@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { kmeans as mlKmeans } from 'ml-kmeans';
+import { makeSpace } from '../src/models/kmeans/geometry.ts';
+import { kmeansPlusPlus } from '../src/models/kmeans/init.ts';
+import { lloyd } from '../src/models/kmeans/lloyd.ts';
+import { trainKmeans } from '../src/models/kmeans/train.ts';
+import { Random } from '../src/util/random.ts';
+import { blobs, toRows } from './data.ts';
+
+const objective = (X: Float64Array, n: number, d: number, C: number[][]) => {
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let best = Infinity;
+    for (const c of C) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += (X[i * d + j]! - c[j]!) ** 2;
+      best = Math.min(best, s);
+    }
+    total += best;
+  }
+  return total / n;
+};
+
+describe('k-means', () => {
+  it('from the same initial centroids, converges to the same centroids and labels as ml-kmeans (the oracle)', async () => {
+    const n = 1500;
+    const d = 4;
+    const k = 5;
+    const { X } = blobs(3, k, n / k, d, 3, 6); // overlapping blobs: many iterations
+    const space = makeSpace(X, n, d, 'euclidean');
+    const init = await kmeansPlusPlus(space, k, new Random(11));
+    const ours = await lloyd(space, init, k, { maxIterations: 500, earlyStop: true, minRelProgress: 0 });
+    const oracle = mlKmeans(toRows(X, n, d), k, {
+      initialization: Array.from({ length: k }, (_, c) => Array.from(init.subarray(c * d, c * d + d))),
+      maxIterations: 500,
+      tolerance: 0,
+    });
+    expect(ours.converged).toBe(true);
+    expect(ours.iterations.length).toBeGreaterThan(3);
+    expect(Array.from(ours.labels)).toEqual(oracle.clusters);
+    for (let c = 0; c < k; c++) {
+      for (let j = 0; j < d; j++) expect(ours.centroids[c * d + j]).toBeCloseTo(oracle.centroids[c]![j]!, 9);
+    }
+  });
+
+  it('same data and same seed give an identical model; another seed may not', async () => {
+    const { X } = blobs(5, 6, 200, 3, 4, 5);
+    const opts = { numClusters: 6, initMethod: 'kmeans++' as const, distance: 'euclidean' as const, maxIterations: 300, earlyStop: true, minRelProgress: 0, seed: 42, nInit: 3 };
+    const a = await trainKmeans(X, 1200, 3, opts);
+    const b = await trainKmeans(X, 1200, 3, opts);
+    expect(Array.from(b.centroids)).toEqual(Array.from(a.centroids));
+    expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    const r = await trainKmeans(X, 1200, 3, { ...opts, initMethod: 'random', seed: 43 });
+    expect(r.loss).toBeGreaterThan(0);
+  });
+
+  it('with default restarts, the objective is within 1% of the best of 30 ml-kmeans runs', async () => {
+    const n = 3000;
+    const d = 5;
+    const { X } = blobs(9, 8, n / 8, d, 2.5, 6);
+    const ours = await trainKmeans(X, n, d, { numClusters: 8, initMethod: 'kmeans++', distance: 'euclidean', maxIterations: 300, earlyStop: true, minRelProgress: 0, seed: 1, nInit: 10 });
+    const rows = toRows(X, n, d);
+    let best = Infinity;
+    for (let s = 0; s < 30; s++) best = Math.min(best, objective(X, n, d, mlKmeans(rows, 8, { seed: s, maxIterations: 300 }).centroids));
+    expect(ours.loss).toBeCloseTo(objective(X, n, d, toRows(ours.centroids, 8, d)), 9);
+    expect(ours.loss).toBeLessThanOrEqual(best * 1.01);
+  });
+
+  it('cosine k-means assigns each row to the centroid of highest cosine similarity', async () => {
+    const n = 600;
+    const d = 3;
+    const { X } = blobs(4, 3, n / 3, d, 1, 5);
+    const m = await trainKmeans(X, n, d, { numClusters: 3, initMethod: 'kmeans++', distance: 'cosine', maxIterations: 300, earlyStop: true, minRelProgress: 0, seed: 2, nInit: 2 });
+    for (let i = 0; i < n; i++) {
+      let best = -Infinity;
+      let bc = -1;
+      for (let c = 0; c < 3; c++) {
+        let dot = 0;
+        let nx = 0;
+        let nc = 0;
+        for (let j = 0; j < d; j++) {
+          dot += X[i * d + j]! * m.centroids[c * d + j]!;
+          nx += X[i * d + j]! ** 2;
+          nc += m.centroids[c * d + j]! ** 2;
+        }
+        const cos = dot / Math.sqrt(nx * nc);
+        if (cos > best) {
+          best = cos;
+          bc = c;
+        }
+      }
+      expect(m.labels[i]).toBe(bc);
+      expect(m.dist2[i]).toBeCloseTo(1 - best, 9);
+    }
+  });
+
+  it('an empty cluster is re-seeded with the farthest row, so k clusters come out', async () => {
+    const n = 100;
+    const X = new Float64Array(n);
+    for (let i = 0; i < n; i++) X[i] = i < 40 ? 0 : i < 50 ? 1 : 10;
+    // Three initial centroids, one far from every row: it would stay empty without re-seeding.
+    const m = await lloyd(makeSpace(X, n, 1, 'euclidean'), Float64Array.from([0, 10, 1000]), 3, { maxIterations: 50, earlyStop: true, minRelProgress: 0 });
+    const sizes = [0, 0, 0];
+    for (const l of m.labels) sizes[l]!++;
+    expect(sizes.every((s) => s > 0)).toBe(true);
+  });
+});
