@@ -46,6 +46,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     await client.query('BEGIN TRANSACTION READ ONLY');
     await client.query(`SET LOCAL ROLE ${quoteIdent(req.role)}`);
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+    await checkReadOnly(client, q);
     const described = await describe(client, q);
     const names = described.map((d) => d.name);
     for (const e of req.exclude) {
@@ -87,6 +88,15 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     throw explain(err);
   } finally {
     client.release();
+  }
+}
+
+// EXPLAIN (not executed) reports errors against the user's own text, and tells a data-modifying
+// statement apart before anything runs; the read-only transaction is the guarantee.
+async function checkReadOnly(client: import('pg').PoolClient, q: string): Promise<void> {
+  const res = await client.query(`EXPLAIN (FORMAT JSON) ${q}`);
+  if (JSON.stringify(res.rows).includes('"Node Type":"ModifyTable"')) {
+    throw new UserError('training query must only read data: it contains INSERT, UPDATE, DELETE or MERGE; use a SELECT');
   }
 }
 
