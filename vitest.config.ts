@@ -7,6 +7,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 180_000,
     pool: 'forks',
-    env: { SQLML_LOG_LEVEL: 'warn' },
+    env: { SQLML_LOG_LEVEL: 'error' },
   },
 });
