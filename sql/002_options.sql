@@ -90,7 +90,7 @@ BEGIN
   IF jsonb_typeof(options) <> 'object' THEN
     PERFORM ml.invalid(format('options must be a JSON object such as ''{"num_clusters": 4}'' (got %s)', options::text));
   END IF;
-  known := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed'];
+  known := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed', 'max_runtime'];
   IF model_type = 'kmeans' THEN
     known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'distance_type',
                             'standardize_features', 'max_iterations', 'early_stop', 'min_rel_progress',
@@ -107,6 +107,7 @@ BEGIN
   PERFORM ml.opt_name_list(o, 'ignore');
   PERFORM ml.opt_int(o, 'max_categories', 1, 100000);
   PERFORM ml.opt_int(o, 'seed', 0, 2147483647);
+  PERFORM ml.opt_int(o, 'max_runtime', 1, 604800);   -- seconds, as Redshift ML's MAX_RUNTIME
   IF o ? 'function_name' THEN
     IF jsonb_typeof(o -> 'function_name') <> 'string' THEN
       PERFORM ml.invalid(format('option "function_name" must be a string (got %s)', (o -> 'function_name')::text));

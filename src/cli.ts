@@ -36,6 +36,7 @@ program
   .option('--lease-seconds <n>', 'a silent job is taken over after this long', toInt, 30)
   .option('--poll-interval <ms>', 'polling backstop for missed notifications', toInt, 2000)
   .option('--statement-timeout <ms>', 'timeout of a training query', toInt, 15 * 60 * 1000)
+  .option('--max-memory <mb>', 'memory budget of one training set; larger ones are refused', toInt, 4096)
   .action(async (o: WorkerFlags) => {
     const url = requireUrl(o.databaseUrl);
     await runWorker(url, o, null);
@@ -79,7 +80,7 @@ and try:
                                        discount_share, segment, region) FROM demo.customer_features LIMIT 5;
 
 Stop with Ctrl-C.`);
-    await runWorker(url, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000 }, server);
+    await runWorker(url, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096 }, server);
   });
 
 interface WorkerFlags {
@@ -88,6 +89,7 @@ interface WorkerFlags {
   leaseSeconds: number;
   pollInterval: number;
   statementTimeout: number;
+  maxMemory: number;
 }
 
 async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | null): Promise<void> {
@@ -98,6 +100,7 @@ async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | n
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollInterval,
     statementTimeoutMs: o.statementTimeout,
+    maxMemoryMb: o.maxMemory,
   });
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { UserError } from '../util/errors.ts';
 import { GrowableFloat64, GrowableInt32, GrowableUint8, type Column } from './columns.ts';
 
 export type FieldKind = 'float8' | 'text';
@@ -25,7 +26,11 @@ export class BinaryCopyParser extends Writable {
   private headerDone = false;
   private ended = false;
 
-  constructor(private readonly names: string[], kinds: FieldKind[], private readonly maxRows = Infinity) {
+  constructor(
+    private readonly names: string[],
+    kinds: FieldKind[],
+    private readonly budget?: { maxBytes: number; budgetLabel: string },
+  ) {
     super();
     this.kinds = kinds;
     this.values = kinds.map((k) => (k === 'float8' ? new GrowableFloat64() : null));
@@ -40,6 +45,7 @@ export class BinaryCopyParser extends Writable {
     try {
       const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       const used = this.parse(buf);
+      if (this.budget) this.checkBudget(this.budget);
       this.pending = used < buf.length ? buf.subarray(used) : null;
       // Keep the leftover small and independent of the (possibly large) concatenated buffer.
       if (this.pending && this.pending.length < 65536) this.pending = Buffer.from(this.pending);
@@ -114,8 +120,34 @@ export class BinaryCopyParser extends Writable {
       }
       pos = p;
       this.rows++;
-      if (this.rows > this.maxRows) throw new Error(`more than ${this.maxRows} rows`);
     }
+  }
+
+  /**
+   * Bytes the training set will need once loaded and expanded to model space: the column arrays
+   * (which may double while growing) plus the n x dims float64 matrix the model trains on.
+   */
+  estimatedBytes(): number {
+    let perRow = 0;
+    let dims = 0;
+    this.kinds.forEach((k, f) => {
+      if (k === 'float8') {
+        perRow += 2 * 9;
+        dims += 1;
+      } else {
+        perRow += 2 * 4;
+        dims += Math.max(1, this.cats[f]!.length);
+      }
+    });
+    return this.rows * (perRow + 8 * dims);
+  }
+
+  private checkBudget(budget: { maxBytes: number; budgetLabel: string }): void {
+    const need = this.estimatedBytes();
+    if (need <= budget.maxBytes) return;
+    throw new UserError(
+      `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)) or start the sidecar with a larger --max-memory`,
+    );
   }
 
   /** Distinct values seen so far in a text column (to stop early on too many categories). */

@@ -12,6 +12,7 @@ export interface LoadRequest {
   statementTimeoutMs: number;
   exclude: string[]; // columns kept out of the features (ids)
   boolColumn?: string; // a boolean column loaded separately (k-means custom init)
+  maxBytes?: number; // the sidecar's memory budget for one training set
 }
 
 export interface LoadedData {
@@ -44,7 +45,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
   const client = await pool.connect();
   try {
     await client.query('BEGIN TRANSACTION READ ONLY');
-    await client.query(`SET LOCAL ROLE ${quoteIdent(req.role)}`);
+    await setRole(client, req.role);
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
     await checkReadOnly(client, q);
     const described = await describe(client, q);
@@ -72,6 +73,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     const parser = new BinaryCopyParser(
       [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : [])],
       allKinds,
+      req.maxBytes === undefined ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
     );
     const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q) TO STDOUT (FORMAT binary)`;
     await pipeline(client.query(copyTo(copySql)), parser);
@@ -82,12 +84,24 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
       const flagCol = columns.pop()!;
       flags = flagCol.kind === 'numeric' ? Uint8Array.from(flagCol.values) : undefined;
     }
+    client.release();
     return { table: { rows: parser.rows, columns }, flags, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // An interrupted COPY leaves the connection in an unknown state: discard it.
+    client.release(true);
     throw explain(err);
-  } finally {
-    client.release();
+  }
+}
+
+async function setRole(client: import('pg').PoolClient, role: string): Promise<void> {
+  const { rows } = await client.query<{ me: string }>('SELECT session_user::text AS me');
+  try {
+    await client.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
+  } catch (err) {
+    if (sqlState(err) !== '42501') throw err;
+    throw new UserError(
+      `the sidecar's role "${rows[0]?.me}" cannot act as role "${role}", who asked for this training; run GRANT ${quoteIdent(role)} TO ${quoteIdent(rows[0]?.me ?? 'sidecar')}`,
+    );
   }
 }
 

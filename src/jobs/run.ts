@@ -8,6 +8,7 @@ export interface JobContext {
   workerId: string;
   apiSchema: string;
   statementTimeoutMs: number;
+  maxBytes: number; // memory budget for one training set (--max-memory)
   /**
    * Called between iterations with the current progress: yields to the event loop and throws
    * JobCancelled / WorkerStopping / LeaseLost when the job must stop.

@@ -29,17 +29,23 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
   if (!model) throw new UserError('the model of this job was dropped');
   if (model.model_type !== 'kmeans') throw new UserError(`unknown model_type "${model.model_type}"`);
   const s = kmeansSettings(model.options);
+  const t0 = performance.now();
+  const deadline = s.maxRuntimeSeconds === null ? undefined : t0 + s.maxRuntimeSeconds * 1000;
 
   const warm = s.warmStart ? await previousArtifact(ctx, model) : null;
   const data = await loadTrainingData(pool, {
     query: job.training_query,
     role: job.requested_by,
-    statementTimeoutMs: ctx.statementTimeoutMs,
+    statementTimeoutMs: deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - performance.now()),
+    maxBytes: ctx.maxBytes,
     exclude: s.exclude,
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,
   });
   const n = data.table.rows;
   if (n === 0) throw new UserError('the training query returned no rows');
+  if (deadline !== undefined && performance.now() > deadline) {
+    throw new UserError(`"max_runtime" (${s.maxRuntimeSeconds} s) was reached while reading the training data, before anything was trained; raise "max_runtime"`);
+  }
   await ctx.checkpoint({ phase: 'prepare', rows: n });
 
   let spec: FeatureSpec;
@@ -83,6 +89,7 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
       initFlags: data.flags,
       initColumn: s.initColumn,
       warmCentroids: warm ? Float64Array.from(warm.artifact.centroids.flat()) : undefined,
+      deadline,
     },
     (run, info) => ctx.checkpoint({ phase: 'train', run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
   );
@@ -133,6 +140,7 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
       rows: n,
       iterations: model_.iterations.length,
       converged: model_.converged,
+      stopped_by_max_runtime: model_.timedOut || undefined,
       winning_run: model_.run + 1,
       load_seconds: data.seconds,
       train_seconds: trainSeconds,

@@ -64,9 +64,11 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
     const distances = `ml.${quoteIdent(`m${w.modelId}_distances`)}`;
     const compiled = { spec: w.spec, centroids: Float64Array.from(w.artifact.centroids.flat()), k: w.artifact.k, distance: w.artifact.distance };
     await client.query(distancesFunctionSql(compiled, distances));
-    await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, w.owner);
+    const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [w.modelName]);
+    const roles = [w.owner, ...readers.rows.map((r) => r.grantee)];
+    await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
 
-    const signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled);
+    const signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled, roles);
 
     await client.query(
       `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(),
@@ -137,6 +139,7 @@ async function publishPredictFunction(
   apiSchema: string,
   w: KmeansWrite,
   compiled: Parameters<typeof predictFunctionSql>[0],
+  roles: string[],
 ): Promise<string | null> {
   const newer = await client.query(
     `SELECT 1 FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
@@ -164,13 +167,13 @@ async function publishPredictFunction(
       `sqlml: nearest centroid (1..${k}) of k-means model ${w.modelName} version ${w.version}; arguments are its features in training order`,
     )}`,
   );
-  await restrictExecute(client, signature, w.owner);
+  await restrictExecute(client, signature, roles);
   const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
   return rows[0]!.sig;
 }
 
-/** Generated functions are executable by the model's owner only (and the sidecar, their owner). */
-async function restrictExecute(client: PoolClient, signature: string, owner: string): Promise<void> {
+/** Generated functions are executable by the model's owner and grantees only (and the sidecar, their owner). */
+async function restrictExecute(client: PoolClient, signature: string, roles: string[]): Promise<void> {
   await client.query(`REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC`);
-  await client.query(`GRANT EXECUTE ON FUNCTION ${signature} TO ${quoteIdent(owner)}`);
+  await client.query(`GRANT EXECUTE ON FUNCTION ${signature} TO ${roles.map(quoteIdent).join(', ')}`);
 }

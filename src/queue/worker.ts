@@ -14,6 +14,7 @@ export interface WorkerOptions {
   leaseSeconds?: number; // a job whose heartbeats stop is taken over after this long
   pollIntervalMs?: number; // backstop when a NOTIFY is missed
   statementTimeoutMs?: number; // for the user's training query
+  maxMemoryMb?: number; // a training set needing more is refused with a message
   id?: string;
 }
 
@@ -37,6 +38,7 @@ export class Worker {
   private readonly leaseSeconds: number;
   private readonly pollIntervalMs: number;
   private readonly statementTimeoutMs: number;
+  private readonly maxBytes: number;
   private readonly running = new Map<string, Running>();
   private readonly finished = new Set<Promise<void>>();
   private listener: Listener | null = null;
@@ -55,6 +57,7 @@ export class Worker {
     this.leaseSeconds = opts.leaseSeconds ?? 30;
     this.pollIntervalMs = opts.pollIntervalMs ?? 2000;
     this.statementTimeoutMs = opts.statementTimeoutMs ?? 15 * 60 * 1000;
+    this.maxBytes = (opts.maxMemoryMb ?? 4096) * 2 ** 20;
     this.listener = new Listener({
       connectionString: opts.connectionString,
       channels: ['ml_jobs', 'ml_cancel'],
@@ -141,6 +144,7 @@ export class Worker {
       workerId: this.id,
       apiSchema: this.apiSchema,
       statementTimeoutMs: this.statementTimeoutMs,
+      maxBytes: this.maxBytes,
       checkpoint: async (progress) => {
         state.progress = progress;
         // Let timers (heartbeats) and notifications (cancel) run between iterations.

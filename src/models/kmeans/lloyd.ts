@@ -13,6 +13,8 @@ export interface LloydOptions {
   minRelProgress: number;
   /** Called after each iteration; may throw to stop (cancel, shutdown, lease lost). */
   onIteration?: (info: IterationInfo) => Promise<void> | void;
+  /** Checked after each iteration: true ends training with the current (consistent) state. */
+  timeUp?: () => boolean;
 }
 
 export interface LloydResult {
@@ -22,6 +24,7 @@ export interface LloydResult {
   loss: number;
   iterations: IterationInfo[];
   converged: boolean;
+  timedOut: boolean;
 }
 
 /**
@@ -42,6 +45,7 @@ export async function lloyd(s: Space, init: Float64Array, k: number, opts: Lloyd
   const iterations: IterationInfo[] = [];
   let prevLoss = Infinity;
   let converged = false;
+  let timedOut = false;
   for (let it = 0; it < opts.maxIterations; it++) {
     const t0 = performance.now();
     const changed = assign(s, C, k, labels, dist2);
@@ -70,13 +74,17 @@ export async function lloyd(s: Space, init: Float64Array, k: number, opts: Lloyd
       converged = true;
       break;
     }
+    if (opts.timeUp?.()) {
+      timedOut = true;
+      break;
+    }
     if (opts.earlyStop && it > 0 && prevLoss > 0 && (prevLoss - loss) / prevLoss < opts.minRelProgress) break;
     if (it === opts.maxIterations - 1) break;
     prevLoss = loss;
     updateCentroids(s, C, k, labels, dist2, sums, counts);
   }
   const loss = iterations.length ? iterations[iterations.length - 1]!.loss : NaN;
-  return { centroids: C, labels, dist2, loss, iterations, converged };
+  return { centroids: C, labels, dist2, loss, iterations, converged, timedOut };
 }
 
 /** Assigns each row to its nearest centroid; returns how many rows changed cluster. */

@@ -22,6 +22,7 @@ export interface KmeansSettings {
   seed: number | null; // null: drawn at random and recorded in the model's options
   exclude: string[];
   maxCategories: number;
+  maxRuntimeSeconds: number | null; // Redshift ML's MAX_RUNTIME: stop and keep the best so far
 }
 
 type Options = Record<string, unknown>;
@@ -41,6 +42,7 @@ export function kmeansSettings(o: Options): KmeansSettings {
     seed: typeof o.seed === 'number' ? o.seed : null,
     exclude: Array.isArray(o.exclude) ? (o.exclude as string[]) : [],
     maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
+    maxRuntimeSeconds: typeof o.max_runtime === 'number' ? o.max_runtime : null,
   };
 }
 

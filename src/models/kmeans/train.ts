@@ -16,6 +16,7 @@ export interface KmeansOptions {
   initFlags?: Uint8Array; // custom init: rows that are initial centroids
   initColumn?: string;
   warmCentroids?: Float64Array; // warm start: the previous version's centroids
+  deadline?: number; // performance.now() value: stop (keeping the best so far) once past it
 }
 
 export interface KmeansModel extends LloydResult {
@@ -43,7 +44,9 @@ export async function trainKmeans(
   const runs = opts.initMethod === 'custom' || opts.initMethod === 'warm' ? 1 : opts.nInit;
   let best: LloydResult | null = null;
   let bestRun = 0;
+  const timeUp = () => opts.deadline !== undefined && performance.now() > opts.deadline;
   for (let run = 0; run < runs; run++) {
+    if (best && timeUp()) break;
     const rng = new Random(opts.seed + run);
     let init: Float64Array;
     if (opts.initMethod === 'kmeans++') init = await kmeansPlusPlus(space, k, rng);
@@ -55,6 +58,7 @@ export async function trainKmeans(
       earlyStop: opts.earlyStop,
       minRelProgress: opts.minRelProgress,
       onIteration: (info) => onIteration?.(run, info),
+      timeUp,
     });
     if (!best || result.loss < best.loss) {
       best = result;
