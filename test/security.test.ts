@@ -77,3 +77,114 @@ describe('security', () => {
     }
   });
 });
+
+describe('sharing, row-level security and injection', () => {
+  it('row-level security on the training table applies: a model sees only the requester\u2019s rows', async () => {
+    await t.pool.query(`CREATE TABLE public.tenant_data (owner_name name, x float8, y float8)`);
+    await t.pool.query(
+      `INSERT INTO public.tenant_data SELECT CASE WHEN i % 4 = 0 THEN '${alice}' ELSE 'someone_else' END, random(), random() FROM generate_series(1, 1000) i`,
+    );
+    await t.pool.query(`ALTER TABLE public.tenant_data ENABLE ROW LEVEL SECURITY`);
+    await t.pool.query(`CREATE POLICY mine ON public.tenant_data USING (owner_name = current_user)`);
+    await t.pool.query(`GRANT SELECT ON public.tenant_data TO PUBLIC`);
+    const [{ job }] = (await as<{ job: string }>(alice, `SELECT ml_create_model('rls_seg', 'kmeans', 'SELECT x, y FROM public.tenant_data', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    await as(alice, `SELECT ml_wait(${job})`);
+    const [m] = await as<{ rows: number }>(alice, `SELECT (metrics->>'rows')::int AS rows FROM ml_models WHERE model_name = 'rls_seg'`);
+    expect(m!.rows).toBe(250);
+  });
+
+  it('ml_grant lets another role read and score with a model, not drop it; ml_revoke takes it back', async () => {
+    await as(alice, `SELECT ml_grant('alice_seg', '${bob}')`);
+    const models = await as<{ model_name: string; state: string }>(bob, `SELECT model_name, state FROM ml_models`);
+    expect(models).toEqual([{ model_name: 'alice_seg', state: 'ready' }]);
+    const [p] = await as<{ n: string }>(bob, `SELECT count(*) AS n FROM ml_predict('alice_seg', 'SELECT frequency, monetary FROM demo.customer_features')`);
+    expect(Number(p!.n)).toBe(793);
+    const [f] = await as<{ c: number }>(bob, `SELECT alice_seg_predict(3, 100) AS c`);
+    expect(f!.c).toBeGreaterThanOrEqual(1);
+    expect(String(await as(bob, `SELECT ml_drop_model('alice_seg')`).catch((e) => e))).toMatch(/model "alice_seg" does not exist/);
+    expect(String(await as(bob, `SELECT ml_grant('alice_seg', '${bob}')`).catch((e) => e))).toMatch(/is not yours to share/);
+    const [r] = await as<{ ok: boolean }>(alice, `SELECT ml_revoke('alice_seg', '${bob}') AS ok`);
+    expect(r!.ok).toBe(true);
+    expect(await as(bob, `SELECT model_name FROM ml_models`)).toEqual([]);
+    expect(String(await as(bob, `SELECT alice_seg_predict(3, 100)`).catch((e) => e))).toMatch(/permission denied for function alice_seg_predict/);
+  });
+
+  it('injection through option values, feature names and category values changes nothing', async () => {
+    await t.pool.query(`CREATE TABLE public.evil ("a""); DROP TABLE demo.orders; --" float8, cat text)`);
+    await t.pool.query(`INSERT INTO public.evil SELECT random(), CASE WHEN i % 2 = 0 THEN $$'); DROP TABLE demo.orders; --$$ ELSE 'plain' END FROM generate_series(1, 100) i`);
+    const bad = (await rows<{ job: string }>(t.pool, `SELECT ml_create_model('evil1', 'kmeans', 'SELECT * FROM public.evil', $1::jsonb) AS job`, [
+      JSON.stringify({ exclude: ['x"); DROP TABLE demo.orders; --'] }),
+    ]))[0]!.job;
+    expect(String(await t.pool.query('SELECT ml_wait($1)', [bad]).catch((e) => e))).toMatch(/listed in "exclude" is not in the training query/);
+    await t.pool.query(`CALL ml_train('evil2', 'kmeans', 'SELECT * FROM public.evil', '{"num_clusters": 2}')`);
+    const [s] = await rows<{ n: string }>(
+      t.pool,
+      `SELECT count(DISTINCT evil2_predict(e."a""); DROP TABLE demo.orders; --", e.cat)) AS n FROM public.evil e`,
+    );
+    expect(Number(s!.n)).toBeGreaterThanOrEqual(1);
+    const [c] = await rows<{ categories: { category: string }[] }>(t.pool, `SELECT categorical_value AS categories FROM ml_centroids('evil2') WHERE feature = 'cat' LIMIT 1`);
+    expect(c!.categories.map((x) => x.category).sort()).toEqual([`'); DROP TABLE demo.orders; --`, 'plain']);
+    const [o] = await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM demo.orders');
+    expect(Number(o!.n)).toBe(9994);
+  });
+});
+
+describe('a least-privilege sidecar role (no superuser, as on RDS / Cloud SQL / Supabase)', () => {
+  it('installs into a database it owns, trains as the roles granted to it, and names the GRANT that is missing', async () => {
+    const side = `sidecar_${suffix}`;
+    const carol = `carol_${suffix}`;
+    const db = `t_leastpriv_${suffix}`;
+    await t.pool.query(`CREATE ROLE ${side} LOGIN PASSWORD 'sidecar'`);
+    await t.pool.query(`CREATE ROLE ${carol} LOGIN`);
+    await t.pool.query(`CREATE DATABASE ${db} OWNER ${side}`);
+    await t.pool.query(`GRANT ${alice} TO ${side}`);
+    const u = new URL(t.url);
+    u.username = side;
+    u.password = 'sidecar';
+    u.pathname = `/${db}`;
+    const { makePool } = await import('../src/db/connect.ts');
+    const { install } = await import('../src/db/migrate.ts');
+    const { Worker } = await import('../src/queue/worker.ts');
+    const pool = makePool(u.toString(), 6);
+    const worker = new Worker(pool, { connectionString: u.toString(), pollIntervalMs: 300 });
+    try {
+      await install(pool);
+      await worker.start();
+      const [su] = (await pool.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`)).rows;
+      expect(su.rolsuper).toBe(false);
+      const asRole = async (role: string, sql: string) => {
+        const c = await pool.connect();
+        try {
+          await c.query(`SET ROLE ${role}`);
+          return (await c.query(sql)).rows;
+        } finally {
+          await c.query('RESET ROLE').catch(() => undefined);
+          c.release();
+        }
+      };
+      const [a] = await asRole(alice, `SELECT ml_create_model('alice_lp', 'kmeans', 'SELECT x::float8 AS x FROM generate_series(1, 30) x', '{"num_clusters": 2}') AS job`);
+      await pool.query('SELECT ml_wait($1)', [a.job]);
+      // carol is not granted to the sidecar: enqueue as carol through the admin connection.
+      const admin = new URL(t.url);
+      admin.pathname = `/${db}`;
+      const adminPool = makePool(admin.toString(), 1);
+      try {
+        const c = await adminPool.connect();
+        try {
+          await c.query(`SET ROLE ${carol}`);
+          const { rows: r } = await c.query(`SELECT ml_create_model('carol_lp', 'kmeans', 'SELECT 1::float8 AS x, 2::float8 AS y', '{"num_clusters": 2}') AS job`);
+          const err = await c.query('SELECT ml_wait($1)', [r[0].job]).catch((e: Error) => e);
+          expect(String(err)).toMatch(new RegExp(`the sidecar's role "${side}" cannot act as role "${carol}", who asked for this training; run GRANT "${carol}" TO "${side}"`));
+        } finally {
+          await c.query('RESET ROLE').catch(() => undefined);
+          c.release();
+        }
+      } finally {
+        await adminPool.end();
+      }
+    } finally {
+      await worker.stop();
+      await pool.end();
+    }
+  });
+});
