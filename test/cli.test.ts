@@ -1,44 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, rows, type TestDb } from './helpers.ts';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'sqlml.mjs');
-const env = (extra: Record<string, string | undefined> = {}) => {
-  const e: Record<string, string | undefined> = { ...process.env, SQLML_LOG_LEVEL: 'info', ...extra };
-  return e as NodeJS.ProcessEnv;
-};
-
-function waitForOutput(child: ChildProcess, pattern: RegExp, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output so far:\n${out}`)), ms);
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (pattern.test(out)) {
-        clearTimeout(timer);
-        resolve(out);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ${pattern}:\n${out}`));
-    });
-  });
-}
-
-function exitCode(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode);
-    else child.on('exit', (code) => resolve(code));
-  });
-}
+import { BIN, Child, freePort, sidecar } from './processes.ts';
 
 let t: TestDb;
 beforeAll(async () => {
@@ -63,16 +30,15 @@ describe('the sqlml command', () => {
   });
 
   it('worker: a real child process serves jobs and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [BIN, 'worker', '--poll-interval', '500'], { env: env({ DATABASE_URL: t.url }) });
+    const child = await sidecar(t.url);
     try {
-      await waitForOutput(child, /sidecar started/, 30_000);
       await t.pool.query(`CALL ml_train('cli_seg', 'kmeans', 'SELECT frequency, monetary FROM demo.customer_features', '{"num_clusters": 3}')`);
       const [m] = await rows<{ state: string }>(t.pool, `SELECT state FROM ml_models WHERE model_name = 'cli_seg'`);
       expect(m!.state).toBe('ready');
     } finally {
       child.kill('SIGTERM');
     }
-    expect(await exitCode(child)).toBe(0);
+    expect(await child.exited()).toBe(0);
   });
 
   it('worker refuses a schema newer than itself, with a clear message', async () => {
@@ -90,11 +56,9 @@ describe('the sqlml command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sqlml-start-'));
     chmodSync(dir, 0o755);
     const port = await freePort();
-    const child = spawn(process.execPath, [BIN, 'start', '--data-dir', join(dir, 'pgdata'), '--port', String(port)], {
-      env: env({ DATABASE_URL: undefined }),
-    });
+    const child = new Child(['start', '--data-dir', join(dir, 'pgdata'), '--port', String(port)], { DATABASE_URL: undefined });
     try {
-      const out = await waitForOutput(child, /sidecar started/, 120_000);
+      const out = await child.waitFor(/sidecar started/, 120_000);
       const url = /psql '([^']+)'/.exec(out)![1]!;
       const c = new pg.Client({ connectionString: url });
       await c.connect();
@@ -110,16 +74,6 @@ describe('the sqlml command', () => {
     } finally {
       child.kill('SIGTERM');
     }
-    expect(await exitCode(child)).toBe(0);
+    expect(await child.exited()).toBe(0);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}

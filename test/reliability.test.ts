@@ -71,7 +71,7 @@ describe('faults', () => {
 
   it('SIGTERM lets the iteration finish, releases the job for another sidecar and exits 0', async () => {
     const a = await start();
-    const job = await enqueueLong('released', 3);
+    const job = await enqueueLong('released', 10);
     await waitStatus(job, 'training');
     await sleep(500);
     const t0 = Date.now();

@@ -142,12 +142,15 @@ export class BinaryCopyParser extends Writable {
     return this.rows * (perRow + 8 * dims);
   }
 
+  /** Set when the parser stopped the stream itself (the COPY then fails with a less useful error). */
+  failure: UserError | null = null;
+
   private checkBudget(budget: { maxBytes: number; budgetLabel: string }): void {
     const need = this.estimatedBytes();
     if (need <= budget.maxBytes) return;
-    throw new UserError(
+    throw (this.failure = new UserError(
       `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)) or start the sidecar with a larger --max-memory`,
-    );
+    ));
   }
 
   /** Distinct values seen so far in a text column (to stop early on too many categories). */

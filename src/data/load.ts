@@ -43,6 +43,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
   const started = performance.now();
   const q = stripQuery(req.query);
   const client = await pool.connect();
+  let parser: BinaryCopyParser | null = null;
   try {
     await client.query('BEGIN TRANSACTION READ ONLY');
     await setRole(client, req.role);
@@ -70,7 +71,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
     const allKinds: FieldKind[] = req.boolColumn !== undefined ? [...kinds, 'float8'] : kinds;
-    const parser = new BinaryCopyParser(
+    parser = new BinaryCopyParser(
       [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : [])],
       allKinds,
       req.maxBytes === undefined ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
@@ -79,17 +80,18 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     await pipeline(client.query(copyTo(copySql)), parser);
     await client.query('COMMIT');
     const columns = parser.columns();
+    const rowCount = parser.rows;
     let flags: Uint8Array | undefined;
     if (req.boolColumn !== undefined) {
       const flagCol = columns.pop()!;
       flags = flagCol.kind === 'numeric' ? Uint8Array.from(flagCol.values) : undefined;
     }
     client.release();
-    return { table: { rows: parser.rows, columns }, flags, seconds: (performance.now() - started) / 1000 };
+    return { table: { rows: rowCount, columns }, flags, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
     // An interrupted COPY leaves the connection in an unknown state: discard it.
     client.release(true);
-    throw explain(err);
+    throw parser?.failure ?? explain(err);
   }
 }
 

