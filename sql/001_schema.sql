@@ -59,15 +59,32 @@ CREATE TABLE ml.jobs (
 CREATE INDEX jobs_claimable ON ml.jobs (id) WHERE status IN ('queued', 'training', 'running');
 ALTER TABLE ml.models ADD FOREIGN KEY (job_id) REFERENCES ml.jobs (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
 
+-- One row per trial (one k of a num_clusters sweep; a plain model has one trial). The optimal
+-- trial is what the model serves by default; every trial has its own scoring function.
+CREATE TABLE ml.trials (
+  model_id            bigint NOT NULL REFERENCES ml.models (id) ON DELETE CASCADE,
+  trial_id            int NOT NULL,
+  hyperparameters     jsonb NOT NULL,
+  metrics             jsonb,
+  status              text NOT NULL,            -- succeeded | failed
+  error_message       text,
+  is_optimal          boolean NOT NULL DEFAULT false,
+  is_elbow            boolean,
+  artifact            jsonb,
+  distances_function  text,
+  PRIMARY KEY (model_id, trial_id)
+);
+
 CREATE TABLE ml.centroids (
   model_id            bigint NOT NULL REFERENCES ml.models (id) ON DELETE CASCADE,
+  trial_id            int NOT NULL DEFAULT 1,
   centroid_id         int NOT NULL,
   ordinal             int NOT NULL,          -- feature position in training order
   feature             text NOT NULL,
   numerical_value     float8,                -- original units
   standardized_value  float8,                -- model space (z-score when standardized)
   categorical_value   jsonb,                 -- [{"category": ..., "value": share}]
-  PRIMARY KEY (model_id, centroid_id, ordinal)
+  PRIMARY KEY (model_id, trial_id, centroid_id, ordinal)
 );
 
 CREATE TABLE ml.training_info (
@@ -134,10 +151,21 @@ BEGIN
 END $$;
 CREATE TRIGGER models_drop_functions AFTER DELETE ON ml.models FOR EACH ROW EXECUTE FUNCTION ml.drop_generated_functions();
 
+CREATE FUNCTION ml.drop_trial_function() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, ml AS $$
+BEGIN
+  IF OLD.distances_function IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', OLD.distances_function);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER trials_drop_function AFTER DELETE ON ml.trials FOR EACH ROW EXECUTE FUNCTION ml.drop_trial_function();
+
 -- Row-level security: a role sees and changes only what it (or a role it belongs to) owns.
 ALTER TABLE ml.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ml.jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ml.centroids ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ml.trials ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ml.training_info ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ml.feature_info ENABLE ROW LEVEL SECURITY;
 
@@ -148,6 +176,8 @@ CREATE POLICY own_jobs ON ml.jobs
   USING (pg_has_role(current_user, requested_by, 'USAGE'))
   WITH CHECK (requested_by = current_user);
 CREATE POLICY own_centroids ON ml.centroids
+  USING (EXISTS (SELECT 1 FROM ml.models m WHERE m.id = model_id));
+CREATE POLICY own_trials ON ml.trials
   USING (EXISTS (SELECT 1 FROM ml.models m WHERE m.id = model_id));
 CREATE POLICY own_training_info ON ml.training_info
   USING (EXISTS (SELECT 1 FROM ml.models m WHERE m.id = model_id));
@@ -160,5 +190,5 @@ GRANT SELECT, INSERT, DELETE ON ml.models TO PUBLIC;
 GRANT UPDATE (job_id) ON ml.models TO PUBLIC;
 GRANT SELECT, INSERT ON ml.jobs TO PUBLIC;
 GRANT UPDATE (status, cancel_requested, finished_at, error) ON ml.jobs TO PUBLIC;
-GRANT SELECT ON ml.centroids, ml.training_info, ml.feature_info TO PUBLIC;
+GRANT SELECT ON ml.centroids, ml.trials, ml.training_info, ml.feature_info TO PUBLIC;
 GRANT USAGE ON SEQUENCE ml.models_id_seq, ml.jobs_id_seq TO PUBLIC;

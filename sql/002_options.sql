@@ -76,6 +76,39 @@ BEGIN
   END IF;
 END $$;
 
+-- num_clusters: an integer, "auto" (= range 2..10, BigQuery ML's default tuning range),
+-- {"range": [lo, hi]} or {"candidates": [k1, k2, ...]}; each k in 2..100.
+CREATE FUNCTION ml.opt_num_clusters(options jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  v jsonb := options -> 'num_clusters';
+  shape text := 'an integer between 2 and 100, "auto", {"range": [lo, hi]} or {"candidates": [k1, k2, ...]}';
+  bad boolean := false;
+BEGIN
+  IF v IS NULL OR jsonb_typeof(v) = 'number' THEN
+    PERFORM ml.opt_int(options, 'num_clusters', 2, 100);
+    RETURN;
+  END IF;
+  IF jsonb_typeof(v) = 'string' THEN
+    bad := lower(v #>> '{}') <> 'auto';
+  ELSIF jsonb_typeof(v) = 'object' AND (SELECT count(*) FROM jsonb_object_keys(v)) = 1 AND v ? 'range' THEN
+    bad := jsonb_typeof(v -> 'range') <> 'array' OR jsonb_array_length(v -> 'range') <> 2
+        OR EXISTS (SELECT 1 FROM jsonb_array_elements(v -> 'range') e
+                    WHERE jsonb_typeof(e) <> 'number' OR (e #>> '{}')::numeric NOT IN (SELECT generate_series(2, 100)))
+        OR ((v -> 'range' ->> 0)::numeric >= (v -> 'range' ->> 1)::numeric);
+  ELSIF jsonb_typeof(v) = 'object' AND (SELECT count(*) FROM jsonb_object_keys(v)) = 1 AND v ? 'candidates' THEN
+    bad := jsonb_typeof(v -> 'candidates') <> 'array' OR jsonb_array_length(v -> 'candidates') = 0
+        OR EXISTS (SELECT 1 FROM jsonb_array_elements(v -> 'candidates') e
+                    WHERE jsonb_typeof(e) <> 'number' OR (e #>> '{}')::numeric NOT IN (SELECT generate_series(2, 100)))
+        OR (SELECT count(DISTINCT e) <> count(*) FROM jsonb_array_elements(v -> 'candidates') e);
+  ELSE
+    bad := true;
+  END IF;
+  IF bad THEN
+    PERFORM ml.invalid(format('option "num_clusters" must be %s (got %s)', shape, v::text));
+  END IF;
+END $$;
+
 -- Returns the options in canonical form: enum values lower-cased, "ignore" folded into
 -- "exclude" (an array), so the sidecar reads one spelling.
 CREATE FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb
@@ -94,7 +127,7 @@ BEGIN
   IF model_type = 'kmeans' THEN
     known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'distance_type',
                             'standardize_features', 'max_iterations', 'early_stop', 'min_rel_progress',
-                            'warm_start', 'n_init'];
+                            'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs'];
   END IF;
   FOR k IN SELECT jsonb_object_keys(options) LOOP
     IF NOT k = ANY (known) THEN
@@ -116,7 +149,14 @@ BEGIN
   END IF;
 
   IF model_type = 'kmeans' THEN
-    PERFORM ml.opt_int(o, 'num_clusters', 2, 100);
+    PERFORM ml.opt_num_clusters(o);
+    PERFORM ml.opt_enum(o, 'hparam_tuning_objective', ARRAY['davies_bouldin_index', 'silhouette_score', 'calinski_harabasz_score', 'elbow']);
+    PERFORM ml.opt_bool(o, 'stable_ids');
+    PERFORM ml.opt_int(o, 'stability_runs', 0, 100);
+    IF jsonb_typeof(o -> 'num_clusters') IN ('string', 'object')
+       AND (lower(o ->> 'kmeans_init_method') = 'custom' OR (o -> 'warm_start') = 'true'::jsonb) THEN
+      PERFORM ml.invalid('a num_clusters sweep cannot use "kmeans_init_method": "custom" or "warm_start" (both fix k); give one num_clusters');
+    END IF;
     PERFORM ml.opt_enum(o, 'kmeans_init_method', ARRAY['kmeans++', 'random', 'custom']);
     PERFORM ml.opt_enum(o, 'distance_type', ARRAY['euclidean', 'cosine']);
     PERFORM ml.opt_bool(o, 'standardize_features');
@@ -134,7 +174,7 @@ BEGIN
     IF o ? 'kmeans_init_col' AND lower(coalesce(o ->> 'kmeans_init_method', '')) <> 'custom' THEN
       PERFORM ml.invalid('option "kmeans_init_col" is only allowed with "kmeans_init_method": "custom"');
     END IF;
-    FOREACH k IN ARRAY ARRAY['kmeans_init_method', 'distance_type'] LOOP
+    FOREACH k IN ARRAY ARRAY['kmeans_init_method', 'distance_type', 'hparam_tuning_objective'] LOOP
       IF o ? k THEN o := jsonb_set(o, ARRAY[k], to_jsonb(lower(o ->> k))); END IF;
     END LOOP;
   END IF;

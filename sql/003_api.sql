@@ -71,6 +71,34 @@ BEGIN
     HINT = 'wait for the training job with ml_wait(job_id), or see the error in ml_models';
 END $$;
 
+-- The trial a call looks at: options->'trial_id', else the optimal one (what the model serves).
+CREATE FUNCTION ml.model_trial(m ml.models, options jsonb, allowed text[] DEFAULT '{}') RETURNS ml.trials
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  t ml.trials;
+  k text;
+BEGIN
+  IF options IS NOT NULL AND jsonb_typeof(options) <> 'object' THEN
+    PERFORM ml.invalid(format('options must be a JSON object (got %s)', options::text));
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(coalesce(options, '{}')) LOOP
+    IF k <> 'trial_id' AND NOT k = ANY (allowed) THEN
+      PERFORM ml.invalid(format('unknown option "%s"; allowed: %s', k, array_to_string(ARRAY['trial_id'] || allowed, ', ')));
+    END IF;
+  END LOOP;
+  IF options ? 'trial_id' THEN
+    PERFORM ml.opt_int(options, 'trial_id', 1, 1000);
+    SELECT * INTO t FROM ml.trials WHERE model_id = m.id AND trial_id = (options ->> 'trial_id')::int;
+    IF NOT FOUND OR t.status <> 'succeeded' THEN
+      PERFORM ml.invalid(format('model "%s" version %s has no successful trial %s; see ml_trial_info(''%s'')',
+                                m.model_name, m.version, options ->> 'trial_id', m.model_name));
+    END IF;
+  ELSE
+    SELECT * INTO t FROM ml.trials WHERE model_id = m.id AND is_optimal;
+  END IF;
+  RETURN t;
+END $$;
+
 CREATE FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text,
                                       options jsonb DEFAULT '{}') RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -194,19 +222,21 @@ END $$;
 COMMENT ON FUNCTION @api@.ml_drop_model(text) IS
   'sqlml: drop every version of a model, its jobs and its generated functions; returns the number of versions dropped';
 
-CREATE FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false)
+CREATE FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, trial_id int DEFAULT NULL)
 RETURNS TABLE (centroid_id int, feature text, numerical_value float8, categorical_value jsonb)
 LANGUAGE plpgsql STABLE AS $$
-DECLARE m ml.models := ml.resolve_model(model_name);
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, CASE WHEN trial_id IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('trial_id', trial_id) END);
 BEGIN
   RETURN QUERY
     SELECT c.centroid_id, c.feature,
            CASE WHEN standardize THEN c.standardized_value ELSE c.numerical_value END,
            c.categorical_value
-    FROM ml.centroids c WHERE c.model_id = m.id
+    FROM ml.centroids c WHERE c.model_id = m.id AND c.trial_id = t.trial_id
     ORDER BY c.centroid_id, c.ordinal;
 END $$;
-COMMENT ON FUNCTION @api@.ml_centroids(text, boolean) IS
+COMMENT ON FUNCTION @api@.ml_centroids(text, boolean, int) IS
   'sqlml: one row per (centroid, feature): numerical_value in original units (or standardized), categorical_value = category shares';
 
 CREATE FUNCTION @api@.ml_training_info(model_name text)
@@ -281,12 +311,10 @@ RETURNS TABLE (input jsonb, centroid_id int, nearest_centroids_distance jsonb,
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
   q text := ml.strip_query(query);
-  nearest int := least((m.artifact ->> 'k')::int, 5);
+  nearest int := least((t.artifact ->> 'k')::int, 5);
 BEGIN
-  IF options IS NOT NULL AND options <> '{}'::jsonb THEN
-    PERFORM ml.invalid(format('ml_predict has no options for model_type %s (got %s)', m.model_type, options::text));
-  END IF;
   -- The distances are computed once per row by the generated function; the LATERAL subquery
   -- only sorts k numbers (a subquery is rescanned, not re-planned, per row).
   RETURN QUERY EXECUTE format($q$
@@ -298,7 +326,7 @@ BEGIN
              jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
       FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS r
               FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT %4$s) u) n
-  $q$, m.distances_function, ml.feature_arguments(m.artifact), q, nearest);
+  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, nearest);
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
@@ -308,19 +336,18 @@ COMMENT ON FUNCTION @api@.ml_predict(text, text, jsonb) IS
 -- With no query: the metrics computed at training time. With a query: score it in SQL
 -- (Davies-Bouldin with the model's centroids, mean squared distance to the nearest one).
 CREATE FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
-RETURNS TABLE (davies_bouldin_index float8, mean_squared_distance float8,
-               silhouette_score float8, calinski_harabasz_score float8)
+RETURNS TABLE (trial_id int, davies_bouldin_index float8, mean_squared_distance float8,
+               silhouette_score float8, calinski_harabasz_score float8, stability float8)
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
   q text := ml.strip_query(query);
 BEGIN
-  IF options IS NOT NULL AND options <> '{}'::jsonb THEN
-    PERFORM ml.invalid(format('ml_evaluate has no options for model_type %s (got %s)', m.model_type, options::text));
-  END IF;
   IF query IS NULL THEN
-    RETURN QUERY SELECT (m.metrics ->> 'davies_bouldin_index')::float8, (m.metrics ->> 'mean_squared_distance')::float8,
-                        (m.metrics ->> 'silhouette_score')::float8, (m.metrics ->> 'calinski_harabasz_score')::float8;
+    RETURN QUERY SELECT t.trial_id, (t.metrics ->> 'davies_bouldin_index')::float8, (t.metrics ->> 'mean_squared_distance')::float8,
+                        (t.metrics ->> 'silhouette_score')::float8, (t.metrics ->> 'calinski_harabasz_score')::float8,
+                        (t.metrics ->> 'stability')::float8;
     RETURN;
   END IF;
   RETURN QUERY EXECUTE format($q$
@@ -331,12 +358,12 @@ BEGIN
     per AS (SELECT c, avg(v) AS spread FROM a GROUP BY c),
     r AS (SELECT p.c, max((p.spread + o.spread) / ((%4$L::jsonb -> (p.c - 1) ->> (o.c - 1))::float8)) AS ratio
             FROM per p JOIN per o ON o.c <> p.c GROUP BY p.c)
-    SELECT (SELECT avg(ratio) FROM r)::float8, (SELECT avg(v * v) FROM a)::float8, NULL::float8, NULL::float8
-  $q$, m.distances_function, ml.feature_arguments(m.artifact), q, m.artifact -> 'centroid_distances');
+    SELECT %5$s, (SELECT avg(ratio) FROM r)::float8, (SELECT avg(v * v) FROM a)::float8, NULL::float8, NULL::float8, NULL::float8
+  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'centroid_distances', t.trial_id);
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
 COMMENT ON FUNCTION @api@.ml_evaluate(text, text, jsonb) IS
-  'sqlml: davies_bouldin_index, mean_squared_distance, silhouette_score, calinski_harabasz_score (training metrics, or scored on a query)';
+  'sqlml: trial_id, davies_bouldin_index, mean_squared_distance, silhouette_score, calinski_harabasz_score, stability (training metrics, or scored on a query)';
 
 GRANT SELECT ON @api@.ml_models, @api@.ml_jobs TO PUBLIC;

@@ -53,8 +53,9 @@ DECLARE
 BEGIN
   FOR f IN
     SELECT function_signature FROM ml.models WHERE model_name = g.model_name AND function_signature IS NOT NULL
-    UNION ALL
-    SELECT distances_function FROM ml.models WHERE model_name = g.model_name AND distances_function IS NOT NULL
+    UNION
+    SELECT t.distances_function FROM ml.trials t JOIN ml.models m ON m.id = t.model_id
+     WHERE m.model_name = g.model_name AND t.distances_function IS NOT NULL
   LOOP
     IF TG_OP = 'DELETE' THEN
       EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', f, g.grantee);

@@ -105,3 +105,58 @@ describe('k-means', () => {
     expect(sizes.every((s) => s > 0)).toBe(true);
   });
 });
+
+describe('restarts on worker threads', () => {
+  it('give exactly the results of the same restarts run inline, and report every iteration', async () => {
+    const { runRestarts } = await import('../src/models/kmeans/threads.ts');
+    const n = 3000;
+    const d = 3;
+    const { X } = blobs(12, 5, n / 5, d, 3, 5);
+    const space = makeSpace(X, n, d, 'euclidean');
+    const tasks = Array.from({ length: 6 }, (_, i) => ({ index: i, k: 3 + (i % 3), seed: 100 + i }));
+    const settings = { initMethod: 'kmeans++' as const, distance: 'euclidean' as const, maxIterations: 300, earlyStop: true, minRelProgress: 0 };
+    let threadedIterations = 0;
+    const threaded = await runRestarts(space, tasks, settings, async () => void threadedIterations++, 2, 0);
+    const inline = await runRestarts(space, tasks, settings, async () => undefined, 1);
+    for (let i = 0; i < tasks.length; i++) {
+      expect(Array.from(threaded[i]!.centroids)).toEqual(Array.from(inline[i]!.centroids));
+      expect(Array.from(threaded[i]!.labels)).toEqual(Array.from(inline[i]!.labels));
+    }
+    expect(threadedIterations).toBe(inline.reduce((s, r) => s + r.iterations.length, 0));
+  });
+
+  it('a progress callback that throws (cancel) stops every thread and the error comes back', async () => {
+    const { runRestarts } = await import('../src/models/kmeans/threads.ts');
+    const { X } = blobs(13, 4, 500, 3, 3, 5);
+    const space = makeSpace(X, 2000, 3, 'euclidean');
+    const tasks = Array.from({ length: 8 }, (_, i) => ({ index: i, k: 4, seed: i }));
+    const settings = { initMethod: 'kmeans++' as const, distance: 'euclidean' as const, maxIterations: 300, earlyStop: true, minRelProgress: 0 };
+    await expect(runRestarts(space, tasks, settings, async () => { throw new Error('cancelled'); }, 2, 0)).rejects.toThrow('cancelled');
+  });
+});
+
+describe('stable ids', () => {
+  it('the Hungarian algorithm finds the minimum-cost assignment (checked by brute force)', async () => {
+    const { hungarian } = await import('../src/models/kmeans/stable-ids.ts');
+    const rng = new Random(5);
+    const perms = (a: number[]): number[][] => (a.length <= 1 ? [a] : a.flatMap((x, i) => perms([...a.slice(0, i), ...a.slice(i + 1)]).map((p) => [x, ...p])));
+    for (let trial = 0; trial < 20; trial++) {
+      const k = 2 + (trial % 5);
+      const cost = Array.from({ length: k }, () => Array.from({ length: k }, () => rng.next()));
+      const got = hungarian(cost);
+      const total = (p: number[]) => p.reduce((s, j, i) => s + cost[i]![j]!, 0);
+      const best = Math.min(...perms(Array.from({ length: k }, (_, i) => i)).map(total));
+      expect(total(got)).toBeCloseTo(best, 12);
+      expect(new Set(got).size).toBe(k);
+    }
+  });
+
+  it('matching recovers a permutation of slightly moved centroids', async () => {
+    const { matchCentroids } = await import('../src/models/kmeans/stable-ids.ts');
+    const prev = Float64Array.from([0, 0, 10, 0, 0, 10, 10, 10]);
+    const order = [2, 0, 3, 1]; // new centroid i continues previous centroid order[i]
+    const next = new Float64Array(8);
+    order.forEach((p, i) => next.set([prev[p * 2]! + 0.3, prev[p * 2 + 1]! - 0.2], i * 2));
+    expect(matchCentroids(next, prev, 4, 2)).toEqual(order);
+  });
+});

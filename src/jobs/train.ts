@@ -2,12 +2,16 @@ import { randomInt } from 'node:crypto';
 import { loadTrainingData } from '../data/load.ts';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
 import { clusteringMetrics, memberMeans } from '../metrics/clustering.ts';
+import { anomalyProfile } from '../models/kmeans/anomaly.ts';
 import { makeSpace, pointDist2 } from '../models/kmeans/geometry.ts';
-import { defaultNInit, defaultNumClusters, kmeansSettings } from '../models/kmeans/options.ts';
-import { trainKmeans } from '../models/kmeans/train.ts';
+import { defaultNInit, kmeansSettings } from '../models/kmeans/options.ts';
+import { stabilityScore } from '../models/kmeans/stability.ts';
+import { matchCentroids } from '../models/kmeans/stable-ids.ts';
+import { elbowIndex, optimalIndex, trialKs, type TuningObjective } from '../models/kmeans/sweep.ts';
+import { trainSweep, type KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
-import { writeKmeansModel, type CentroidRow, type KmeansArtifact } from './write-back.ts';
+import { writeKmeansModel, type CentroidRow, type KmeansArtifact, type TrialWrite } from './write-back.ts';
 
 interface ModelRow {
   id: string;
@@ -19,6 +23,8 @@ interface ModelRow {
   function_name: string;
 }
 
+const DEFAULT_STABILITY_RUNS = 5;
+
 export async function runTrainJob(ctx: JobContext): Promise<void> {
   const { pool, job } = ctx;
   const { rows } = await pool.query<ModelRow>(
@@ -29,21 +35,20 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
   if (!model) throw new UserError('the model of this job was dropped');
   if (model.model_type !== 'kmeans') throw new UserError(`unknown model_type "${model.model_type}"`);
   const s = kmeansSettings(model.options);
-  const t0 = performance.now();
-  const deadline = s.maxRuntimeSeconds === null ? undefined : t0 + s.maxRuntimeSeconds * 1000;
+  const deadline = s.maxRuntimeSeconds === null ? undefined : Date.now() + s.maxRuntimeSeconds * 1000;
 
-  const warm = s.warmStart ? await previousArtifact(ctx, model) : null;
+  const warm = s.warmStart ? await previousVersion(ctx, model, true) : null;
   const data = await loadTrainingData(pool, {
     query: job.training_query,
     role: job.requested_by,
-    statementTimeoutMs: deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - performance.now()),
+    statementTimeoutMs: deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now()),
     maxBytes: ctx.maxBytes,
     exclude: s.exclude,
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,
   });
   const n = data.table.rows;
   if (n === 0) throw new UserError('the training query returned no rows');
-  if (deadline !== undefined && performance.now() > deadline) {
+  if (deadline !== undefined && Date.now() > deadline) {
     throw new UserError(`"max_runtime" (${s.maxRuntimeSeconds} s) was reached while reading the training data, before anything was trained; raise "max_runtime"`);
   }
   await ctx.checkpoint({ phase: 'prepare', rows: n });
@@ -65,20 +70,24 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
   }
   const X = transform(data.table, spec);
   const d = spec.dims;
-  const k = warm ? warm.artifact.k : (s.numClusters ?? defaultNumClusters(n));
-  if (warm && s.numClusters !== null && s.numClusters !== k) {
-    throw new UserError(`"warm_start" keeps num_clusters of version ${warm.version} (${k}); remove "num_clusters" or set it to ${k}`);
-  }
+  let ks: number[];
+  let sweep = false;
+  if (warm) {
+    ks = [warm.artifact.k];
+    if (typeof model.options.num_clusters === 'number' && model.options.num_clusters !== warm.artifact.k) {
+      throw new UserError(`"warm_start" keeps num_clusters of version ${warm.version} (${warm.artifact.k}); remove "num_clusters" or set it to ${warm.artifact.k}`);
+    }
+  } else ({ ks, sweep } = trialKs(model.options.num_clusters, n));
   const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
-  const nInit = s.nInit ?? defaultNInit(n, k);
+  const nInit = s.nInit ?? defaultNInit(n, Math.max(...ks));
 
   const started = performance.now();
-  const model_ = await trainKmeans(
+  const trained = await trainSweep(
     X,
     n,
     d,
+    ks,
     {
-      numClusters: k,
       initMethod: warm ? 'warm' : s.initMethod,
       distance: s.distance,
       maxIterations: s.maxIterations,
@@ -91,32 +100,53 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
       warmCentroids: warm ? Float64Array.from(warm.artifact.centroids.flat()) : undefined,
       deadline,
     },
-    (run, info) => ctx.checkpoint({ phase: 'train', run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
+    (trial, run, info) =>
+      ctx.checkpoint({ phase: 'train', trial: trial + 1, k: ks[trial], run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
   );
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
 
-  const metrics = clusteringMetrics(model_.space, model_.labels, model_.dist2, k, seed);
-  const C = model_.centroids;
-  // What ml_centroids shows: the centroid in model space, or for cosine models (whose
-  // centroids live on unit-length rows) the mean of the members' un-normalised features.
-  const shown = s.distance === 'euclidean' ? C : memberMeans(makeSpace(X, n, d, 'euclidean'), model_.labels, k).means;
-  const centroidDistances = Array.from({ length: k }, (_, a) =>
-    Array.from({ length: k }, (_, b) => Math.sqrt(pointDist2(s.distance, C, a * d, C, b * d, d))),
-  );
-  const artifact: KmeansArtifact = {
-    k,
+  const scores = trained.map((m) => ({ k: m.k, ...clusteringMetrics(m.space, m.labels, m.dist2, m.k, seed) }));
+  const objective = (model.options.hparam_tuning_objective as TuningObjective | undefined) ?? 'davies_bouldin_index';
+  const optimal = optimalIndex(scores, objective);
+  const elbow = sweep ? elbowIndex(scores) : null;
+
+  // Stable ids: the served trial continues the previous version's segment numbering.
+  const served = trained[optimal]!;
+  let renumbered = false;
+  if (model.options.stable_ids !== false) {
+    const prev = warm ?? (await previousVersion(ctx, model, false));
+    if (prev && prev.artifact.k === served.k) {
+      const prevShown = await previousCentroids(ctx, prev.modelId, spec);
+      if (prevShown) {
+        renumber(served, matchCentroids(shownCentroids(served, X, n, d), prevShown, served.k, d));
+        renumbered = true;
+      }
+    }
+  }
+  await ctx.checkpoint({ phase: 'stability' });
+  const stability = await stabilityScore(X, n, d, served.labels, served.k, {
     distance: s.distance,
-    standardize: spec.standardize,
-    dims: d,
-    features: spec.features,
-    centroids: Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
-    centroid_distances: centroidDistances,
-    training_run: warm ? warm.artifact.training_run + 1 : 0,
-  };
+    seed,
+    runs: typeof model.options.stability_runs === 'number' ? model.options.stability_runs : DEFAULT_STABILITY_RUNS,
+    initMethod: s.initMethod === 'random' ? 'random' : 'kmeans++',
+  });
+
+  const trials: TrialWrite[] = trained.map((m, i) => {
+    const metrics = { ...scores[i]!, k: undefined, stability: i === optimal ? stability : null, iterations: m.iterations.length, converged: m.converged };
+    return {
+      trialId: i + 1,
+      hyperparameters: { num_clusters: m.k },
+      metrics,
+      artifact: artifactOf(m, spec, warm ? warm.artifact.training_run + 1 : 0),
+      centroidRows: centroidRows(spec, shownCentroids(m, X, n, d), m.k, stats),
+      isOptimal: i === optimal,
+      isElbow: sweep ? i === elbow : null,
+    };
+  });
   const resolvedOptions = {
     ...model.options,
-    num_clusters: k,
+    num_clusters: model.options.num_clusters ?? served.k,
     seed,
     n_init: nInit,
     kmeans_init_method: warm ? 'warm_start' : s.initMethod,
@@ -133,23 +163,66 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
     owner: model.owner,
     functionName: model.function_name,
     spec,
-    artifact,
-    centroidRows: centroidRows(spec, shown, k, stats),
+    trials,
     metrics: {
-      ...metrics,
+      ...trials[optimal]!.metrics,
+      num_clusters: served.k,
+      trials: trials.length,
       rows: n,
-      iterations: model_.iterations.length,
-      converged: model_.converged,
-      stopped_by_max_runtime: model_.timedOut || undefined,
-      winning_run: model_.run + 1,
+      winning_run: served.run + 1,
+      stable_ids_applied: renumbered,
+      stopped_by_max_runtime: trained.some((m) => m.timedOut) || undefined,
       load_seconds: data.seconds,
       train_seconds: trainSeconds,
     },
     options: resolvedOptions,
-    trainingInfo: model_.iterations,
+    trainingInfo: served.iterations,
+    trainingRun: trials[optimal]!.artifact.training_run,
     featureStats: stats,
-    finalProgress: { phase: 'ready', iterations: model_.iterations.length, loss: model_.loss },
+    finalProgress: { phase: 'ready', iterations: served.iterations.length, loss: served.loss },
   });
+}
+
+function artifactOf(m: KmeansModel, spec: FeatureSpec, trainingRun: number): KmeansArtifact {
+  const { k, centroids: C } = m;
+  const d = spec.dims;
+  const { radii, quantiles } = anomalyProfile(m.labels, m.dist2, k);
+  return {
+    k,
+    distance: m.space.distance,
+    standardize: spec.standardize,
+    dims: d,
+    features: spec.features,
+    centroids: Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
+    centroid_distances: Array.from({ length: k }, (_, a) =>
+      Array.from({ length: k }, (_, b) => Math.sqrt(pointDist2(m.space.distance, C, a * d, C, b * d, d))),
+    ),
+    radii,
+    anomaly_quantiles: quantiles,
+    training_run: trainingRun,
+  };
+}
+
+/**
+ * What ml_centroids shows, in model space: the centroid, or for cosine models (whose centroids
+ * live on unit-length rows) the mean of the members' un-normalised features.
+ */
+function shownCentroids(m: KmeansModel, X: Float64Array, n: number, d: number): Float64Array {
+  return m.space.distance === 'euclidean' ? m.centroids : memberMeans(makeSpace(X, n, d, 'euclidean'), m.labels, m.k).means;
+}
+
+/** Applies a renumbering in place: order[i] is the new position (0-based) of centroid i. */
+function renumber(m: KmeansModel, order: number[]): void {
+  const { k } = m;
+  const d = m.space.d;
+  const C = Float64Array.from(m.centroids);
+  for (let c = 0; c < k; c++) m.centroids.set(C.subarray(c * d, c * d + d), order[c]! * d);
+  for (let i = 0; i < m.labels.length; i++) m.labels[i] = order[m.labels[i]!]!;
+  for (const it of m.iterations) {
+    it.clusterInfo = it.clusterInfo
+      .map((ci) => ({ ...ci, centroid_id: order[ci.centroid_id - 1]! + 1 }))
+      .sort((a, b) => a.centroid_id - b.centroid_id);
+  }
 }
 
 function centroidRows(spec: FeatureSpec, C: Float64Array, k: number, stats: FeatureStats[]): CentroidRow[] {
@@ -171,15 +244,53 @@ function centroidRows(spec: FeatureSpec, C: Float64Array, k: number, stats: Feat
   return rows;
 }
 
-async function previousArtifact(ctx: JobContext, model: ModelRow): Promise<{ version: number; spec: FeatureSpec; artifact: KmeansArtifact } | null> {
-  const { rows } = await ctx.pool.query<{ version: number; artifact: KmeansArtifact }>(
-    `SELECT m.version, m.artifact FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
+interface PreviousVersion {
+  modelId: string;
+  version: number;
+  spec: FeatureSpec;
+  artifact: KmeansArtifact;
+}
+
+async function previousVersion(ctx: JobContext, model: ModelRow, required: boolean): Promise<PreviousVersion | null> {
+  const { rows } = await ctx.pool.query<{ id: string; version: number; artifact: KmeansArtifact }>(
+    `SELECT m.id::text, m.version, m.artifact FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
       WHERE m.model_name = $1 AND m.version < $2 AND j.status = 'ready' AND m.model_type = 'kmeans'
       ORDER BY m.version DESC LIMIT 1`,
     [model.model_name, model.version],
   );
   const prev = rows[0];
-  if (!prev) throw new UserError(`"warm_start" needs a ready earlier version of model "${model.model_name}"; train one without warm_start first`);
+  if (!prev) {
+    if (required) throw new UserError(`"warm_start" needs a ready earlier version of model "${model.model_name}"; train one without warm_start first`);
+    return null;
+  }
   const a = prev.artifact;
-  return { version: prev.version, spec: { features: a.features, dims: a.dims, standardize: a.standardize }, artifact: a };
+  return { modelId: prev.id, version: prev.version, spec: { features: a.features, dims: a.dims, standardize: a.standardize }, artifact: a };
+}
+
+/** The previous version's served centroids (as ml_centroids shows them), mapped into `spec`'s space. */
+async function previousCentroids(ctx: JobContext, modelId: string, spec: FeatureSpec): Promise<Float64Array | null> {
+  const { rows } = await ctx.pool.query<{ centroid_id: number; feature: string; numerical_value: number | null; categorical_value: { category: string | null; value: number }[] | null }>(
+    `SELECT c.centroid_id, c.feature, c.numerical_value, c.categorical_value
+       FROM ml.centroids c JOIN ml.trials t ON t.model_id = c.model_id AND t.trial_id = c.trial_id AND t.is_optimal
+      WHERE c.model_id = $1`,
+    [modelId],
+  );
+  if (rows.length === 0) return null;
+  const k = Math.max(...rows.map((r) => r.centroid_id));
+  const d = spec.dims;
+  const P = new Float64Array(k * d);
+  const byName = new Map(spec.features.map((f) => [f.name, f]));
+  for (const r of rows) {
+    const f = byName.get(r.feature);
+    if (!f) continue;
+    const base = (r.centroid_id - 1) * d + f.offset;
+    if (f.kind === 'numeric' && r.numerical_value !== null) P[base] = (r.numerical_value - f.mean) / f.scale;
+    else if (f.kind === 'categorical' && r.categorical_value) {
+      for (const { category, value } of r.categorical_value) {
+        const j = f.categories.indexOf(category);
+        if (j >= 0) P[base + j] = value;
+      }
+    }
+  }
+  return P;
 }

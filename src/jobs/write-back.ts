@@ -17,7 +17,20 @@ export interface KmeansArtifact {
   features: Feature[];
   centroids: number[][]; // model space
   centroid_distances: number[][]; // between model centroids, in the model's metric
+  radii: number[]; // RMS distance of each cluster's training members (anomaly detection)
+  anomaly_quantiles: number[]; // training rows' normalized distances, p = 0.5 .. 1 by 0.001
   training_run: number;
+}
+
+/** One trial (one k of a sweep; a plain model has one). */
+export interface TrialWrite {
+  trialId: number;
+  hyperparameters: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  artifact: KmeansArtifact;
+  centroidRows: CentroidRow[];
+  isOptimal: boolean;
+  isElbow: boolean | null;
 }
 
 export interface CentroidRow {
@@ -36,11 +49,11 @@ export interface KmeansWrite {
   owner: string;
   functionName: string;
   spec: FeatureSpec;
-  artifact: KmeansArtifact;
-  centroidRows: CentroidRow[];
+  trials: TrialWrite[];
   metrics: Record<string, unknown>;
   options: Record<string, unknown>;
-  trainingInfo: IterationInfo[];
+  trainingInfo: IterationInfo[]; // of the optimal trial
+  trainingRun: number;
   featureStats: FeatureStats[];
   finalProgress: Record<string, unknown>;
 }
@@ -61,43 +74,42 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
     // Serialises write-backs of versions of one model (they share the public function).
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [w.modelName]);
 
-    const distances = `ml.${quoteIdent(`m${w.modelId}_distances`)}`;
-    const compiled = { spec: w.spec, centroids: Float64Array.from(w.artifact.centroids.flat()), k: w.artifact.k, distance: w.artifact.distance };
-    await client.query(distancesFunctionSql(compiled, distances));
     const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [w.modelName]);
     const roles = [w.owner, ...readers.rows.map((r) => r.grantee)];
-    await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
-
-    const signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled, roles);
-
-    await client.query(
-      `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(),
-              distances_function = $5, function_signature = coalesce($6, function_signature)
-        WHERE id = $1`,
-      [w.modelId, JSON.stringify(w.artifact), JSON.stringify(w.metrics), JSON.stringify(w.options), distances, signature],
-    );
+    await client.query('DELETE FROM ml.trials WHERE model_id = $1', [w.modelId]);
     await client.query('DELETE FROM ml.centroids WHERE model_id = $1', [w.modelId]);
     await client.query('DELETE FROM ml.training_info WHERE model_id = $1', [w.modelId]);
     await client.query('DELETE FROM ml.feature_info WHERE model_id = $1', [w.modelId]);
-    const c = w.centroidRows;
-    await client.query(
-      `INSERT INTO ml.centroids (model_id, centroid_id, ordinal, feature, numerical_value, standardized_value, categorical_value)
-       SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::float8[], $6::float8[], $7::jsonb[])`,
-      [
-        w.modelId,
-        c.map((r) => r.centroid_id),
-        c.map((r) => r.ordinal),
-        c.map((r) => r.feature),
-        c.map((r) => r.numerical_value),
-        c.map((r) => r.standardized_value),
-        c.map((r) => (r.categorical_value ? JSON.stringify(r.categorical_value) : null)),
-      ],
-    );
+    let servedDistances = '';
+    let signature: string | null = null;
+    for (const t of w.trials) {
+      // The optimal trial's function keeps the short name the model row points at.
+      const distances = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_distances` : `m${w.modelId}_t${t.trialId}_distances`)}`;
+      const compiled = { spec: w.spec, centroids: Float64Array.from(t.artifact.centroids.flat()), k: t.artifact.k, distance: t.artifact.distance };
+      await client.query(distancesFunctionSql(compiled, distances));
+      await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
+      await client.query(
+        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, is_elbow, artifact, distances_function)
+         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
+        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, t.isElbow, JSON.stringify(t.artifact), distances],
+      );
+      await insertCentroids(client, w.modelId, t.trialId, t.centroidRows);
+      if (t.isOptimal) {
+        servedDistances = distances;
+        signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled, roles);
+        await client.query(
+          `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(),
+                  distances_function = $5, function_signature = coalesce($6, function_signature)
+            WHERE id = $1`,
+          [w.modelId, JSON.stringify(t.artifact), JSON.stringify(w.metrics), JSON.stringify(w.options), servedDistances, signature],
+        );
+      }
+    }
     const t = w.trainingInfo;
     await client.query(
       `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info)
        SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[])`,
-      [w.modelId, w.artifact.training_run, t.map((i) => i.iteration), t.map((i) => i.loss), t.map((i) => i.durationMs), t.map((i) => JSON.stringify(i.clusterInfo))],
+      [w.modelId, w.trainingRun, t.map((i) => i.iteration), t.map((i) => i.loss), t.map((i) => i.durationMs), t.map((i) => JSON.stringify(i.clusterInfo))],
     );
     const f = w.featureStats;
     await client.query(
@@ -134,6 +146,23 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
  * signature, or null when a newer version is already ready (then this version keeps only its
  * internal distances function, reachable as 'model@version').
  */
+async function insertCentroids(client: PoolClient, modelId: string, trialId: number, c: CentroidRow[]): Promise<void> {
+  await client.query(
+    `INSERT INTO ml.centroids (model_id, trial_id, centroid_id, ordinal, feature, numerical_value, standardized_value, categorical_value)
+     SELECT $1, $2, * FROM unnest($3::int[], $4::int[], $5::text[], $6::float8[], $7::float8[], $8::jsonb[])`,
+    [
+      modelId,
+      trialId,
+      c.map((r) => r.centroid_id),
+      c.map((r) => r.ordinal),
+      c.map((r) => r.feature),
+      c.map((r) => r.numerical_value),
+      c.map((r) => r.standardized_value),
+      c.map((r) => (r.categorical_value ? JSON.stringify(r.categorical_value) : null)),
+    ],
+  );
+}
+
 async function publishPredictFunction(
   client: PoolClient,
   apiSchema: string,
@@ -161,7 +190,7 @@ async function publishPredictFunction(
   }
   await client.query(`UPDATE ml.models SET function_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
   await client.query(predictFunctionSql(compiled, qualified));
-  const k = w.artifact.k;
+  const k = compiled.k;
   await client.query(
     `COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(
       `sqlml: nearest centroid (1..${k}) of k-means model ${w.modelName} version ${w.version}; arguments are its features in training order`,

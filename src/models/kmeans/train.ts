@@ -1,8 +1,8 @@
 import { UserError } from '../../util/errors.ts';
-import { Random } from '../../util/random.ts';
 import { makeSpace, type DistanceType, type Space } from './geometry.ts';
-import { customInit, kmeansPlusPlus, randomInit } from './init.ts';
-import { lloyd, type IterationInfo, type LloydResult } from './lloyd.ts';
+import type { IterationInfo, LloydResult } from './lloyd.ts';
+import type { RestartSettings, RestartTask } from './restarts.ts';
+import { runRestarts } from './threads.ts';
 
 export interface KmeansOptions {
   numClusters: number;
@@ -16,7 +16,8 @@ export interface KmeansOptions {
   initFlags?: Uint8Array; // custom init: rows that are initial centroids
   initColumn?: string;
   warmCentroids?: Float64Array; // warm start: the previous version's centroids
-  deadline?: number; // performance.now() value: stop (keeping the best so far) once past it
+  deadline?: number; // Date.now() value: stop (keeping the best so far) once past it
+  threads?: number;
 }
 
 export interface KmeansModel extends LloydResult {
@@ -25,11 +26,67 @@ export interface KmeansModel extends LloydResult {
   run: number; // which restart won (0-based)
 }
 
+export type SweepOptions = Omit<KmeansOptions, 'numClusters'>;
+
 /**
- * Trains k-means on an n x d model-space matrix: nInit restarts (seeds seed, seed+1, ...) of
- * the chosen initialisation followed by Lloyd iterations; the restart with the lowest loss wins.
- * `onIteration` sees every iteration of every restart (progress, cancellation).
+ * Trains one k-means model per k (a sweep's trials; one k for a plain model): nInit restarts
+ * each (seeds seed, seed+1, ...), all restarts of all trials spread over worker threads; per
+ * trial the restart with the lowest loss wins. `onIteration` sees every iteration.
  */
+export async function trainSweep(
+  X: Float64Array,
+  n: number,
+  d: number,
+  ks: number[],
+  opts: SweepOptions,
+  onIteration?: (trial: number, run: number, info: IterationInfo) => Promise<void> | void,
+): Promise<KmeansModel[]> {
+  for (const k of ks) {
+    if (k > n) throw new UserError(`option "num_clusters" (${k}) must not exceed the number of training rows (${n})`);
+  }
+  const space = makeSpace(X, n, d, opts.distance);
+  // Deterministic initialisations give the same result on every restart: run them once.
+  const runs = opts.initMethod === 'custom' || opts.initMethod === 'warm' ? 1 : opts.nInit;
+  const tasks: RestartTask[] = [];
+  const owner: { trial: number; run: number }[] = [];
+  ks.forEach((k, trial) => {
+    for (let run = 0; run < runs; run++) {
+      owner.push({ trial, run });
+      tasks.push({ index: tasks.length, k, seed: opts.seed + run });
+    }
+  });
+  const settings: RestartSettings = {
+    initMethod: opts.initMethod,
+    distance: opts.distance,
+    maxIterations: opts.maxIterations,
+    earlyStop: opts.earlyStop,
+    minRelProgress: opts.minRelProgress,
+    initFlags: opts.initFlags,
+    initColumn: opts.initColumn,
+    warmCentroids: opts.warmCentroids,
+    deadline: opts.deadline,
+  };
+  const results = await runRestarts(
+    space,
+    tasks,
+    settings,
+    ({ task, info }) => Promise.resolve(onIteration?.(owner[task]!.trial, owner[task]!.run, info)),
+    opts.threads,
+  );
+  return ks.map((k, trial) => {
+    let best = -1;
+    let timedOut = false;
+    results.forEach((r, i) => {
+      if (owner[i]!.trial !== trial || !r) return;
+      timedOut ||= r.timedOut;
+      if (best < 0 || r.loss < results[best]!.loss) best = i;
+    });
+    const r = results[best]!;
+    return { ...r, timedOut, k, space, run: owner[best]!.run };
+  });
+}
+
+/** One model: a sweep of one k. */
 export async function trainKmeans(
   X: Float64Array,
   n: number,
@@ -37,38 +94,6 @@ export async function trainKmeans(
   opts: KmeansOptions,
   onIteration?: (run: number, info: IterationInfo) => Promise<void> | void,
 ): Promise<KmeansModel> {
-  const k = opts.numClusters;
-  if (k > n) throw new UserError(`option "num_clusters" (${k}) must not exceed the number of training rows (${n})`);
-  const space = makeSpace(X, n, d, opts.distance);
-  // Deterministic initialisations give the same result on every restart: run them once.
-  const runs = opts.initMethod === 'custom' || opts.initMethod === 'warm' ? 1 : opts.nInit;
-  let best: LloydResult | null = null;
-  let bestRun = 0;
-  const timeUp = () => opts.deadline !== undefined && performance.now() > opts.deadline;
-  let timedOut = false;
-  for (let run = 0; run < runs; run++) {
-    if (best && timeUp()) {
-      timedOut = true; // restarts left undone
-      break;
-    }
-    const rng = new Random(opts.seed + run);
-    let init: Float64Array;
-    if (opts.initMethod === 'kmeans++') init = await kmeansPlusPlus(space, k, rng);
-    else if (opts.initMethod === 'random') init = randomInit(space, k, rng);
-    else if (opts.initMethod === 'custom') init = customInit(space, k, opts.initFlags!, opts.initColumn ?? 'kmeans_init_col');
-    else init = opts.warmCentroids!;
-    const result = await lloyd(space, init, k, {
-      maxIterations: opts.maxIterations,
-      earlyStop: opts.earlyStop,
-      minRelProgress: opts.minRelProgress,
-      onIteration: (info) => onIteration?.(run, info),
-      timeUp,
-    });
-    timedOut ||= result.timedOut;
-    if (!best || result.loss < best.loss) {
-      best = result;
-      bestRun = run;
-    }
-  }
-  return { ...best!, timedOut, k, space, run: bestRun };
+  const [m] = await trainSweep(X, n, d, [opts.numClusters], opts, (_t, run, info) => onIteration?.(run, info));
+  return m!;
 }
