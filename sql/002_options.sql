@@ -124,9 +124,14 @@ BEGIN
     PERFORM ml.invalid(format('options must be a JSON object such as ''{"num_clusters": 4}'' (got %s)', options::text));
   END IF;
   known := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed', 'max_runtime'];
+  IF model_type IN ('kmeans', 'hdbscan') THEN
+    known := known || ARRAY['distance_type', 'standardize_features', 'output_table'];
+  END IF;
+  IF model_type = 'hdbscan' THEN
+    known := known || ARRAY['min_cluster_size', 'min_samples', 'cluster_selection_method', 'cluster_selection_epsilon'];
+  END IF;
   IF model_type = 'kmeans' THEN
-    known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'distance_type',
-                            'standardize_features', 'max_iterations', 'early_stop', 'min_rel_progress',
+    known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'max_iterations', 'early_stop', 'min_rel_progress',
                             'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs'];
   END IF;
   FOR k IN SELECT jsonb_object_keys(options) LOOP
@@ -148,6 +153,26 @@ BEGIN
     PERFORM ml.check_identifier('function_name', o ->> 'function_name', 63);
   END IF;
 
+  IF model_type IN ('kmeans', 'hdbscan') THEN
+    PERFORM ml.opt_enum(o, 'distance_type', ARRAY['euclidean', 'cosine']);
+    PERFORM ml.opt_bool(o, 'standardize_features');
+    IF o ? 'output_table' AND (jsonb_typeof(o -> 'output_table') <> 'string'
+        OR (o ->> 'output_table') !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$') THEN
+      PERFORM ml.invalid(format('option "output_table" must be a table name such as "customer_segmentation" or "analytics.customer_segmentation" (got %s)', (o -> 'output_table')::text));
+    END IF;
+    IF o ? 'distance_type' THEN o := jsonb_set(o, '{distance_type}', to_jsonb(lower(o ->> 'distance_type'))); END IF;
+  END IF;
+
+  IF model_type = 'hdbscan' THEN
+    PERFORM ml.opt_int(o, 'min_cluster_size', 2, 10000000);
+    PERFORM ml.opt_int(o, 'min_samples', 1, 10000000);
+    PERFORM ml.opt_enum(o, 'cluster_selection_method', ARRAY['eom', 'leaf']);
+    PERFORM ml.opt_number(o, 'cluster_selection_epsilon', 0, 1e300);
+    IF o ? 'cluster_selection_method' THEN
+      o := jsonb_set(o, '{cluster_selection_method}', to_jsonb(lower(o ->> 'cluster_selection_method')));
+    END IF;
+  END IF;
+
   IF model_type = 'kmeans' THEN
     PERFORM ml.opt_num_clusters(o);
     PERFORM ml.opt_enum(o, 'hparam_tuning_objective', ARRAY['davies_bouldin_index', 'silhouette_score', 'calinski_harabasz_score', 'elbow']);
@@ -158,8 +183,6 @@ BEGIN
       PERFORM ml.invalid('a num_clusters sweep cannot use "kmeans_init_method": "custom" or "warm_start" (both fix k); give one num_clusters');
     END IF;
     PERFORM ml.opt_enum(o, 'kmeans_init_method', ARRAY['kmeans++', 'random', 'custom']);
-    PERFORM ml.opt_enum(o, 'distance_type', ARRAY['euclidean', 'cosine']);
-    PERFORM ml.opt_bool(o, 'standardize_features');
     PERFORM ml.opt_int(o, 'max_iterations', 1, 10000);
     PERFORM ml.opt_bool(o, 'early_stop');
     PERFORM ml.opt_number(o, 'min_rel_progress', 0, 1);
@@ -174,7 +197,7 @@ BEGIN
     IF o ? 'kmeans_init_col' AND lower(coalesce(o ->> 'kmeans_init_method', '')) <> 'custom' THEN
       PERFORM ml.invalid('option "kmeans_init_col" is only allowed with "kmeans_init_method": "custom"');
     END IF;
-    FOREACH k IN ARRAY ARRAY['kmeans_init_method', 'distance_type', 'hparam_tuning_objective'] LOOP
+    FOREACH k IN ARRAY ARRAY['kmeans_init_method', 'hparam_tuning_objective'] LOOP
       IF o ? k THEN o := jsonb_set(o, ARRAY[k], to_jsonb(lower(o ->> k))); END IF;
     END LOOP;
   END IF;

@@ -112,8 +112,8 @@ DECLARE
   jid bigint;
 BEGIN
   PERFORM ml.check_identifier('model name', model_name);
-  IF mtype IS NULL OR mtype NOT IN ('kmeans') THEN
-    PERFORM ml.invalid(format('unknown model_type "%s"; supported: kmeans', model_type));
+  IF mtype IS NULL OR mtype NOT IN ('kmeans', 'hdbscan') THEN
+    PERFORM ml.invalid(format('unknown model_type "%s"; supported: kmeans, hdbscan', model_type));
   END IF;
   IF training_query IS NULL OR trim(training_query) = '' THEN
     PERFORM ml.invalid('training_query must be a SELECT statement, e.g. SELECT * FROM customers');
@@ -316,17 +316,25 @@ DECLARE
   nearest int := least((t.artifact ->> 'k')::int, 5);
 BEGIN
   -- The distances are computed once per row by the generated function; the LATERAL subquery
-  -- only sorts k numbers (a subquery is rescanned, not re-planned, per row).
+  -- only sorts k numbers (a subquery is rescanned, not re-planned, per row). For density models
+  -- the distances are to each cluster's nearest exemplar, and a row beyond the cluster's reach
+  -- is noise (-1).
   RETURN QUERY EXECUTE format($q$
-    SELECT to_jsonb(s.q), n.centroid_id, n.nearest,
-           NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb
+    SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb
     FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q) s
     CROSS JOIN LATERAL (
-      SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id,
+      SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
              jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
       FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS r
               FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT %4$s) u) n
-  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, nearest);
+    CROSS JOIN LATERAL (SELECT (%8$L::jsonb ->> (n.centroid_id - 1))::float8 AS reach,
+                               (%9$L::jsonb ->> (n.centroid_id - 1))::float8 AS pscale,
+                               (%10$L::jsonb ->> (n.centroid_id - 1))::float8 AS oscale) c
+  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, nearest,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN n.centroid_id ELSE -1 END' ELSE 'n.centroid_id' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN least(1, c.pscale / greatest(n.v, 1e-300)) ELSE 0 END' ELSE 'NULL::float8' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN '1 - least(1, c.oscale / greatest(n.v, 1e-300))' ELSE 'NULL::float8' END,
+       coalesce(t.artifact -> 'reach', '[]'), coalesce(t.artifact -> 'probability_scale', '[]'), coalesce(t.artifact -> 'outlier_scale', '[]'));
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
@@ -337,7 +345,8 @@ COMMENT ON FUNCTION @api@.ml_predict(text, text, jsonb) IS
 -- (Davies-Bouldin with the model's centroids, mean squared distance to the nearest one).
 CREATE FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS TABLE (trial_id int, davies_bouldin_index float8, mean_squared_distance float8,
-               silhouette_score float8, calinski_harabasz_score float8, stability float8)
+               silhouette_score float8, calinski_harabasz_score float8, stability float8,
+               num_clusters int, noise_fraction float8, dbcv float8)
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
@@ -347,8 +356,12 @@ BEGIN
   IF query IS NULL THEN
     RETURN QUERY SELECT t.trial_id, (t.metrics ->> 'davies_bouldin_index')::float8, (t.metrics ->> 'mean_squared_distance')::float8,
                         (t.metrics ->> 'silhouette_score')::float8, (t.metrics ->> 'calinski_harabasz_score')::float8,
-                        (t.metrics ->> 'stability')::float8;
+                        (t.metrics ->> 'stability')::float8, (t.metrics ->> 'num_clusters')::int,
+                        (t.metrics ->> 'noise_fraction')::float8, (t.metrics ->> 'dbcv')::float8;
     RETURN;
+  END IF;
+  IF m.model_type <> 'kmeans' THEN
+    PERFORM ml.invalid(format('ml_evaluate with a query is available for kmeans models; for %s models call ml_evaluate(''%s'') for the training metrics', m.model_type, model_name));
   END IF;
   RETURN QUERY EXECUTE format($q$
     WITH a AS (
@@ -358,7 +371,8 @@ BEGIN
     per AS (SELECT c, avg(v) AS spread FROM a GROUP BY c),
     r AS (SELECT p.c, max((p.spread + o.spread) / ((%4$L::jsonb -> (p.c - 1) ->> (o.c - 1))::float8)) AS ratio
             FROM per p JOIN per o ON o.c <> p.c GROUP BY p.c)
-    SELECT %5$s, (SELECT avg(ratio) FROM r)::float8, (SELECT avg(v * v) FROM a)::float8, NULL::float8, NULL::float8, NULL::float8
+    SELECT %5$s, (SELECT avg(ratio) FROM r)::float8, (SELECT avg(v * v) FROM a)::float8, NULL::float8, NULL::float8, NULL::float8,
+           (SELECT count(*) FROM per)::int, 0::float8, NULL::float8
   $q$, t.distances_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'centroid_distances', t.trial_id);
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);

@@ -29,6 +29,9 @@ DECLARE
   q text := ml.strip_query(query);
   threshold float8;
 BEGIN
+  IF m.model_type <> 'kmeans' THEN
+    PERFORM ml.invalid(format('ml_detect_anomalies is available for kmeans models; a %s model gives outlier_score in ml_predict', m.model_type));
+  END IF;
   IF options IS NULL OR NOT options ? 'contamination' THEN
     PERFORM ml.invalid('option "contamination" is required: the expected share of anomalies in the training data, between 0 and 0.5, e.g. ''{"contamination": 0.02}''');
   END IF;

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { UserError } from '../util/errors.ts';
 import { GrowableFloat64, GrowableInt32, GrowableUint8, type Column } from './columns.ts';
 
-export type FieldKind = 'float8' | 'text';
+export type FieldKind = 'float8' | 'text' | 'raw'; // raw: text kept as is (ids for output_table)
 
 // PostgreSQL binary COPY: an 11-byte signature, int32 flags, int32 header-extension length,
 // then per tuple an int16 field count and per field an int32 length (-1 = NULL) and the bytes;
@@ -22,6 +22,7 @@ export class BinaryCopyParser extends Writable {
   private readonly dicts: (Map<string, number> | null)[];
   private readonly cats: ((string | null)[] | null)[];
   private readonly nullCode: number[];
+  private readonly raws: ((string | null)[] | null)[];
   private pending: Buffer | null = null;
   private headerDone = false;
   private ended = false;
@@ -39,6 +40,7 @@ export class BinaryCopyParser extends Writable {
     this.dicts = kinds.map((k) => (k === 'text' ? new Map() : null));
     this.cats = kinds.map((k) => (k === 'text' ? [] : null));
     this.nullCode = kinds.map(() => -1);
+    this.raws = kinds.map((k) => (k === 'raw' ? [] : null));
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -87,7 +89,9 @@ export class BinaryCopyParser extends Writable {
       for (let f = 0; f < nf; f++) {
         const len = buf.readInt32BE(p);
         p += 4;
-        if (this.kinds[f] === 'float8') {
+        if (this.kinds[f] === 'raw') {
+          this.raws[f]!.push(len === -1 ? null : buf.toString('utf8', p, p + len));
+        } else if (this.kinds[f] === 'float8') {
           if (len === -1) {
             this.values[f]!.push(0);
             this.nulls[f]!.push(1);
@@ -131,7 +135,9 @@ export class BinaryCopyParser extends Writable {
     let perRow = 0;
     let dims = 0;
     this.kinds.forEach((k, f) => {
-      if (k === 'float8') {
+      if (k === 'raw') {
+        perRow += 64; // a JS string per value: ids are short
+      } else if (k === 'float8') {
         perRow += 2 * 9;
         dims += 1;
       } else {
@@ -158,11 +164,19 @@ export class BinaryCopyParser extends Writable {
     return this.cats[field]?.length ?? 0;
   }
 
-  columns(): Column[] {
-    return this.kinds.map((k, f): Column =>
-      k === 'float8'
-        ? { kind: 'numeric', name: this.names[f]!, values: this.values[f]!.finish(), nulls: this.nulls[f]!.finish() }
-        : { kind: 'categorical', name: this.names[f]!, codes: this.codes[f]!.finish(), categories: this.cats[f]! },
-    );
+  /** Raw text columns, by field position. */
+  rawColumn(field: number): (string | null)[] {
+    return this.raws[field] ?? [];
   }
+
+  /** The feature columns (raw text columns are read with rawColumn). */
+  columns(): Column[] {
+    const out: Column[] = [];
+    this.kinds.forEach((k, f) => {
+      if (k === 'float8') out.push({ kind: 'numeric', name: this.names[f]!, values: this.values[f]!.finish(), nulls: this.nulls[f]!.finish() });
+      else if (k === 'text') out.push({ kind: 'categorical', name: this.names[f]!, codes: this.codes[f]!.finish(), categories: this.cats[f]! });
+    });
+    return out;
+  }
+
 }

@@ -13,18 +13,27 @@ export interface LoadRequest {
   exclude: string[]; // columns kept out of the features (ids)
   boolColumn?: string; // a boolean column loaded separately (k-means custom init)
   maxBytes?: number; // the sidecar's memory budget for one training set
+  keep?: string[]; // columns read as text, untouched, to write back next to the labels (output_table)
+}
+
+export interface KeptColumn {
+  name: string;
+  type: string; // format_type(), e.g. "character varying(20)"
+  values: (string | null)[];
 }
 
 export interface LoadedData {
   table: Table;
   /** Per row: the boolean column's value (1 true, 0 false/NULL), when requested. */
   flags?: Uint8Array;
+  kept: KeptColumn[];
   seconds: number;
 }
 
 interface Described {
   name: string;
   typeOid: number;
+  type: string;
   typcategory: string;
   typname: string;
 }
@@ -67,12 +76,14 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     if (features.length === 0) {
       throw new UserError('no feature columns are left after "exclude": the training query must have at least one other column');
     }
+    const kept = (req.keep ?? []).map((name) => described.find((d) => d.name === name)!).filter(Boolean);
     const kinds: FieldKind[] = features.map((d) => kindOf(d));
     const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
-    const allKinds: FieldKind[] = req.boolColumn !== undefined ? [...kinds, 'float8'] : kinds;
+    for (const k of kept) selectList.push(`q.${quoteIdent(k.name)}::text`);
+    const allKinds: FieldKind[] = [...kinds, ...(req.boolColumn !== undefined ? (['float8'] as const) : []), ...kept.map(() => 'raw' as const)];
     parser = new BinaryCopyParser(
-      [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : [])],
+      [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : []), ...kept.map((k) => k.name)],
       allKinds,
       req.maxBytes === undefined ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
     );
@@ -86,8 +97,9 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
       const flagCol = columns.pop()!;
       flags = flagCol.kind === 'numeric' ? Uint8Array.from(flagCol.values) : undefined;
     }
+    const keptColumns = kept.map((k, i) => ({ name: k.name, type: k.type, values: parser!.rawColumn(features.length + (req.boolColumn !== undefined ? 1 : 0) + i) }));
     client.release();
-    return { table: { rows: rowCount, columns }, flags, seconds: (performance.now() - started) / 1000 };
+    return { table: { rows: rowCount, columns }, flags, kept: keptColumns, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
     // An interrupted COPY leaves the connection in an unknown state: discard it.
     client.release(true);
@@ -126,14 +138,15 @@ async function describe(client: import('pg').PoolClient, q: string): Promise<Des
     seen.add(f.name);
   }
   const oids = res.fields.map((f) => f.dataTypeID);
-  const types = await client.query<{ oid: number; typcategory: string; typname: string }>(
-    'SELECT oid::int AS oid, typcategory::text AS typcategory, typname::text AS typname FROM pg_type WHERE oid = ANY($1::oid[])',
-    [oids],
+  const types = await client.query<{ oid: number; typcategory: string; typname: string; formatted: string }>(
+    `SELECT m.oid::int AS oid, t.typcategory::text AS typcategory, t.typname::text AS typname, format_type(m.oid, m.typmod) AS formatted
+       FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS m(oid, typmod, i) LEFT JOIN pg_type t ON t.oid = m.oid
+      ORDER BY m.i`,
+    [oids, res.fields.map((f) => f.dataTypeModifier)],
   );
-  const byOid = new Map(types.rows.map((t) => [t.oid, t]));
-  return res.fields.map((f) => {
-    const t = byOid.get(f.dataTypeID);
-    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown' };
+  return res.fields.map((f, i) => {
+    const t = types.rows[i];
+    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown', type: t?.formatted ?? 'text' };
   });
 }
 

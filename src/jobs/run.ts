@@ -1,6 +1,9 @@
 import type { Pool } from '../db/connect.ts';
+import { UserError } from '../util/errors.ts';
 import type { ClaimedJob } from '../queue/job-sql.ts';
-import { runTrainJob } from './train.ts';
+import { loadModelRow } from './prepare.ts';
+import { trainHdbscanJob } from './train-hdbscan.ts';
+import { trainKmeansJob } from './train-kmeans.ts';
 
 export interface JobContext {
   pool: Pool;
@@ -19,8 +22,12 @@ export interface JobContext {
 /** One handler per job kind. */
 export async function runJob(ctx: JobContext): Promise<void> {
   switch (ctx.job.kind) {
-    case 'train':
-      return runTrainJob(ctx);
+    case 'train': {
+      const model = await loadModelRow(ctx);
+      if (model.model_type === 'kmeans') return trainKmeansJob(ctx, model);
+      if (model.model_type === 'hdbscan') return trainHdbscanJob(ctx, model);
+      throw new UserError(`unknown model_type "${model.model_type}"`);
+    }
     default:
       throw new Error(`unknown job kind ${String(ctx.job.kind)}`);
   }

@@ -1,6 +1,11 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { KeptColumn } from '../data/load.ts';
 import { quoteIdent, quoteLiteral } from '../db/connect.ts';
 import type { Feature, FeatureSpec, FeatureStats } from '../features/prepare.ts';
+import type { CentroidRow } from '../features/present.ts';
 import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
@@ -8,9 +13,17 @@ import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
 import { LeaseLost } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
 
-/** What scoring replays: stored in ml.models.artifact. */
+/**
+ * What scoring replays: stored in ml.models.artifact. For k-means, `centroids` are the
+ * centroids; for density models they are exemplars, `groups` lists each cluster's exemplars,
+ * and a row farther than `reach` from its cluster's nearest exemplar is noise.
+ */
 export interface KmeansArtifact {
-  k: number;
+  k: number; // clusters
+  groups?: number[][];
+  reach?: number[];
+  probability_scale?: number[];
+  outlier_scale?: number[];
   distance: DistanceType;
   standardize: boolean;
   dims: number;
@@ -33,16 +46,8 @@ export interface TrialWrite {
   isElbow: boolean | null;
 }
 
-export interface CentroidRow {
-  centroid_id: number;
-  ordinal: number;
-  feature: string;
-  numerical_value: number | null;
-  standardized_value: number | null;
-  categorical_value: { category: string | null; value: number }[] | null;
-}
 
-export interface KmeansWrite {
+export interface ModelWrite {
   modelId: string;
   modelName: string;
   version: number;
@@ -55,7 +60,17 @@ export interface KmeansWrite {
   trainingInfo: IterationInfo[]; // of the optimal trial
   trainingRun: number;
   featureStats: FeatureStats[];
+  output?: OutputTable;
   finalProgress: Record<string, unknown>;
+}
+
+/** output_table: the training rows' kept (excluded) columns next to their labels. */
+export interface OutputTable {
+  table: [string, string];
+  kept: KeptColumn[];
+  labels: Int32Array; // 0-based cluster, -1 = noise
+  probabilities?: Float64Array;
+  outlierScores?: Float64Array;
 }
 
 /**
@@ -63,7 +78,7 @@ export interface KmeansWrite {
  * the generated scoring functions, and the job's `ready`. Readers see the whole model or none
  * of it. If the job's lease was lost meanwhile (another sidecar took over), nothing is written.
  */
-export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise<void> {
+export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> {
   const client = await ctx.pool.connect();
   try {
     await client.query('BEGIN');
@@ -85,7 +100,14 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
     for (const t of w.trials) {
       // The optimal trial's function keeps the short name the model row points at.
       const distances = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_distances` : `m${w.modelId}_t${t.trialId}_distances`)}`;
-      const compiled = { spec: w.spec, centroids: Float64Array.from(t.artifact.centroids.flat()), k: t.artifact.k, distance: t.artifact.distance };
+      const compiled = {
+        spec: w.spec,
+        centroids: Float64Array.from(t.artifact.centroids.flat()),
+        k: t.artifact.centroids.length,
+        distance: t.artifact.distance,
+        groups: t.artifact.groups,
+        reach: t.artifact.reach,
+      };
       await client.query(distancesFunctionSql(compiled, distances));
       await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
       await client.query(
@@ -131,6 +153,7 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
         f.map((s) => s.warning),
       ],
     );
+    if (w.output) await writeOutputTable(client, ctx.job.requested_by, w.output);
     await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
     await client.query('COMMIT');
   } catch (err) {
@@ -146,6 +169,40 @@ export async function writeKmeansModel(ctx: JobContext, w: KmeansWrite): Promise
  * signature, or null when a newer version is already ready (then this version keeps only its
  * internal distances function, reachable as 'model@version').
  */
+/**
+ * Replaces the output table, as the requester (who owns it then), inside the write-back
+ * transaction: the labels appear together with the model or not at all.
+ */
+async function writeOutputTable(client: PoolClient, requester: string, o: OutputTable): Promise<void> {
+  const name = `${quoteIdent(o.table[0])}.${quoteIdent(o.table[1])}`;
+  const density = o.probabilities !== undefined;
+  const columns = [
+    ...o.kept.map((k) => `${quoteIdent(k.name)} ${k.type}`),
+    'centroid_id int',
+    ...(density ? ['membership_probability float8', 'outlier_score float8'] : []),
+  ];
+  await client.query(`SET LOCAL ROLE ${quoteIdent(requester)}`);
+  await client.query(`DROP TABLE IF EXISTS ${name}`);
+  await client.query(`CREATE TABLE ${name} (${columns.join(', ')})`);
+  const escape = (v: string | null) => (v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r'));
+  function* lines() {
+    const n = o.labels.length;
+    for (let start = 0; start < n; start += 10_000) {
+      let chunk = '';
+      for (let i = start; i < Math.min(n, start + 10_000); i++) {
+        const fields = o.kept.map((k) => escape(k.values[i]!));
+        const l = o.labels[i]!;
+        fields.push(String(l < 0 ? -1 : l + 1));
+        if (density) fields.push(String(o.probabilities![i]), String(o.outlierScores![i]));
+        chunk += fields.join('\t') + '\n';
+      }
+      yield chunk;
+    }
+  }
+  await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${name} FROM STDIN`)));
+  await client.query('RESET ROLE');
+}
+
 async function insertCentroids(client: PoolClient, modelId: string, trialId: number, c: CentroidRow[]): Promise<void> {
   await client.query(
     `INSERT INTO ml.centroids (model_id, trial_id, centroid_id, ordinal, feature, numerical_value, standardized_value, categorical_value)
@@ -166,7 +223,7 @@ async function insertCentroids(client: PoolClient, modelId: string, trialId: num
 async function publishPredictFunction(
   client: PoolClient,
   apiSchema: string,
-  w: KmeansWrite,
+  w: ModelWrite,
   compiled: Parameters<typeof predictFunctionSql>[0],
   roles: string[],
 ): Promise<string | null> {
@@ -190,11 +247,11 @@ async function publishPredictFunction(
   }
   await client.query(`UPDATE ml.models SET function_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
   await client.query(predictFunctionSql(compiled, qualified));
-  const k = compiled.k;
+  const what = compiled.groups
+    ? `cluster (1..${compiled.groups.length}, -1 = noise) of density model`
+    : `nearest centroid (1..${compiled.k}) of k-means model`;
   await client.query(
-    `COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(
-      `sqlml: nearest centroid (1..${k}) of k-means model ${w.modelName} version ${w.version}; arguments are its features in training order`,
-    )}`,
+    `COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(`sqlml: ${what} ${w.modelName} version ${w.version}; arguments are its features in training order`)}`,
   );
   await restrictExecute(client, signature, roles);
   const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);

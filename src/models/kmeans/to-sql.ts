@@ -13,6 +13,12 @@ export interface CompiledKmeans {
   centroids: Float64Array; // k x dims, model space
   k: number;
   distance: DistanceType;
+  /**
+   * Density models: the points are exemplars, and output c is the distance to the nearest
+   * exemplar of group c; a row farther than reach[c] from its nearest group is noise (-1).
+   */
+  groups?: number[][];
+  reach?: number[];
 }
 
 /** SQL number literal with the exact float8 value (JS's shortest round-trip form). */
@@ -100,21 +106,32 @@ function plpgsql(declare: string[], body: string[]): string {
   return dollarQuote(['BEGIN', '  DECLARE', ...declare.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
 }
 
+/** Per output (centroid, or group of exemplars): the squared distance expression. */
+function outputs(m: CompiledKmeans): string[] {
+  if (!m.groups) return Array.from({ length: m.k }, (_, c) => `d${c + 1}`);
+  return m.groups.map((g) => (g.length === 1 ? `d${g[0]! + 1}` : `least(${g.map((e) => `d${e + 1}`).join(', ')})`));
+}
+
 /** Internal function: the distance to every centroid, as float8[] (ml_predict, ml_evaluate). */
 export function distancesFunctionSql(m: CompiledKmeans, qualifiedName: string): string {
   const { declare, body } = distanceBody(m);
-  const list = Array.from({ length: m.k }, (_, c) => `sqrt(d${c + 1})`).join(', ');
+  const list = outputs(m).map((o) => `sqrt(${o})`).join(', ');
   body.push(`RETURN ARRAY[${list}];`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, body)}`;
 }
 
-/** The user's function (Redshift ML's FUNCTION clause): the nearest centroid's id, 1..k. */
+/** The user's function (Redshift ML's FUNCTION clause): the nearest centroid's id, 1..k (-1: noise). */
 export function predictFunctionSql(m: CompiledKmeans, qualifiedName: string): string {
   const { declare, body } = distanceBody(m);
-  declare.push('best int;', 'bd float8;');
-  body.push('best := 1;', 'bd := d1;');
-  for (let c = 2; c <= m.k; c++) body.push(`IF d${c} < bd THEN best := ${c}; bd := d${c}; END IF;`);
+  const out = outputs(m);
+  declare.push('best int;', 'bd float8;', 'o float8;');
+  body.push('best := 1;', `bd := ${out[0]};`);
+  for (let c = 2; c <= out.length; c++) body.push(`o := ${out[c - 1]}; IF o < bd THEN best := ${c}; bd := o; END IF;`);
+  if (m.reach) {
+    const whens = m.reach.map((r, c) => `WHEN ${c + 1} THEN ${num(r * r)}`).join(' ');
+    body.push(`IF bd > (CASE best ${whens} END) THEN RETURN -1; END IF;`);
+  }
   body.push('RETURN best;');
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS int
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, body)}`;

@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { loadTrainingData } from '../data/load.ts';
-import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
+import type { FeatureSpec } from '../features/prepare.ts';
 import { clusteringMetrics, memberMeans } from '../metrics/clustering.ts';
 import { anomalyProfile } from '../models/kmeans/anomaly.ts';
 import { makeSpace, pointDist2 } from '../models/kmeans/geometry.ts';
@@ -10,66 +9,30 @@ import { matchCentroids } from '../models/kmeans/stable-ids.ts';
 import { elbowIndex, optimalIndex, trialKs, type TuningObjective } from '../models/kmeans/sweep.ts';
 import { trainSweep, type KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
+import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
 import type { JobContext } from './run.ts';
-import { writeKmeansModel, type CentroidRow, type KmeansArtifact, type TrialWrite } from './write-back.ts';
+import { writeModel, type KmeansArtifact, type TrialWrite } from './write-back.ts';
+import { centroidRows } from '../features/present.ts';
 
-interface ModelRow {
-  id: string;
-  model_name: string;
-  version: number;
-  model_type: string;
-  options: Record<string, unknown>;
-  owner: string;
-  function_name: string;
-}
 
 const DEFAULT_STABILITY_RUNS = 5;
 
-export async function runTrainJob(ctx: JobContext): Promise<void> {
-  const { pool, job } = ctx;
-  const { rows } = await pool.query<ModelRow>(
-    `SELECT id::text, model_name, version, model_type, options, owner::text, function_name FROM ml.models WHERE id = $1`,
-    [job.model_id],
-  );
-  const model = rows[0];
-  if (!model) throw new UserError('the model of this job was dropped');
-  if (model.model_type !== 'kmeans') throw new UserError(`unknown model_type "${model.model_type}"`);
+export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<void> {
   const s = kmeansSettings(model.options);
   const deadline = s.maxRuntimeSeconds === null ? undefined : Date.now() + s.maxRuntimeSeconds * 1000;
 
   const warm = s.warmStart ? await previousVersion(ctx, model, true) : null;
-  const data = await loadTrainingData(pool, {
-    query: job.training_query,
-    role: job.requested_by,
-    statementTimeoutMs: deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now()),
-    maxBytes: ctx.maxBytes,
+  const output = outputTableName(model.options, ctx.apiSchema);
+  const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: s.exclude,
+    standardize: s.standardize,
+    maxCategories: s.maxCategories,
+    deadline,
+    maxRuntimeSeconds: s.maxRuntimeSeconds,
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,
+    keep: output ? s.exclude : undefined,
+    reuse: warm ? { spec: warm.spec, version: warm.version } : undefined,
   });
-  const n = data.table.rows;
-  if (n === 0) throw new UserError('the training query returned no rows');
-  if (deadline !== undefined && Date.now() > deadline) {
-    throw new UserError(`"max_runtime" (${s.maxRuntimeSeconds} s) was reached while reading the training data, before anything was trained; raise "max_runtime"`);
-  }
-  await ctx.checkpoint({ phase: 'prepare', rows: n });
-
-  let spec: FeatureSpec;
-  let stats: FeatureStats[];
-  if (warm) {
-    const fitted = fitFeatures(data.table, { standardize: s.standardize, maxCategories: Infinity });
-    stats = fitted.stats;
-    const names = (x: FeatureSpec) => x.features.map((f) => `${f.name}:${f.kind}`).join(', ');
-    if (names(fitted.spec) !== names(warm.spec)) {
-      throw new UserError(
-        `"warm_start" needs the same feature columns as version ${warm.version} (${names(warm.spec)}); the query gives ${names(fitted.spec)}`,
-      );
-    }
-    spec = warm.spec;
-  } else {
-    ({ spec, stats } = fitFeatures(data.table, { standardize: s.standardize, maxCategories: s.maxCategories }));
-  }
-  const X = transform(data.table, spec);
-  const d = spec.dims;
   let ks: number[];
   let sweep = false;
   if (warm) {
@@ -133,7 +96,7 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
   });
 
   const trials: TrialWrite[] = trained.map((m, i) => {
-    const metrics = { ...scores[i]!, k: undefined, stability: i === optimal ? stability : null, iterations: m.iterations.length, converged: m.converged };
+    const metrics = { ...scores[i]!, k: undefined, num_clusters: m.k, noise_fraction: 0, stability: i === optimal ? stability : null, iterations: m.iterations.length, converged: m.converged };
     return {
       trialId: i + 1,
       hyperparameters: { num_clusters: m.k },
@@ -156,7 +119,7 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
     early_stop: s.earlyStop,
     min_rel_progress: s.minRelProgress,
   };
-  await writeKmeansModel(ctx, {
+  await writeModel(ctx, {
     modelId: model.id,
     modelName: model.model_name,
     version: model.version,
@@ -179,6 +142,7 @@ export async function runTrainJob(ctx: JobContext): Promise<void> {
     trainingInfo: served.iterations,
     trainingRun: trials[optimal]!.artifact.training_run,
     featureStats: stats,
+    output: output ? { table: output, kept: data.kept, labels: served.labels } : undefined,
     finalProgress: { phase: 'ready', iterations: served.iterations.length, loss: served.loss },
   });
 }
@@ -225,24 +189,6 @@ function renumber(m: KmeansModel, order: number[]): void {
   }
 }
 
-function centroidRows(spec: FeatureSpec, C: Float64Array, k: number, stats: FeatureStats[]): CentroidRow[] {
-  const d = spec.dims;
-  const std = new Map(stats.map((s) => [s.input, s.stddev]));
-  const rows: CentroidRow[] = [];
-  for (let c = 0; c < k; c++) {
-    spec.features.forEach((f, ordinal) => {
-      if (f.kind === 'numeric') {
-        const original = C[c * d + f.offset]! * f.scale + f.mean;
-        const sd = std.get(f.name) || 1;
-        rows.push({ centroid_id: c + 1, ordinal, feature: f.name, numerical_value: original, standardized_value: (original - f.mean) / sd, categorical_value: null });
-      } else {
-        const shares = f.categories.map((category, j) => ({ category, value: C[c * d + f.offset + j]! }));
-        rows.push({ centroid_id: c + 1, ordinal, feature: f.name, numerical_value: null, standardized_value: null, categorical_value: shares });
-      }
-    });
-  }
-  return rows;
-}
 
 interface PreviousVersion {
   modelId: string;

@@ -1,0 +1,89 @@
+import { loadTrainingData, type LoadedData } from '../data/load.ts';
+import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
+import { UserError } from '../util/errors.ts';
+import type { JobContext } from './run.ts';
+
+// What every training job does first: read its model row, load the query's rows under the
+// requester's role, fit (or reuse) the feature preparation and build the model-space matrix.
+
+export interface ModelRow {
+  id: string;
+  model_name: string;
+  version: number;
+  model_type: string;
+  options: Record<string, unknown>;
+  owner: string;
+  function_name: string;
+}
+
+export async function loadModelRow(ctx: JobContext): Promise<ModelRow> {
+  const { rows } = await ctx.pool.query<ModelRow>(
+    `SELECT id::text, model_name, version, model_type, options, owner::text, function_name FROM ml.models WHERE id = $1`,
+    [ctx.job.model_id],
+  );
+  if (!rows[0]) throw new UserError('the model of this job was dropped');
+  return rows[0];
+}
+
+export interface Prepared {
+  data: LoadedData;
+  spec: FeatureSpec;
+  stats: FeatureStats[];
+  X: Float64Array;
+  n: number;
+  d: number;
+}
+
+export async function prepareTrainingData(
+  ctx: JobContext,
+  o: {
+    exclude: string[];
+    standardize: boolean;
+    maxCategories: number;
+    deadline?: number;
+    maxRuntimeSeconds?: number | null;
+    boolColumn?: string;
+    keep?: string[];
+    reuse?: { spec: FeatureSpec; version: number }; // warm start: the previous version's preparation
+  },
+): Promise<Prepared> {
+  const data = await loadTrainingData(ctx.pool, {
+    query: ctx.job.training_query,
+    role: ctx.job.requested_by,
+    statementTimeoutMs: o.deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, o.deadline - Date.now()),
+    maxBytes: ctx.maxBytes,
+    exclude: o.exclude,
+    boolColumn: o.boolColumn,
+    keep: o.keep,
+  });
+  const n = data.table.rows;
+  if (n === 0) throw new UserError('the training query returned no rows');
+  if (o.deadline !== undefined && Date.now() > o.deadline) {
+    throw new UserError(`"max_runtime" (${o.maxRuntimeSeconds} s) was reached while reading the training data, before anything was trained; raise "max_runtime"`);
+  }
+  await ctx.checkpoint({ phase: 'prepare', rows: n });
+  let spec: FeatureSpec;
+  let stats: FeatureStats[];
+  if (o.reuse) {
+    const fitted = fitFeatures(data.table, { standardize: o.standardize, maxCategories: Infinity });
+    stats = fitted.stats;
+    const names = (x: FeatureSpec) => x.features.map((f) => `${f.name}:${f.kind}`).join(', ');
+    if (names(fitted.spec) !== names(o.reuse.spec)) {
+      throw new UserError(
+        `"warm_start" needs the same feature columns as version ${o.reuse.version} (${names(o.reuse.spec)}); the query gives ${names(fitted.spec)}`,
+      );
+    }
+    spec = o.reuse.spec;
+  } else {
+    ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, maxCategories: o.maxCategories }));
+  }
+  return { data, spec, stats, X: transform(data.table, spec), n, d: spec.dims };
+}
+
+/** The output_table option as [schema, table]; unqualified names go to the API schema. */
+export function outputTableName(options: Record<string, unknown>, apiSchema: string): [string, string] | null {
+  const v = options.output_table;
+  if (typeof v !== 'string') return null;
+  const parts = v.split('.');
+  return parts.length === 2 ? [parts[0]!, parts[1]!] : [apiSchema, parts[0]!];
+}

@@ -1,0 +1,127 @@
+import { randomInt } from 'node:crypto';
+import { centroidRows } from '../features/present.ts';
+import { calinskiHarabasz, daviesBouldin, memberMeans, silhouette } from '../metrics/clustering.ts';
+import { dbcv } from '../metrics/dbcv.ts';
+import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
+import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts';
+import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
+import type { JobContext } from './run.ts';
+import { writeModel, type KmeansArtifact } from './write-back.ts';
+
+// Density clustering (HDBSCAN*) as a training job: same loading, preparation and write-back
+// as k-means; the served "centroids" are exemplars (see src/models/hdbscan/train.ts).
+
+export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise<void> {
+  const o = model.options;
+  const exclude = Array.isArray(o.exclude) ? (o.exclude as string[]) : [];
+  const distance = (o.distance_type as DistanceType | undefined) ?? 'euclidean';
+  const output = outputTableName(o, ctx.apiSchema);
+  const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
+    exclude,
+    standardize: o.standardize_features !== false,
+    maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
+    keep: output ? exclude : undefined,
+  });
+  const minClusterSize = typeof o.min_cluster_size === 'number' ? o.min_cluster_size : defaultMinClusterSize(n);
+  const minSamples = typeof o.min_samples === 'number' ? o.min_samples : minClusterSize;
+  const seed = typeof o.seed === 'number' ? o.seed : randomInt(0, 2 ** 31 - 1);
+  const started = performance.now();
+  const m = await trainHdbscan(X, n, d, {
+    minClusterSize,
+    minSamples,
+    method: (o.cluster_selection_method as 'eom' | 'leaf' | undefined) ?? 'eom',
+    epsilon: typeof o.cluster_selection_epsilon === 'number' ? o.cluster_selection_epsilon : 0,
+    distance,
+    checkpoint: (phase) => ctx.checkpoint({ phase }),
+  });
+  const trainSeconds = (performance.now() - started) / 1000;
+  await ctx.checkpoint({ phase: 'evaluate' });
+
+  const metrics = densityMetrics(m.space, X, n, d, m.labels, m.k, seed);
+  // ml_centroids of a density model: the mean of each cluster's members.
+  const members = clusterMembers(X, n, d, m.labels);
+  const means = memberMeans(members.space, members.labels, m.k).means;
+  const artifact: KmeansArtifact = {
+    k: m.k,
+    distance,
+    standardize: spec.standardize,
+    dims: d,
+    features: spec.features,
+    centroids: m.exemplars.flat().map((i) => Array.from(X.subarray(i * d, i * d + d))),
+    groups: regroup(m.exemplars),
+    reach: m.reach,
+    probability_scale: m.probabilityScale,
+    outlier_scale: m.outlierScale,
+    centroid_distances: [],
+    radii: [],
+    anomaly_quantiles: [],
+    training_run: 0,
+  };
+  await writeModel(ctx, {
+    modelId: model.id,
+    modelName: model.model_name,
+    version: model.version,
+    owner: model.owner,
+    functionName: model.function_name,
+    spec,
+    trials: [
+      {
+        trialId: 1,
+        hyperparameters: { min_cluster_size: minClusterSize, min_samples: minSamples },
+        metrics,
+        artifact,
+        centroidRows: centroidRows(spec, means, m.k, stats),
+        isOptimal: true,
+        isElbow: null,
+      },
+    ],
+    metrics: { ...metrics, rows: n, load_seconds: data.seconds, train_seconds: trainSeconds },
+    options: { ...o, min_cluster_size: minClusterSize, min_samples: minSamples, seed, distance_type: distance },
+    trainingInfo: [],
+    trainingRun: 0,
+    featureStats: stats,
+    output: output
+      ? { table: output, kept: data.kept, labels: m.labels, probabilities: m.probabilities, outlierScores: m.outlierScores }
+      : undefined,
+    finalProgress: { phase: 'ready', clusters: m.k },
+  });
+}
+
+/** Exemplar indices per cluster, renumbered to positions in the flattened exemplar list. */
+function regroup(exemplars: number[][]): number[][] {
+  let next = 0;
+  return exemplars.map((g) => g.map(() => next++));
+}
+
+/** The non-noise rows, as their own space (metrics are over clustered rows only). */
+function clusterMembers(X: Float64Array, n: number, d: number, labels: Int32Array): { space: Space; labels: Int32Array } {
+  const keep: number[] = [];
+  for (let i = 0; i < n; i++) if (labels[i]! >= 0) keep.push(i);
+  const Y = new Float64Array(keep.length * d);
+  keep.forEach((r, i) => Y.set(X.subarray(r * d, r * d + d), i * d));
+  return { space: makeSpace(Y, keep.length, d, 'euclidean'), labels: Int32Array.from(keep, (r) => labels[r]!) };
+}
+
+function densityMetrics(space: Space, X: Float64Array, n: number, d: number, labels: Int32Array, k: number, seed: number) {
+  const clustered = clusterMembers(X, n, d, labels);
+  const cs = space.distance === 'euclidean' ? clustered.space : makeSpace(clustered.space.X, clustered.space.n, d, 'cosine');
+  const { means } = memberMeans(cs, clustered.labels, k);
+  let msd = 0;
+  for (let i = 0; i < cs.n; i++) {
+    const c = clustered.labels[i]!;
+    let acc = 0;
+    for (let j = 0; j < d; j++) acc += (cs.X[i * d + j]! - means[c * d + j]!) ** 2;
+    msd += acc;
+  }
+  const sil = silhouette(cs, clustered.labels, k, seed);
+  return {
+    num_clusters: k,
+    noise_fraction: (n - clustered.space.n) / n,
+    davies_bouldin_index: daviesBouldin(cs, clustered.labels, k),
+    mean_squared_distance: cs.n ? msd / cs.n : null,
+    silhouette_score: sil.score,
+    silhouette_sample_size: sil.sampleSize,
+    calinski_harabasz_score: calinskiHarabasz(cs, clustered.labels, k),
+    dbcv: dbcv(space, labels, seed),
+  };
+}
