@@ -208,20 +208,6 @@ END $$;
 COMMENT ON FUNCTION @api@.ml_cancel(bigint) IS
   'sqlml: cancel a queued job at once, or a running one between two iterations; false if it had already ended';
 
-CREATE FUNCTION @api@.ml_drop_model(model_name text) RETURNS int
-LANGUAGE plpgsql AS $$
-DECLARE n int;
-BEGIN
-  DELETE FROM ml.models m WHERE m.model_name = ml_drop_model.model_name;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  IF n = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('model "%s" does not exist', model_name);
-  END IF;
-  RETURN n;
-END $$;
-COMMENT ON FUNCTION @api@.ml_drop_model(text) IS
-  'sqlml: drop every version of a model, its jobs and its generated functions; returns the number of versions dropped';
-
 CREATE FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, trial_id int DEFAULT NULL)
 RETURNS TABLE (centroid_id int, feature text, numerical_value float8, categorical_value jsonb)
 LANGUAGE plpgsql STABLE AS $$

@@ -103,7 +103,7 @@ CREATE OR REPLACE VIEW @api@.ml_models AS
   FROM ml.models m LEFT JOIN ml.jobs j ON j.id = m.job_id
   WHERE ml.can_read_model(m.model_name, m.owner, current_user);
 
-CREATE OR REPLACE FUNCTION @api@.ml_drop_model(model_name text) RETURNS int
+CREATE FUNCTION @api@.ml_drop_model(model_name text) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE n int;
 BEGIN
@@ -115,3 +115,5 @@ BEGIN
   END IF;
   RETURN n;
 END $$;
+COMMENT ON FUNCTION @api@.ml_drop_model(text) IS
+  'sqlml: drop every version of a model, its jobs, grants and generated functions; returns the number of versions dropped';

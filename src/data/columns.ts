@@ -22,60 +22,40 @@ export interface Table {
   columns: Column[];
 }
 
-/** A Float64Array that doubles its capacity as rows arrive. */
-export class GrowableFloat64 {
-  data: Float64Array;
+type TypedArray = Float64Array | Int32Array | Uint8Array;
+
+/** A typed array that doubles its capacity as rows arrive. */
+class Growable<T extends TypedArray> {
+  data: T;
   length = 0;
-  constructor(capacity = 1024) {
-    this.data = new Float64Array(capacity);
+  constructor(private readonly make: (n: number) => T, capacity = 1024) {
+    this.data = make(capacity);
   }
   push(v: number): void {
     if (this.length === this.data.length) {
-      const next = new Float64Array(this.data.length * 2);
+      const next = this.make(this.data.length * 2);
       next.set(this.data);
       this.data = next;
     }
     this.data[this.length++] = v;
   }
-  finish(): Float64Array {
-    return this.data.slice(0, this.length);
+  finish(): T {
+    return this.data.slice(0, this.length) as T;
   }
 }
 
-export class GrowableInt32 {
-  data: Int32Array;
-  length = 0;
-  constructor(capacity = 1024) {
-    this.data = new Int32Array(capacity);
-  }
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Int32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-  finish(): Int32Array {
-    return this.data.slice(0, this.length);
+export class GrowableFloat64 extends Growable<Float64Array> {
+  constructor() {
+    super((n) => new Float64Array(n));
   }
 }
-
-export class GrowableUint8 {
-  data: Uint8Array;
-  length = 0;
-  constructor(capacity = 1024) {
-    this.data = new Uint8Array(capacity);
+export class GrowableInt32 extends Growable<Int32Array> {
+  constructor() {
+    super((n) => new Int32Array(n));
   }
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Uint8Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-  finish(): Uint8Array {
-    return this.data.slice(0, this.length);
+}
+export class GrowableUint8 extends Growable<Uint8Array> {
+  constructor() {
+    super((n) => new Uint8Array(n));
   }
 }
