@@ -1,0 +1,21 @@
+// npm run bench: every benchmark, each printed with its baseline measured in the same run.
+//   npm run bench -- --quick      small sizes (what the test suite's smoke run does)
+import { benchDatabase } from './lib.ts';
+import { benchTraining, printTraining } from './training.ts';
+import { benchScoring, printScoring } from './scoring.ts';
+import { benchQueue, printQueue } from './queue.ts';
+
+const quick = process.argv.includes('--quick');
+const db = await benchDatabase();
+try {
+  console.log(`machine: ${(await import('node:os')).cpus().length} cores, ${Math.round((await import('node:os')).totalmem() / 2 ** 30)} GiB; PostgreSQL ${(await db.pool.query('SHOW server_version')).rows[0].server_version}`);
+  printTraining(await benchTraining(db, { rows: quick ? 20_000 : 1_000_000, k: 8 }));
+  printScoring(await benchScoring(db, { rows: quick ? 20_000 : 1_000_000 }));
+  printQueue(await benchQueue(db, { jobs: quick ? 20 : 200 }));
+  if (!quick && process.argv.includes('--curve')) {
+    for (const rows of [10_000, 100_000, 1_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
+    for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));
+  }
+} finally {
+  await db.close();
+}

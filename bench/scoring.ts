@@ -1,0 +1,62 @@
+import type { BenchDb } from './lib.ts';
+import { fmt, seconds } from './lib.ts';
+import { makeBlobs } from './training.ts';
+import { Child } from '../test/processes.ts';
+
+// In-database scoring of every row, nearest of 8 centroids: the generated function and
+// ml_predict against a hand-written LATERAL expression of the 8 squared distances (the
+// baseline), all measured in the same run on the same model.
+
+export interface ScoringResult {
+  rows: number;
+  lateralSeconds: number;
+  functionSeconds: number;
+  predictSeconds: number;
+  agree: boolean;
+  parallelPlan: boolean;
+}
+
+export async function benchScoring(db: BenchDb, o: { rows: number }): Promise<ScoringResult> {
+  const table = `bench_score_${o.rows}`;
+  await makeBlobs(db, table, o.rows);
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'warn' });
+  await sidecar.waitFor(/sidecar started/).catch(() => new Promise((r) => setTimeout(r, 1500)));
+  const name = `score_${o.rows}`;
+  await db.pool.query(`CALL ml_train($1, 'kmeans', $2, '{"num_clusters": 8, "seed": 1, "n_init": 1, "stability_runs": 0}')`, [
+    name,
+    `SELECT * FROM ${table} TABLESAMPLE BERNOULLI (10) REPEATABLE (1)`,
+  ]);
+  sidecar.kill('SIGTERM');
+  await sidecar.exited();
+  const { rows } = await db.pool.query(`SELECT m.artifact FROM ml.models m WHERE m.model_name = $1`, [name]);
+  const a = rows[0].artifact as { features: { name: string; mean: number; scale: number }[]; centroids: number[][] };
+  // The baseline: preprocessing and distances written out by hand, least() in a LATERAL.
+  const z = a.features.map((f) => `(b.${f.name} - ${f.mean}) / ${f.scale}`);
+  const d = a.centroids.map((c, i) => `${c.map((v, j) => `(${z[j]} - ${v})^2`).join(' + ')} AS d${i + 1}`);
+  const least = `least(${a.centroids.map((_, i) => `d${i + 1}`).join(', ')})`;
+  const pick = `CASE ${least} ${a.centroids.map((_, i) => `WHEN d${i + 1} THEN ${i + 1}`).join(' ')} END`;
+  const lateral = `SELECT sum(l.c) FROM ${table} b CROSS JOIN LATERAL (SELECT ${pick} AS c FROM (SELECT ${d.join(', ')}) x) l`;
+  const args = a.features.map((f) => f.name).join(', ');
+  const fn = `SELECT sum(${name}_predict(${args})) FROM ${table}`;
+  const predict = `SELECT sum(centroid_id) FROM ml_predict('${name}', 'SELECT * FROM ${table}')`;
+  await db.pool.query(lateral); // warm the cache
+  const [lateralSeconds, l] = await seconds(() => db.pool.query(lateral));
+  const [functionSeconds, f] = await seconds(() => db.pool.query(fn));
+  const [predictSeconds, p] = await seconds(() => db.pool.query(predict));
+  const plan = await db.pool.query(`EXPLAIN ${fn}`);
+  return {
+    rows: o.rows,
+    lateralSeconds,
+    functionSeconds,
+    predictSeconds,
+    agree: l.rows[0].sum === f.rows[0].sum && f.rows[0].sum === p.rows[0].sum,
+    parallelPlan: plan.rows.some((r) => /Gather/.test(r['QUERY PLAN'])),
+  };
+}
+
+export function printScoring(r: ScoringResult): void {
+  console.log(
+    `scoring ${r.rows} rows, k=8: LATERAL baseline ${fmt(r.lateralSeconds)} s | generated function ${fmt(r.functionSeconds)} s (ratio ${fmt(r.functionSeconds / r.lateralSeconds)})` +
+      ` | ml_predict ${fmt(r.predictSeconds)} s (ratio ${fmt(r.predictSeconds / r.lateralSeconds)}) | same assignments: ${r.agree} | parallel plan: ${r.parallelPlan}`,
+  );
+}

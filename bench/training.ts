@@ -1,0 +1,112 @@
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { to as copyTo } from 'pg-copy-streams';
+import type { BenchDb } from './lib.ts';
+import { fmt, peakRssMb, seconds, sklearnAvailable } from './lib.ts';
+import { Child } from '../test/processes.ts';
+
+// Training end to end (ml_create_model returning -> job ready) against its baselines measured
+// in the same run: binary COPY of the same query (the floor for getting the data out) and
+// scikit-learn's KMeans(n_init=1) fit on the same rows once in memory; objective compared.
+
+export interface TrainingResult {
+  rows: number;
+  k: number;
+  copySeconds: number;
+  ourSeconds: number;
+  sklearnSeconds: number | null;
+  ourObjective: number;
+  sklearnObjective: number | null;
+  peakRssMb: number | null;
+}
+
+export async function makeBlobs(db: BenchDb, table: string, rows: number, dims = 8, centers = 8): Promise<void> {
+  const cols = Array.from({ length: dims }, (_, j) => `((i % ${centers}) * ${7 + j} % 23) + sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS f${j + 1}`);
+  await db.pool.query(`DROP TABLE IF EXISTS ${table}`);
+  await db.pool.query(`SELECT setseed(0.5)`);
+  await db.pool.query(`CREATE UNLOGGED TABLE ${table} AS SELECT ${cols.join(', ')} FROM generate_series(1, ${rows}) i`);
+  await db.pool.query(`VACUUM ANALYZE ${table}`);
+}
+
+export async function copySeconds(db: BenchDb, query: string): Promise<number> {
+  const client = await db.pool.connect();
+  try {
+    const [s] = await seconds(() =>
+      pipeline(client.query(copyTo(`COPY (${query}) TO STDOUT (FORMAT binary)`)), new Writable({ write: (_c, _e, cb) => cb() })),
+    );
+    return s;
+  } finally {
+    client.release();
+  }
+}
+
+export async function benchTraining(db: BenchDb, o: { rows: number; k: number; dims?: number; options?: Record<string, unknown> }): Promise<TrainingResult> {
+  const dims = o.dims ?? 8;
+  const table = `bench_blobs_${o.rows}_${dims}`;
+  await makeBlobs(db, table, o.rows, dims);
+  const query = `SELECT * FROM ${table}`;
+  const copy = await copySeconds(db, query);
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'warn' });
+  await sidecar.waitFor(/.*/, 100).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 1500)); // let it start and LISTEN
+  const name = `bench_${o.rows}_${o.k}`;
+  const options = { num_clusters: o.k, seed: 1, stability_runs: 0, ...o.options };
+  const [ours] = await seconds(async () => {
+    const { rows } = await db.pool.query(`SELECT ml_create_model($1, 'kmeans', $2, $3) AS job`, [name, query, JSON.stringify(options)]);
+    await db.pool.query('SELECT ml_wait($1)', [rows[0].job]);
+  });
+  const rss = peakRssMb(sidecar.process.pid!);
+  sidecar.kill('SIGTERM');
+  await sidecar.exited();
+  const { rows: m } = await db.pool.query(`SELECT (metrics->>'mean_squared_distance')::float8 AS msd FROM ml_models WHERE model_name = $1`, [name]);
+  let sk: { seconds: number; objective: number } | null = null;
+  if (sklearnAvailable()) sk = await sklearnFit(db, table, o.k, o.rows);
+  return {
+    rows: o.rows,
+    k: o.k,
+    copySeconds: copy,
+    ourSeconds: ours,
+    sklearnSeconds: sk?.seconds ?? null,
+    ourObjective: m[0].msd,
+    sklearnObjective: sk?.objective ?? null,
+    peakRssMb: rss,
+  };
+}
+
+/** scikit-learn on the same rows, standardized the same way (population z-scores). */
+async function sklearnFit(db: BenchDb, table: string, k: number, rows: number): Promise<{ seconds: number; objective: number }> {
+  const csv = join(tmpdir(), `${table}.csv`);
+  const client = await db.pool.connect();
+  try {
+    const chunks: Buffer[] = [];
+    await pipeline(client.query(copyTo(`COPY ${table} TO STDOUT (FORMAT csv)`)), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }));
+    writeFileSync(csv, Buffer.concat(chunks));
+  } finally {
+    client.release();
+  }
+  const script = `
+import numpy as np, time
+from sklearn.cluster import KMeans
+X = np.loadtxt('${csv}', delimiter=',')
+X = (X - X.mean(0)) / X.std(0)
+t = time.perf_counter(); km = KMeans(n_clusters=${k}, n_init=1, random_state=0).fit(X); t = time.perf_counter() - t
+print(t, km.inertia_ / ${rows})`;
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const out = execFileSync('/usr/bin/python3', ['-c', script], { env }).toString().trim().split(/\s+/).map(Number);
+  return { seconds: out[0]!, objective: out[1]! };
+}
+
+export function printTraining(r: TrainingResult): void {
+  const base = r.sklearnSeconds === null ? null : r.copySeconds + r.sklearnSeconds;
+  console.log(
+    `training ${r.rows} x 8, k=${r.k}: ours ${fmt(r.ourSeconds)} s | COPY ${fmt(r.copySeconds)} s | sklearn fit ${r.sklearnSeconds === null ? 'skipped' : fmt(r.sklearnSeconds) + ' s'}` +
+      ` | ratio ours/(COPY+sklearn) ${base === null ? 'n/a' : fmt(r.ourSeconds / base)} | objective ours ${fmt(r.ourObjective, 4)} vs sklearn ${fmt(r.sklearnObjective, 4)}` +
+      ` (${r.sklearnObjective === null ? 'n/a' : fmt((r.ourObjective / r.sklearnObjective - 1) * 100, 2) + '%'}) | sidecar peak RSS ${fmt(r.peakRssMb, 0)} MB`,
+  );
+}
