@@ -19,8 +19,8 @@ export interface ScoringResult {
 export async function benchScoring(db: BenchDb, o: { rows: number }): Promise<ScoringResult> {
   const table = `bench_score_${o.rows}`;
   await makeBlobs(db, table, o.rows);
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'warn' });
-  await sidecar.waitFor(/sidecar started/).catch(() => new Promise((r) => setTimeout(r, 1500)));
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
+  await sidecar.waitFor(/sidecar started/);
   const name = `score_${o.rows}`;
   await db.pool.query(`CALL ml_train($1, 'kmeans', $2, '{"num_clusters": 8, "seed": 1, "n_init": 1, "stability_runs": 0}')`, [
     name,

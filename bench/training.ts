@@ -44,15 +44,17 @@ export async function copySeconds(db: BenchDb, query: string): Promise<number> {
   }
 }
 
-export async function benchTraining(db: BenchDb, o: { rows: number; k: number; dims?: number; options?: Record<string, unknown> }): Promise<TrainingResult> {
+export async function benchTraining(
+  db: BenchDb,
+  o: { rows: number; k: number; dims?: number; options?: Record<string, unknown>; sklearn?: boolean },
+): Promise<TrainingResult> {
   const dims = o.dims ?? 8;
   const table = `bench_blobs_${o.rows}_${dims}`;
   await makeBlobs(db, table, o.rows, dims);
   const query = `SELECT * FROM ${table}`;
   const copy = await copySeconds(db, query);
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'warn' });
-  await sidecar.waitFor(/.*/, 100).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 1500)); // let it start and LISTEN
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
+  await sidecar.waitFor(/sidecar started/);
   const name = `bench_${o.rows}_${o.k}`;
   const options = { num_clusters: o.k, seed: 1, stability_runs: 0, ...o.options };
   const [ours] = await seconds(async () => {
@@ -64,7 +66,7 @@ export async function benchTraining(db: BenchDb, o: { rows: number; k: number; d
   await sidecar.exited();
   const { rows: m } = await db.pool.query(`SELECT (metrics->>'mean_squared_distance')::float8 AS msd FROM ml_models WHERE model_name = $1`, [name]);
   let sk: { seconds: number; objective: number } | null = null;
-  if (sklearnAvailable()) sk = await sklearnFit(db, table, o.k, o.rows);
+  if (o.sklearn !== false && sklearnAvailable()) sk = await sklearnFit(db, table, o.k, o.rows);
   return {
     rows: o.rows,
     k: o.k,

@@ -39,7 +39,9 @@ class Growable<T extends TypedArray> {
     }
     this.data[this.length++] = v;
   }
+  /** The filled part: a view when little capacity is wasted, else a trimmed copy. */
   finish(): T {
+    if (this.length * 1.25 >= this.data.length) return this.data.subarray(0, this.length) as T;
     return this.data.slice(0, this.length) as T;
   }
 }

@@ -97,7 +97,8 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
 export function transform(table: Table, spec: FeatureSpec): Float64Array {
   const n = table.rows;
   const d = spec.dims;
-  const X = new Float64Array(n * d);
+  // Shared memory, so that worker threads read the matrix without a copy.
+  const X = new Float64Array(new SharedArrayBuffer(n * d * 8));
   const byName = new Map<string, Column>(table.columns.map((c) => [c.name, c]));
   for (const f of spec.features) {
     const col = byName.get(f.name);
@@ -151,8 +152,7 @@ function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
     present[j++] = col.values[i]!;
   }
   const std = count ? Math.sqrt(ss / count) : 0;
-  present.sort();
-  const median = count === 0 ? null : count % 2 ? present[(count - 1) / 2]! : (present[count / 2 - 1]! + present[count / 2]!) / 2;
+  const median = count === 0 ? null : count % 2 ? select(present, (count - 1) / 2) : (select(present, count / 2 - 1) + select(present, count / 2)) / 2;
   const stats: FeatureStats = {
     input: col.name,
     type: 'numeric',
@@ -166,6 +166,32 @@ function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
     warning: null,
   };
   return { count, mean, std, stats };
+}
+
+/** The k-th smallest value (0-based), by quickselect: O(n), reorders `a` in place. */
+export function select(a: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
 }
 
 function emptyStats(input: string, type: FeatureStats['type'], nulls: number, warning: string | null): FeatureStats {

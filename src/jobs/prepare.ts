@@ -77,7 +77,10 @@ export async function prepareTrainingData(
   } else {
     ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, maxCategories: o.maxCategories }));
   }
-  return { data, spec, stats, X: transform(data.table, spec), n, d: spec.dims };
+  const X = transform(data.table, spec);
+  // The column arrays are not needed once the model-space matrix exists: let them go.
+  data.table.columns = [];
+  return { data, spec, stats, X, n, d: spec.dims };
 }
 
 /** The output_table option as [schema, table]; unqualified names go to the API schema. */

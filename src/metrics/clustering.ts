@@ -6,6 +6,8 @@ import { pointDist2, rowDist2, type Space } from '../models/kmeans/geometry.ts';
 // model's metric: Euclidean, or sqrt(1 - cos) for cosine models.
 
 export const SILHOUETTE_EXACT_MAX = 10_000;
+// Above that, a uniform sample of this many rows: O(m^2) pairs, 0.2 s for 4,000 rows x 8 dims.
+export const SILHOUETTE_SAMPLE = 4_000;
 
 export interface ClusteringMetrics {
   davies_bouldin_index: number | null;
@@ -84,7 +86,7 @@ export function calinskiHarabasz(s: Space, labels: Int32Array, k: number): numbe
 }
 
 /**
- * Mean silhouette: exact when n <= 10,000, otherwise on a uniform sample of 10,000 rows drawn
+ * Mean silhouette: exact when n <= 10,000, otherwise on a uniform sample of 4,000 rows drawn
  * with `seed` (the sample size is reported next to the score).
  */
 export function silhouette(s: Space, labels: Int32Array, k: number, seed: number): { score: number | null; sampleSize: number } {
@@ -95,13 +97,13 @@ export function silhouette(s: Space, labels: Int32Array, k: number, seed: number
     // Partial Fisher-Yates: the first m entries become a uniform sample without replacement.
     const rng = new Random(seed);
     const all = Int32Array.from({ length: n }, (_, i) => i);
-    for (let i = 0; i < SILHOUETTE_EXACT_MAX; i++) {
+    for (let i = 0; i < SILHOUETTE_SAMPLE; i++) {
       const j = i + rng.int(n - i);
       const t = all[i]!;
       all[i] = all[j]!;
       all[j] = t;
     }
-    rows = all.slice(0, SILHOUETTE_EXACT_MAX).sort();
+    rows = all.slice(0, SILHOUETTE_SAMPLE).sort();
   }
   const m = rows.length;
   const sizes = new Float64Array(k);

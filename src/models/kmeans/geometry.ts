@@ -13,7 +13,7 @@ export interface Space {
 
 export function makeSpace(X: Float64Array, n: number, d: number, distance: DistanceType): Space {
   if (distance === 'euclidean') return { X, n, d, distance };
-  const U = new Float64Array(X.length);
+  const U = new Float64Array(new SharedArrayBuffer(X.length * 8));
   for (let i = 0, p = 0; i < n; i++, p += d) {
     let s = 0;
     for (let j = 0; j < d; j++) s += X[p + j]! * X[p + j]!;

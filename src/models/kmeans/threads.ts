@@ -36,9 +36,13 @@ export async function runRestarts(
     }
     return results;
   }
-  // The matrix goes to shared memory once; every thread reads the same bytes.
-  const shared = new Float64Array(new SharedArrayBuffer(space.X.byteLength));
-  shared.set(space.X);
+  // The matrix is in shared memory (copied there only if it is not yet); every thread reads
+  // the same bytes.
+  let shared = space.X;
+  if (!(shared.buffer instanceof SharedArrayBuffer)) {
+    shared = new Float64Array(new SharedArrayBuffer(space.X.byteLength));
+    shared.set(space.X);
+  }
   const pool = Array.from({ length: Math.min(threads, tasks.length) }, () =>
     new Worker(ENTRY, { workerData: { buffer: shared.buffer, n: space.n, d: space.d, settings } }),
   );

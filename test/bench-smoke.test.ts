@@ -1,0 +1,34 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchQueue } from '../bench/queue.ts';
+import { benchScoring } from '../bench/scoring.ts';
+import { benchTraining } from '../bench/training.ts';
+import { freshDatabase, type TestDb } from './helpers.ts';
+
+// A small run of every benchmark, so that `npm run bench` keeps working. Timings are not
+// asserted (shared machines are noisy); what the benchmarks compute is.
+
+let t: TestDb;
+beforeAll(async () => {
+  t = await freshDatabase('bench');
+});
+afterAll(async () => t?.close());
+
+describe('benchmark smoke runs', () => {
+  it('training: measures COPY and the end-to-end training, and reads the objective', async () => {
+    const r = await benchTraining({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000, k: 4, sklearn: false });
+    expect(r.copySeconds).toBeGreaterThan(0);
+    expect(r.ourSeconds).toBeGreaterThan(0);
+    expect(r.ourObjective).toBeGreaterThan(0);
+    expect(r.sklearnSeconds).toBeNull();
+  });
+  it('scoring: the generated function, ml_predict and the hand-written baseline give the same assignments', async () => {
+    const r = await benchScoring({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000 });
+    expect(r.agree).toBe(true);
+  });
+  it('queue: latency and throughput with one and two sidecars', async () => {
+    const r = await benchQueue({ url: t.url, pool: t.pool, close: async () => undefined }, { jobs: 6 });
+    expect(r.notifyMedianMs).toBeGreaterThanOrEqual(0);
+    expect(r.oneSidecarSeconds).toBeGreaterThan(0);
+    expect(r.twoSidecarsSeconds).toBeGreaterThan(0);
+  });
+});
