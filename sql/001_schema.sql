@@ -31,13 +31,17 @@ CREATE TABLE ml.models (
 );
 
 -- The queue. Status is the state machine of src/queue/job-sql.ts:
---   queued -> training (train jobs) | running (other kinds) -> ready | done | failed | cancelled
+--   queued -> training (train jobs) | running (trial jobs) -> ready | done | failed | cancelled
 -- A claimed job holds a lease (lease_expires_at) renewed by heartbeats; an expired lease
 -- makes the job claimable again, which is how a dead sidecar's job is taken over.
 CREATE TABLE ml.jobs (
   id                bigserial PRIMARY KEY,
-  kind              text NOT NULL DEFAULT 'train' CHECK (kind IN ('train')),
+  kind              text NOT NULL DEFAULT 'train' CHECK (kind IN ('train', 'trial')),
   model_id          bigint REFERENCES ml.models (id) ON DELETE CASCADE,
+  -- a trial of a num_clusters sweep is a job of its own, so that every sidecar can take one;
+  -- payload carries its k and the parent's feature preparation
+  parent_id         bigint REFERENCES ml.jobs (id) ON DELETE CASCADE,
+  payload           jsonb,
   training_query    text NOT NULL,
   status            text NOT NULL DEFAULT 'queued'
                     CHECK (status IN ('queued', 'training', 'running', 'ready', 'done', 'failed', 'cancelled')),
@@ -57,6 +61,7 @@ CREATE TABLE ml.jobs (
   error             text
 );
 CREATE INDEX jobs_claimable ON ml.jobs (id) WHERE status IN ('queued', 'training', 'running');
+CREATE INDEX jobs_parent ON ml.jobs (parent_id) WHERE parent_id IS NOT NULL;
 ALTER TABLE ml.models ADD FOREIGN KEY (job_id) REFERENCES ml.jobs (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
 
 -- One row per trial (one k of a num_clusters sweep; a plain model has one trial). The optimal

@@ -161,3 +161,35 @@ describe('anomaly detection and stability', () => {
     expect(noise!.stability).toBeLessThan(blob!.stability);
   });
 });
+
+describe('trials across sidecars', () => {
+  it('a sweep\u2019s trials are jobs of their own: two sidecars share them, and the served model is the same as with one', async () => {
+    await t.worker({ id: 'second-sidecar' });
+    const query = 'SELECT random() AS a, random() AS b, random() AS c FROM generate_series(1, 20000)';
+    await t.pool.query(`CREATE TABLE public.cube AS ${query}`);
+    const [{ job }] = (await rows<{ job: string }>(
+      t.pool,
+      `SELECT ml_create_model('shared_sweep', 'kmeans', 'SELECT * FROM public.cube', '{"num_clusters": {"range": [2, 9]}, "seed": 5, "stability_runs": 0}') AS job`,
+    )) as [{ job: string }];
+    await t.pool.query('SELECT ml_wait($1)', [job]);
+    const children = await rows<{ status: string; worker: string; k: number }>(
+      t.pool,
+      `SELECT status, history->0->>'worker' AS worker, (payload->>'k')::int AS k FROM ml.jobs WHERE parent_id = $1 ORDER BY id`,
+      [job],
+    );
+    expect(children.map((c) => c.k)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(children.every((c) => c.status === 'done')).toBe(true);
+    expect(new Set(children.map((c) => c.worker)).size).toBe(2);
+    const trials = await rows<{ status: string; is_optimal: boolean }>(t.pool, `SELECT status, is_optimal FROM ml_trial_info('shared_sweep')`);
+    expect(trials).toHaveLength(8);
+    expect(trials.filter((x) => x.is_optimal)).toHaveLength(1);
+    // The same seed gives the same trials whoever trained them: compare with a single-k model.
+    const [sweepTrial] = await rows<{ mean_squared_distance: number }>(
+      t.pool,
+      `SELECT mean_squared_distance FROM ml_trial_info('shared_sweep') WHERE (hyperparameters->>'num_clusters')::int = 4`,
+    );
+    await t.pool.query(`CALL ml_train('single_k4', 'kmeans', 'SELECT * FROM public.cube', '{"num_clusters": 4, "seed": 5, "stability_runs": 0}')`);
+    const [single] = await rows<{ mean_squared_distance: number }>(t.pool, `SELECT mean_squared_distance FROM ml_evaluate('single_k4')`);
+    expect(sweepTrial!.mean_squared_distance).toBeCloseTo(single!.mean_squared_distance, 12);
+  });
+});

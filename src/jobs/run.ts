@@ -4,6 +4,7 @@ import type { ClaimedJob } from '../queue/job-sql.ts';
 import { loadModelRow } from './prepare.ts';
 import { trainHdbscanJob } from './train-hdbscan.ts';
 import { trainKmeansJob } from './train-kmeans.ts';
+import { trainTrialJob } from './sweep.ts';
 
 export interface JobContext {
   pool: Pool;
@@ -17,6 +18,8 @@ export interface JobContext {
    * JobCancelled / WorkerStopping / LeaseLost when the job must stop.
    */
   checkpoint: (progress: Record<string, unknown>) => Promise<void>;
+  /** Keep another claimed job's lease alive with this one's (a sweep running its own trials). */
+  adopt: (jobId: string) => () => void;
 }
 
 /** One handler per job kind. */
@@ -28,6 +31,8 @@ export async function runJob(ctx: JobContext): Promise<void> {
       if (model.model_type === 'hdbscan') return trainHdbscanJob(ctx, model);
       throw new UserError(`unknown model_type "${model.model_type}"`);
     }
+    case 'trial':
+      return trainTrialJob(ctx);
     default:
       throw new Error(`unknown job kind ${String(ctx.job.kind)}`);
   }

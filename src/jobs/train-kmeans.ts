@@ -2,7 +2,8 @@ import { randomInt } from 'node:crypto';
 import type { FeatureSpec } from '../features/prepare.ts';
 import { clusteringMetrics, memberMeans } from '../metrics/clustering.ts';
 import { anomalyProfile } from '../models/kmeans/anomaly.ts';
-import { makeSpace, pointDist2 } from '../models/kmeans/geometry.ts';
+import { makeSpace, pointDist2, type Space } from '../models/kmeans/geometry.ts';
+import { assign } from '../models/kmeans/lloyd.ts';
 import { defaultNInit, kmeansSettings } from '../models/kmeans/options.ts';
 import { stabilityScore } from '../models/kmeans/stability.ts';
 import { matchCentroids } from '../models/kmeans/stable-ids.ts';
@@ -11,6 +12,7 @@ import { trainSweep, type KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
 import type { JobContext } from './run.ts';
+import { runSweep, type StoredTrial } from './sweep.ts';
 import { writeModel, type KmeansArtifact, type TrialWrite } from './write-back.ts';
 import { centroidRows } from '../features/present.ts';
 
@@ -45,27 +47,48 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const nInit = s.nInit ?? defaultNInit(n, Math.max(...ks));
 
   const started = performance.now();
-  const trained = await trainSweep(
-    X,
-    n,
-    d,
-    ks,
-    {
-      initMethod: warm ? 'warm' : s.initMethod,
+  let trained: KmeansModel[];
+  let failed: { trialId: number; k: number; error: string }[] = [];
+  if (sweep) {
+    // One job per k, so that every sidecar serving the queue can take a trial.
+    const outcomes = await runSweep(ctx, model.id, { X, n, d, spec }, ks, {
+      initMethod: s.initMethod === 'random' ? 'random' : 'kmeans++',
       distance: s.distance,
       maxIterations: s.maxIterations,
       earlyStop: s.earlyStop,
       minRelProgress: s.minRelProgress,
       seed,
       nInit,
-      initFlags: data.flags,
-      initColumn: s.initColumn,
-      warmCentroids: warm ? Float64Array.from(warm.artifact.centroids.flat()) : undefined,
       deadline,
-    },
-    (trial, run, info) =>
-      ctx.checkpoint({ phase: 'train', trial: trial + 1, k: ks[trial], run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
-  );
+    });
+    failed = outcomes.flatMap((o) => ('error' in o ? [o] : []));
+    const space = makeSpace(X, n, d, s.distance);
+    trained = outcomes.flatMap((o) => ('stored' in o ? [rebuild(space, o.stored)] : []));
+    if (trained.length === 0) throw new UserError(`every trial of the sweep failed: ${failed.map((f) => `k=${f.k}: ${f.error}`).join('; ')}`);
+    ks = trained.map((m) => m.k);
+  } else {
+    trained = await trainSweep(
+      X,
+      n,
+      d,
+      ks,
+      {
+        initMethod: warm ? 'warm' : s.initMethod,
+        distance: s.distance,
+        maxIterations: s.maxIterations,
+        earlyStop: s.earlyStop,
+        minRelProgress: s.minRelProgress,
+        seed,
+        nInit,
+        initFlags: data.flags,
+        initColumn: s.initColumn,
+        warmCentroids: warm ? Float64Array.from(warm.artifact.centroids.flat()) : undefined,
+        deadline,
+      },
+      (trial, run, info) =>
+        ctx.checkpoint({ phase: 'train', trial: trial + 1, k: ks[trial], run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
+    );
+  }
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
 
@@ -95,10 +118,11 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     initMethod: s.initMethod === 'random' ? 'random' : 'kmeans++',
   });
 
+  const trialIds = sweep ? ks.map((k) => 1 + (trialKs(model.options.num_clusters, n).ks.indexOf(k))) : [1];
   const trials: TrialWrite[] = trained.map((m, i) => {
     const metrics = { ...scores[i]!, k: undefined, num_clusters: m.k, noise_fraction: 0, stability: i === optimal ? stability : null, iterations: m.iterations.length, converged: m.converged };
     return {
-      trialId: i + 1,
+      trialId: trialIds[i]!,
       hyperparameters: { num_clusters: m.k },
       metrics,
       artifact: artifactOf(m, spec, warm ? warm.artifact.training_run + 1 : 0),
@@ -107,6 +131,11 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       isElbow: sweep ? i === elbow : null,
     };
   });
+  for (const f of failed) {
+    trials.push({ trialId: f.trialId, hyperparameters: { num_clusters: f.k }, metrics: {}, error: f.error, isOptimal: false, isElbow: null });
+  }
+  trials.sort((a, b) => a.trialId - b.trialId);
+  const servedTrial = trials.find((t) => t.isOptimal)!;
   const resolvedOptions = {
     ...model.options,
     num_clusters: model.options.num_clusters ?? served.k,
@@ -128,7 +157,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     spec,
     trials,
     metrics: {
-      ...trials[optimal]!.metrics,
+      ...servedTrial.metrics,
       num_clusters: served.k,
       trials: trials.length,
       rows: n,
@@ -140,11 +169,22 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     },
     options: resolvedOptions,
     trainingInfo: served.iterations,
-    trainingRun: trials[optimal]!.artifact.training_run,
+    trainingRun: servedTrial.artifact!.training_run,
     featureStats: stats,
     output: output ? { table: output, kept: data.kept, labels: served.labels } : undefined,
     finalProgress: { phase: 'ready', iterations: served.iterations.length, loss: served.loss },
   });
+}
+
+/** A trial trained elsewhere: its centroids, and labels recomputed here (the same assignment). */
+function rebuild(space: Space, t: StoredTrial): KmeansModel {
+  const C = Float64Array.from(t.centroids.flat());
+  const labels = new Int32Array(space.n);
+  const dist2 = new Float64Array(space.n);
+  assign(space, C, t.k, labels, dist2);
+  let loss = 0;
+  for (let i = 0; i < space.n; i++) loss += dist2[i]!;
+  return { centroids: C, labels, dist2, loss: loss / space.n, iterations: t.iterations, converged: t.converged, timedOut: t.timed_out, k: t.k, space, run: t.run };
 }
 
 function artifactOf(m: KmeansModel, spec: FeatureSpec, trainingRun: number): KmeansArtifact {

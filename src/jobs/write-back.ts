@@ -35,16 +35,14 @@ export interface KmeansArtifact {
   training_run: number;
 }
 
-/** One trial (one k of a sweep; a plain model has one). */
-export interface TrialWrite {
+/** One trial (one k of a sweep; a plain model has one). A failed trial has `error` only. */
+export type TrialWrite = {
   trialId: number;
   hyperparameters: Record<string, unknown>;
   metrics: Record<string, unknown>;
-  artifact: KmeansArtifact;
-  centroidRows: CentroidRow[];
   isOptimal: boolean;
   isElbow: boolean | null;
-}
+} & ({ artifact: KmeansArtifact; centroidRows: CentroidRow[]; error?: undefined } | { error: string; artifact?: undefined; centroidRows?: undefined });
 
 
 export interface ModelWrite {
@@ -98,6 +96,13 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
     let servedDistances = '';
     let signature: string | null = null;
     for (const t of w.trials) {
+      if (t.error !== undefined) {
+        await client.query(
+          `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, error_message) VALUES ($1, $2, $3, 'failed', $4)`,
+          [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), t.error],
+        );
+        continue;
+      }
       // The optimal trial's function keeps the short name the model row points at.
       const distances = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_distances` : `m${w.modelId}_t${t.trialId}_distances`)}`;
       const compiled = {

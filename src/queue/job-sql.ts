@@ -1,6 +1,6 @@
 // Every job-state transition of the queue, in one place (as pg-boss's plans.ts). States:
 //
-//   queued ──claim──► training (kind train) / running (other kinds)
+//   queued ──claim──► training (kind train) / running (kind trial: one k of a sweep)
 //   training ──write-back──► ready            running ──► done
 //   training/running ──deterministic error──► failed
 //   training/running ──transient error──► queued (run_after = now() + backoff) until max_attempts
@@ -59,7 +59,27 @@ UPDATE ml.jobs j SET
 FROM next
 WHERE j.id = next.id
 RETURNING j.id::text AS id, j.kind, j.model_id::text AS model_id, j.training_query, j.requested_by::text AS requested_by,
-          j.attempts, j.max_attempts`;
+          j.attempts, j.max_attempts, j.parent_id::text AS parent_id, j.payload`;
+
+/** CLAIM restricted to the trials of one sweep: the sweep's own sidecar takes them first. $3 parent id. */
+export const CLAIM_CHILD = CLAIM.replace('AND NOT cancel_requested', 'AND NOT cancel_requested AND parent_id = $3');
+
+/** The trials of a sweep, one job each, so that any sidecar can train one. */
+export const ENQUEUE_TRIALS = `
+INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, parent_id, payload)
+SELECT 'trial', p.model_id, p.training_query, p.requested_by, p.id, t
+  FROM ml.jobs p, unnest($2::jsonb[]) AS t
+ WHERE p.id = $1`;
+
+export const CHILDREN = `
+SELECT id::text, status, (payload->>'trial_id')::int AS trial_id, error FROM ml.jobs WHERE parent_id = $1 ORDER BY id`;
+
+/** A cancelled or failed sweep takes its queued trials with it and asks running ones to stop. */
+export const CANCEL_CHILDREN = `
+UPDATE ml.jobs SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                   finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+                   cancel_requested = true
+ WHERE parent_id = $1 AND status IN ('queued', 'running')`;
 
 /** Renews the lease and stores progress; returns cancel_requested, or no row if the lease is lost. */
 export const HEARTBEAT = `
@@ -106,7 +126,9 @@ WHERE id = $1 AND locked_by = $2`;
 
 export interface ClaimedJob {
   id: string;
-  kind: 'train';
+  kind: 'train' | 'trial';
+  parent_id: string | null;
+  payload: Record<string, unknown> | null;
   model_id: string;
   training_query: string;
   requested_by: string;

@@ -5,7 +5,7 @@ import { checkSchema } from '../db/migrate.ts';
 import { runJob, type JobContext } from '../jobs/run.ts';
 import { JobCancelled, LeaseLost, WorkerStopping, isTransient, messageOf } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { CANCELLED, CLAIM, FAIL, HEARTBEAT, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
+import { CANCELLED, CANCEL_CHILDREN, CLAIM, FAIL, HEARTBEAT, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
 import { Listener, backoffMs } from './listener.ts';
 
 export interface WorkerOptions {
@@ -20,6 +20,7 @@ export interface WorkerOptions {
 
 interface Running {
   job: ClaimedJob;
+  adopted: Set<string>; // other jobs whose lease this one keeps alive
   cancelled: boolean;
   stopping: boolean;
   leaseLost: boolean;
@@ -125,7 +126,7 @@ export class Worker {
   }
 
   private launch(job: ClaimedJob): void {
-    const state: Running = { job, cancelled: false, stopping: this.stopping, leaseLost: false, progress: null };
+    const state: Running = { job, adopted: new Set(), cancelled: false, stopping: this.stopping, leaseLost: false, progress: null };
     this.running.set(job.id, state);
     log.info('job claimed', { job: job.id, kind: job.kind, attempt: job.attempts });
     const p = this.execute(state).finally(() => {
@@ -153,6 +154,10 @@ export class Worker {
         if (state.cancelled) throw new JobCancelled();
         if (state.stopping) throw new WorkerStopping();
       },
+      adopt: (jobId) => {
+        state.adopted.add(jobId);
+        return () => state.adopted.delete(jobId);
+      },
     };
     try {
       await runJob(ctx);
@@ -171,6 +176,7 @@ export class Worker {
     }
     if (err instanceof JobCancelled) {
       await this.pool.query(CANCELLED, [job.id, this.id]);
+      await this.pool.query(CANCEL_CHILDREN, [job.id]);
       this.counts.cancelled++;
       log.info('job cancelled', { job: job.id });
       return;
@@ -190,6 +196,7 @@ export class Worker {
       return;
     }
     await this.pool.query(FAIL, [job.id, this.id, message]);
+    await this.pool.query(CANCEL_CHILDREN, [job.id]);
     this.counts.failed++;
     log.warn('job failed', { job: job.id, error: message });
   }
@@ -205,6 +212,7 @@ export class Worker {
         ]);
         if (!rows[0]) state.leaseLost = true;
         else if (rows[0].cancel_requested) state.cancelled = true;
+        for (const child of state.adopted) await this.pool.query(HEARTBEAT, [child, this.id, this.leaseSeconds, null]);
       } catch (err) {
         log.warn('heartbeat failed', { job: state.job.id, error: messageOf(err) });
       }

@@ -1,0 +1,154 @@
+import type { FeatureSpec } from '../features/prepare.ts';
+import type { DistanceType } from '../models/kmeans/geometry.ts';
+import type { IterationInfo } from '../models/kmeans/lloyd.ts';
+import { trainSweep } from '../models/kmeans/train.ts';
+import { CHILDREN, CLAIM_CHILD, COMPLETE, ENQUEUE_TRIALS, FAIL, LOCK_OWN_JOB, RELEASE, type ClaimedJob } from '../queue/job-sql.ts';
+import { LeaseLost, UserError, messageOf } from '../util/errors.ts';
+import { loadModelRow, prepareTrainingData } from './prepare.ts';
+import type { JobContext } from './run.ts';
+
+// A num_clusters sweep spreads its trials over the sidecars: each k is a job of kind 'trial'
+// (NOTIFY wakes every sidecar), the sweep's own sidecar takes its trials first with the data it
+// already holds, other sidecars load the data themselves with the sweep's feature preparation,
+// and the sweep waits for the last one, then chooses the served trial (train-kmeans.ts).
+
+export interface TrialSettings {
+  initMethod: 'kmeans++' | 'random';
+  distance: DistanceType;
+  maxIterations: number;
+  earlyStop: boolean;
+  minRelProgress: number;
+  seed: number;
+  nInit: number;
+  deadline?: number;
+}
+
+export interface TrialPayload {
+  trial_id: number;
+  k: number;
+  spec: FeatureSpec;
+  settings: TrialSettings;
+}
+
+/** What a trial job stores in ml.trials.artifact until the sweep finishes. */
+export interface StoredTrial {
+  k: number;
+  centroids: number[][];
+  iterations: IterationInfo[];
+  converged: boolean;
+  timed_out: boolean;
+  run: number;
+}
+
+export type TrialOutcome = { trialId: number; k: number; stored: StoredTrial } | { trialId: number; k: number; error: string };
+
+async function trainOne(
+  X: Float64Array,
+  n: number,
+  d: number,
+  p: TrialPayload,
+  onIteration: (run: number, info: IterationInfo) => Promise<void>,
+): Promise<StoredTrial> {
+  const [m] = await trainSweep(X, n, d, [p.k], p.settings, (_t, run, info) => onIteration(run, info));
+  const C = m!.centroids;
+  return {
+    k: p.k,
+    centroids: Array.from({ length: p.k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
+    iterations: m!.iterations,
+    converged: m!.converged,
+    timed_out: m!.timedOut,
+    run: m!.run,
+  };
+}
+
+/** Stores a trial's result and ends its job, in one transaction (nothing if its lease was lost). */
+async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: TrialPayload, t: StoredTrial): Promise<void> {
+  const client = await ctx.pool.connect();
+  try {
+    await client.query('BEGIN');
+    if ((await client.query(LOCK_OWN_JOB, [jobId, ctx.workerId])).rowCount === 0) throw new LeaseLost(jobId);
+    await client.query(
+      `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, artifact) VALUES ($1, $2, $3, 'succeeded', $4)
+       ON CONFLICT (model_id, trial_id) DO UPDATE SET hyperparameters = EXCLUDED.hyperparameters, status = 'succeeded', artifact = EXCLUDED.artifact`,
+      [modelId, p.trial_id, JSON.stringify({ num_clusters: p.k }), JSON.stringify(t)],
+    );
+    await client.query(COMPLETE, [jobId, ctx.workerId, JSON.stringify({ phase: 'done', k: p.k, iterations: t.iterations.length })]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** A trial taken by another sidecar: load the data with the sweep's preparation, train one k. */
+export async function trainTrialJob(ctx: JobContext): Promise<void> {
+  const p = ctx.job.payload as unknown as TrialPayload;
+  const model = await loadModelRow(ctx);
+  const exclude = Array.isArray(model.options.exclude) ? (model.options.exclude as string[]) : [];
+  const { X, n, d } = await prepareTrainingData(ctx, {
+    exclude,
+    standardize: p.spec.standardize,
+    maxCategories: Infinity,
+    deadline: p.settings.deadline,
+    reuse: { spec: p.spec, version: model.version },
+  });
+  const t = await trainOne(X, n, d, p, (run, info) => ctx.checkpoint({ phase: 'train', k: p.k, run: run + 1, iteration: info.iteration, loss: info.loss }));
+  await storeTrial(ctx, ctx.job.id, model.id, p, t);
+}
+
+/** The sweep's side: enqueue the trials (once), train what no other sidecar took, wait for the rest. */
+export async function runSweep(
+  ctx: JobContext,
+  modelId: string,
+  data: { X: Float64Array; n: number; d: number; spec: FeatureSpec },
+  ks: number[],
+  settings: TrialSettings,
+  leaseSeconds = 30,
+): Promise<TrialOutcome[]> {
+  const parent = ctx.job.id;
+  const existing = await ctx.pool.query(CHILDREN, [parent]);
+  if (existing.rowCount === 0) {
+    const payloads: TrialPayload[] = ks.map((k, i) => ({ trial_id: i + 1, k, spec: data.spec, settings }));
+    await ctx.pool.query(ENQUEUE_TRIALS, [parent, payloads.map((p) => JSON.stringify(p))]);
+  }
+  for (;;) {
+    const { rows } = await ctx.pool.query<ClaimedJob>(CLAIM_CHILD, [ctx.workerId, leaseSeconds, parent]);
+    const child = rows[0];
+    if (child) {
+      const p = child.payload as unknown as TrialPayload;
+      const release = ctx.adopt(child.id);
+      try {
+        const t = await trainOne(data.X, data.n, data.d, p, (run, info) =>
+          ctx.checkpoint({ phase: 'train', trial: p.trial_id, k: p.k, run: run + 1, iteration: info.iteration, loss: info.loss }),
+        );
+        await storeTrial(ctx, child.id, modelId, p, t);
+      } catch (err) {
+        if (err instanceof UserError) await ctx.pool.query(FAIL, [child.id, ctx.workerId, messageOf(err)]);
+        else {
+          await ctx.pool.query(RELEASE, [child.id, ctx.workerId]).catch(() => undefined);
+          throw err;
+        }
+      } finally {
+        release();
+      }
+      continue;
+    }
+    const { rows: children } = await ctx.pool.query<{ status: string }>(CHILDREN, [parent]);
+    const open = children.filter((c) => !['done', 'failed', 'cancelled'].includes(c.status)).length;
+    if (open === 0) break;
+    await ctx.checkpoint({ phase: 'waiting for trials on other sidecars', open, of: children.length });
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const [{ rows: children }, { rows: stored }] = await Promise.all([
+    ctx.pool.query<{ trial_id: number; status: string; error: string | null }>(CHILDREN, [parent]),
+    ctx.pool.query<{ trial_id: number; artifact: StoredTrial }>(`SELECT trial_id, artifact FROM ml.trials WHERE model_id = $1 AND status = 'succeeded'`, [modelId]),
+  ]);
+  const byTrial = new Map(stored.map((s) => [s.trial_id, s.artifact]));
+  return children.map((c): TrialOutcome => {
+    const k = ks[c.trial_id - 1]!;
+    const s = byTrial.get(c.trial_id);
+    return s ? { trialId: c.trial_id, k, stored: s } : { trialId: c.trial_id, k, error: c.error ?? `trial ${c.trial_id} was ${c.status}` };
+  });
+}
