@@ -26,3 +26,19 @@ export function quoteIdent(name: string): string {
 export function quoteLiteral(value: string): string {
   return "'" + value.replace(/'/g, "''") + "'";
 }
+
+/** Runs `fn` in a transaction on one pooled connection: COMMIT if it returns, ROLLBACK if it throws. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Pool } from './connect.ts';
-import { quoteIdent } from './connect.ts';
+import { quoteIdent, withTransaction, type Pool } from './connect.ts';
 
 const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
 // Any fixed number works; all sqlml installers and sidecars agree on it.
@@ -31,9 +30,7 @@ export class SchemaTooNew extends Error {}
  * Returns the versions applied (empty when already up to date).
  */
 export async function install(pool: Pool, apiSchema = 'public'): Promise<number[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
     await client.query('CREATE SCHEMA IF NOT EXISTS ml');
     await client.query(`CREATE TABLE IF NOT EXISTS ml.migrations (
@@ -62,14 +59,8 @@ export async function install(pool: Pool, apiSchema = 'public'): Promise<number[
       await client.query('INSERT INTO ml.migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     }
-    await client.query('COMMIT');
     return applied;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The sidecar refuses to serve a schema it does not know (older: run install; newer: upgrade). */

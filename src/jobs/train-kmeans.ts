@@ -46,21 +46,21 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
   const nInit = s.nInit ?? defaultNInit(n, Math.max(...ks));
 
+  const common = {
+    distance: s.distance,
+    maxIterations: s.maxIterations,
+    earlyStop: s.earlyStop,
+    minRelProgress: s.minRelProgress,
+    seed,
+    nInit,
+    deadline,
+  };
   const started = performance.now();
   let trained: KmeansModel[];
   let failed: { trialId: number; k: number; error: string }[] = [];
   if (sweep) {
     // One job per k, so that every sidecar serving the queue can take a trial.
-    const outcomes = await runSweep(ctx, model.id, { X, n, d, spec }, ks, {
-      initMethod: s.initMethod === 'random' ? 'random' : 'kmeans++',
-      distance: s.distance,
-      maxIterations: s.maxIterations,
-      earlyStop: s.earlyStop,
-      minRelProgress: s.minRelProgress,
-      seed,
-      nInit,
-      deadline,
-    });
+    const outcomes = await runSweep(ctx, model.id, { X, n, d, spec }, ks, { ...common, initMethod: s.initMethod === 'random' ? 'random' : 'kmeans++' });
     failed = outcomes.flatMap((o) => ('error' in o ? [o] : []));
     const space = makeSpace(X, n, d, s.distance);
     trained = outcomes.flatMap((o) => ('stored' in o ? [rebuild(space, o.stored)] : []));
@@ -73,17 +73,11 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       d,
       ks,
       {
+        ...common,
         initMethod: warm ? 'warm' : s.initMethod,
-        distance: s.distance,
-        maxIterations: s.maxIterations,
-        earlyStop: s.earlyStop,
-        minRelProgress: s.minRelProgress,
-        seed,
-        nInit,
         initFlags: data.flags,
         initColumn: s.initColumn,
         warmCentroids: warm ? Float64Array.from(warm.artifact.centroids.flat()) : undefined,
-        deadline,
       },
       (trial, run, info) =>
         ctx.checkpoint({ phase: 'train', trial: trial + 1, k: ks[trial], run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { KeptColumn } from '../data/load.ts';
-import { quoteIdent, quoteLiteral } from '../db/connect.ts';
+import { quoteIdent, quoteLiteral, withTransaction } from '../db/connect.ts';
 import type { Feature, FeatureSpec, FeatureStats } from '../features/prepare.ts';
 import type { CentroidRow } from '../features/present.ts';
 import type { DistanceType } from '../models/kmeans/geometry.ts';
@@ -77,9 +77,7 @@ export interface OutputTable {
  * of it. If the job's lease was lost meanwhile (another sidecar took over), nothing is written.
  */
 export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> {
-  const client = await ctx.pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withTransaction(ctx.pool, async (client) => {
     // Signatures (regprocedure text) are stored schema-qualified: print them with no search_path.
     await client.query('SET LOCAL search_path TO pg_catalog');
     const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
@@ -160,13 +158,7 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
     );
     if (w.output) await writeOutputTable(client, ctx.job.requested_by, w.output);
     await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**
