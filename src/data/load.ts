@@ -4,7 +4,7 @@ import type { Pool } from '../db/connect.ts';
 import { quoteIdent } from '../db/connect.ts';
 import { UserError, messageOf, sqlState } from '../util/errors.ts';
 import { BinaryCopyParser, type FieldKind } from './copy-binary.ts';
-import type { Table } from './columns.ts';
+import type { Column, Table } from './columns.ts';
 
 export interface LoadRequest {
   query: string;
@@ -14,6 +14,27 @@ export interface LoadRequest {
   boolColumn?: string; // a boolean column loaded separately (k-means custom init)
   maxBytes?: number; // the sidecar's memory budget for one training set
   keep?: string[]; // columns read as text, untouched, to write back next to the labels (output_table)
+  /**
+   * Columns loaded next to the features but not as features (a supervised model's label, a
+   * data split column): `choose` sees the column's type and says how to read it, or throws.
+   */
+  extras?: ExtraColumn[];
+  /** Only the rows where this SQL condition (over the query's row `q`) holds, e.g. a non-NULL label. */
+  where?: string;
+}
+
+export interface ColumnType {
+  name: string;
+  type: string; // format_type(), e.g. "numeric(10,2)"
+  typcategory: string; // pg_type.typcategory: N numeric, B boolean, S string, D date/time, E enum ...
+  typname: string;
+}
+
+export interface ExtraColumn {
+  name: string;
+  key?: string; // the name it is returned under (default: name), to read one column two ways
+  option: string; // the option that named it, for error messages
+  choose: (col: ColumnType) => { sql: string; kind: 'float8' | 'text' };
 }
 
 export interface KeptColumn {
@@ -27,15 +48,13 @@ export interface LoadedData {
   /** Per row: the boolean column's value (1 true, 0 false/NULL), when requested. */
   flags?: Uint8Array;
   kept: KeptColumn[];
+  /** The extra columns, by name, with their SQL types. */
+  extras: Map<string, { column: Column; type: ColumnType }>;
   seconds: number;
 }
 
-interface Described {
-  name: string;
+interface Described extends ColumnType {
   typeOid: number;
-  type: string;
-  typcategory: string;
-  typname: string;
 }
 
 /** Trailing semicolons would break the subquery we wrap the user's query in. */
@@ -72,7 +91,14 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
         throw new UserError(`column "${req.boolColumn}" named by "kmeans_init_col" must be boolean (it is ${col.typname})`);
       }
     }
-    const features = described.filter((d) => !req.exclude.includes(d.name) && d.name !== req.boolColumn);
+    const extras = (req.extras ?? []).map((e) => {
+      const col = described.find((d) => d.name === e.name);
+      if (!col) throw new UserError(`column "${e.name}" named by "${e.option}" is not in the training query (its columns: ${names.join(', ')})`);
+      return { ...e, col, ...e.choose(col) };
+    });
+    const extraNames = new Set(extras.map((e) => e.name));
+    // (a column may be read twice as extras, e.g. a label both as a number and as text)
+    const features = described.filter((d) => !req.exclude.includes(d.name) && d.name !== req.boolColumn && !extraNames.has(d.name));
     if (features.length === 0) {
       throw new UserError('no feature columns are left after "exclude": the training query must have at least one other column');
     }
@@ -81,17 +107,26 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
     for (const k of kept) selectList.push(`q.${quoteIdent(k.name)}::text`);
-    const allKinds: FieldKind[] = [...kinds, ...(req.boolColumn !== undefined ? (['float8'] as const) : []), ...kept.map(() => 'raw' as const)];
+    for (const e of extras) selectList.push(e.sql);
+    const allKinds: FieldKind[] = [
+      ...kinds,
+      ...(req.boolColumn !== undefined ? (['float8'] as const) : []),
+      ...kept.map(() => 'raw' as const),
+      ...extras.map((e) => e.kind),
+    ];
     parser = new BinaryCopyParser(
-      [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : []), ...kept.map((k) => k.name)],
+      [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : []), ...kept.map((k) => k.name), ...extras.map((e) => e.name)],
       allKinds,
       req.maxBytes === undefined ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
     );
-    const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q) TO STDOUT (FORMAT binary)`;
+    const where = req.where ? ` WHERE ${req.where}` : '';
+    const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q${where}) TO STDOUT (FORMAT binary)`;
     await pipeline(client.query(copyTo(copySql)), parser);
     await client.query('COMMIT');
     const columns = parser.columns();
     const rowCount = parser.rows;
+    const extraColumns = new Map<string, { column: Column; type: ColumnType }>();
+    for (const e of [...extras].reverse()) extraColumns.set(e.key ?? e.name, { column: columns.pop()!, type: e.col });
     let flags: Uint8Array | undefined;
     if (req.boolColumn !== undefined) {
       const flagCol = columns.pop()!;
@@ -99,7 +134,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     }
     const keptColumns = kept.map((k, i) => ({ name: k.name, type: k.type, values: parser!.rawColumn(features.length + (req.boolColumn !== undefined ? 1 : 0) + i) }));
     client.release();
-    return { table: { rows: rowCount, columns }, flags, kept: keptColumns, seconds: (performance.now() - started) / 1000 };
+    return { table: { rows: rowCount, columns }, flags, kept: keptColumns, extras: extraColumns, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
     // An interrupted COPY leaves the connection in an unknown state: discard it.
     client.release(true);

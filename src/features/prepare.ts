@@ -17,8 +17,13 @@ export interface NumericFeature {
 export interface CategoricalFeature {
   name: string;
   kind: 'categorical';
-  categories: (string | null)[]; // sorted, NULL last; one model-space dimension each
+  categories: (string | null)[]; // sorted, NULL last
   offset: number;
+  /**
+   * one_hot (default): one model-space dimension per category, 1 for the row's category.
+   * label: one dimension holding the category's position (-1 = unseen), as tree models use it.
+   */
+  encoding?: 'label';
 }
 
 export type Feature = NumericFeature | CategoricalFeature;
@@ -45,6 +50,7 @@ export interface FeatureStats {
 export interface FitOptions {
   standardize: boolean;
   maxCategories: number;
+  categoryEncoding?: 'one_hot' | 'label';
 }
 
 export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec; stats: FeatureStats[] } {
@@ -82,9 +88,10 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
         continue;
       }
       const categories = sortCategories(used);
-      features.push({ name: col.name, kind: 'categorical', categories, offset });
+      const label = opts.categoryEncoding === 'label';
+      features.push({ name: col.name, kind: 'categorical', categories, offset, ...(label ? { encoding: 'label' as const } : {}) });
       stats.push({ ...emptyStats(col.name, 'categorical', nulls, distinct === 1 ? 'a single category: it does not separate clusters' : null), category_count: distinct });
-      offset += categories.length;
+      offset += label ? 1 : categories.length;
     }
   }
   if (features.length === 0) {
@@ -115,9 +122,13 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
       // Map this table's dictionary codes to the spec's category positions (-1 = unseen).
       const index = new Map<string | null, number>(f.categories.map((c, i) => [c, i]));
       const position = Int32Array.from(col.categories, (c) => index.get(c) ?? -1);
-      for (let i = 0, p = f.offset; i < n; i++, p += d) {
-        const pos = position[col.codes[i]!]!;
-        if (pos >= 0) X[p + pos] = 1;
+      if (f.encoding === 'label') {
+        for (let i = 0, p = f.offset; i < n; i++, p += d) X[p] = position[col.codes[i]!]!;
+      } else {
+        for (let i = 0, p = f.offset; i < n; i++, p += d) {
+          const pos = position[col.codes[i]!]!;
+          if (pos >= 0) X[p + pos] = 1;
+        }
       }
     }
   }

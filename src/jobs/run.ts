@@ -4,6 +4,8 @@ import type { ClaimedJob } from '../queue/job-sql.ts';
 import { loadModelRow } from './prepare.ts';
 import { trainHdbscanJob } from './train-hdbscan.ts';
 import { trainKmeansJob } from './train-kmeans.ts';
+import { trainSupervisedJob } from './train-supervised.ts';
+import { SUPERVISED_TYPES } from '../models/supervised/options.ts';
 import { trainTrialJob } from './sweep.ts';
 
 export interface JobContext {
@@ -29,6 +31,7 @@ export async function runJob(ctx: JobContext): Promise<void> {
       const model = await loadModelRow(ctx);
       if (model.model_type === 'kmeans') return trainKmeansJob(ctx, model);
       if (model.model_type === 'hdbscan') return trainHdbscanJob(ctx, model);
+      if ((SUPERVISED_TYPES as readonly string[]).includes(model.model_type)) return trainSupervisedJob(ctx, model);
       throw new UserError(`unknown model_type "${model.model_type}"`);
     }
     case 'trial':

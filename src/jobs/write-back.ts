@@ -78,19 +78,8 @@ export interface OutputTable {
  */
 export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
-    // Signatures (regprocedure text) are stored schema-qualified: print them with no search_path.
-    await client.query('SET LOCAL search_path TO pg_catalog');
-    const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
-    if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
-    // Serialises write-backs of versions of one model (they share the public function).
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [w.modelName]);
-
-    const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [w.modelName]);
-    const roles = [w.owner, ...readers.rows.map((r) => r.grantee)];
-    await client.query('DELETE FROM ml.trials WHERE model_id = $1', [w.modelId]);
+    const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
     await client.query('DELETE FROM ml.centroids WHERE model_id = $1', [w.modelId]);
-    await client.query('DELETE FROM ml.training_info WHERE model_id = $1', [w.modelId]);
-    await client.query('DELETE FROM ml.feature_info WHERE model_id = $1', [w.modelId]);
     let servedDistances = '';
     let signature: string | null = null;
     for (const t of w.trials) {
@@ -130,42 +119,122 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
         );
       }
     }
-    const t = w.trainingInfo;
-    await client.query(
-      `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info)
-       SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[])`,
-      [w.modelId, w.trainingRun, t.map((i) => i.iteration), t.map((i) => i.loss), t.map((i) => i.durationMs), t.map((i) => JSON.stringify(i.clusterInfo))],
-    );
-    const f = w.featureStats;
-    await client.query(
-      `INSERT INTO ml.feature_info (model_id, ordinal, input, type, min, max, mean, median, stddev, null_count, category_count, warning)
-       SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
-                                $9::float8[], $10::bigint[], $11::int[], $12::text[])`,
-      [
-        w.modelId,
-        f.map((_, i) => i),
-        f.map((s) => s.input),
-        f.map((s) => s.type),
-        f.map((s) => s.min),
-        f.map((s) => s.max),
-        f.map((s) => s.mean),
-        f.map((s) => s.median),
-        f.map((s) => s.stddev),
-        f.map((s) => s.null_count),
-        f.map((s) => s.category_count),
-        f.map((s) => s.warning),
-      ],
-    );
+    await insertTrainingInfo(client, w.modelId, w.trainingRun, w.trainingInfo.map((i) => ({ ...i, evalLoss: null, learnRate: null })));
+    await insertFeatureInfo(client, w.modelId, w.featureStats);
     if (w.output) await writeOutputTable(client, ctx.job.requested_by, w.output);
     await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
   });
 }
 
 /**
- * The public function (default <model>_predict) serves the newest ready version. Returns its
- * signature, or null when a newer version is already ready (then this version keeps only its
- * internal distances function, reachable as 'model@version').
+ * Starts a write-back inside its transaction: signatures print schema-qualified, the job must
+ * still be ours (else nothing is written: another sidecar took it over), write-backs of one
+ * model's versions serialize (they share the public function), and what an earlier attempt
+ * wrote is cleared. Returns the roles that may execute the generated functions.
  */
+export async function openWriteBack(client: PoolClient, ctx: JobContext, modelId: string, modelName: string, owner: string): Promise<string[]> {
+  await client.query('SET LOCAL search_path TO pg_catalog');
+  const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
+  if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [modelName]);
+  const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
+  for (const table of ['ml.trials', 'ml.training_info', 'ml.feature_info']) await client.query(`DELETE FROM ${table} WHERE model_id = $1`, [modelId]);
+  return [owner, ...readers.rows.map((r) => r.grantee)];
+}
+
+export interface TrainingInfoRow {
+  iteration: number;
+  loss: number;
+  evalLoss: number | null;
+  learnRate: number | null;
+  durationMs: number;
+  clusterInfo?: unknown;
+}
+
+export async function insertTrainingInfo(client: PoolClient, modelId: string, run: number, t: TrainingInfoRow[]): Promise<void> {
+  await client.query(
+    `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info, eval_loss, learning_rate)
+     SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[], $7::float8[], $8::float8[])`,
+    [
+      modelId,
+      run,
+      t.map((i) => i.iteration),
+      t.map((i) => i.loss),
+      t.map((i) => i.durationMs),
+      t.map((i) => (i.clusterInfo === undefined ? null : JSON.stringify(i.clusterInfo))),
+      t.map((i) => i.evalLoss),
+      t.map((i) => i.learnRate),
+    ],
+  );
+}
+
+export async function insertFeatureInfo(client: PoolClient, modelId: string, f: FeatureStats[]): Promise<void> {
+  await client.query(
+    `INSERT INTO ml.feature_info (model_id, ordinal, input, type, min, max, mean, median, stddev, null_count, category_count, warning)
+     SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+                              $9::float8[], $10::bigint[], $11::int[], $12::text[])`,
+    [
+      modelId,
+      f.map((_, i) => i),
+      f.map((s) => s.input),
+      f.map((s) => s.type),
+      f.map((s) => s.min),
+      f.map((s) => s.max),
+      f.map((s) => s.mean),
+      f.map((s) => s.median),
+      f.map((s) => s.stddev),
+      f.map((s) => s.null_count),
+      f.map((s) => s.category_count),
+      f.map((s) => s.warning),
+    ],
+  );
+}
+
+/** A public generated function: its qualified name, its CREATE statement and its comment. */
+export interface PublicFunction {
+  name: string; // schema-qualified, quoted
+  argumentTypes: string;
+  create: string;
+  comment: string;
+}
+
+/**
+ * The public functions (default <model>_predict, and <model>_predict_probabilities for
+ * classifiers) serve the newest ready version. Returns their signatures, or null when a newer
+ * version is already ready (then this version keeps only its internal function, reachable as
+ * 'model@version'). Older versions' public functions that differ go away.
+ */
+export async function publishFunctions(client: PoolClient, w: { modelId: string; modelName: string; version: number }, fns: PublicFunction[], roles: string[]): Promise<string[] | null> {
+  const newer = await client.query(
+    `SELECT 1 FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
+      WHERE m.model_name = $1 AND m.version > $2 AND j.status = 'ready'`,
+    [w.modelName, w.version],
+  );
+  if ((newer.rowCount ?? 0) > 0) return null;
+  const wanted = new Set<string>();
+  for (const f of fns) {
+    const { rows } = await client.query<{ sig: string | null }>(`SELECT to_regprocedure($1)::text AS sig`, [`${f.name}(${f.argumentTypes})`]);
+    if (rows[0]?.sig) wanted.add(rows[0].sig);
+  }
+  const old = await client.query<{ sig: string }>(
+    `SELECT DISTINCT sig FROM ml.models, unnest(ARRAY[function_signature, probabilities_signature]) AS sig
+      WHERE model_name = $1 AND id <> $2 AND sig IS NOT NULL`,
+    [w.modelName, w.modelId],
+  );
+  for (const { sig } of old.rows) if (!wanted.has(sig)) await client.query(`DROP FUNCTION IF EXISTS ${sig}`);
+  await client.query(`UPDATE ml.models SET function_signature = NULL, probabilities_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
+  const signatures: string[] = [];
+  for (const f of fns) {
+    const signature = `${f.name}(${f.argumentTypes})`;
+    await client.query(f.create);
+    await client.query(`COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(f.comment)}`);
+    await restrictExecute(client, signature, roles);
+    const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
+    signatures.push(rows[0]!.sig);
+  }
+  return signatures;
+}
+
 /**
  * Replaces the output table, as the requester (who owns it then), inside the write-back
  * transaction: the labels appear together with the model or not at all.
@@ -224,39 +293,21 @@ async function publishPredictFunction(
   compiled: Parameters<typeof predictFunctionSql>[0],
   roles: string[],
 ): Promise<string | null> {
-  const newer = await client.query(
-    `SELECT 1 FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
-      WHERE m.model_name = $1 AND m.version > $2 AND j.status = 'ready'`,
-    [w.modelName, w.version],
-  );
-  if ((newer.rowCount ?? 0) > 0) return null;
-  const qualified = `${quoteIdent(apiSchema)}.${quoteIdent(w.functionName)}`;
-  const signature = `${qualified}(${argumentTypes(w.spec)})`;
-  // Older versions' public functions (another signature, or another function_name) go away.
-  const old = await client.query<{ sig: string }>(
-    `SELECT DISTINCT function_signature AS sig FROM ml.models
-      WHERE model_name = $1 AND id <> $2 AND function_signature IS NOT NULL`,
-    [w.modelName, w.modelId],
-  );
-  const canonical = await client.query<{ sig: string | null }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
-  for (const { sig } of old.rows) {
-    if (sig !== canonical.rows[0]?.sig) await client.query(`DROP FUNCTION IF EXISTS ${sig}`);
-  }
-  await client.query(`UPDATE ml.models SET function_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
-  await client.query(predictFunctionSql(compiled, qualified));
+  const name = `${quoteIdent(apiSchema)}.${quoteIdent(w.functionName)}`;
   const what = compiled.groups
     ? `cluster (1..${compiled.groups.length}, -1 = noise) of density model`
     : `nearest centroid (1..${compiled.k}) of k-means model`;
-  await client.query(
-    `COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(`sqlml: ${what} ${w.modelName} version ${w.version}; arguments are its features in training order`)}`,
+  const sigs = await publishFunctions(
+    client,
+    w,
+    [{ name, argumentTypes: argumentTypes(w.spec), create: predictFunctionSql(compiled, name), comment: `sqlml: ${what} ${w.modelName} version ${w.version}; arguments are its features in training order` }],
+    roles,
   );
-  await restrictExecute(client, signature, roles);
-  const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
-  return rows[0]!.sig;
+  return sigs ? sigs[0]! : null;
 }
 
 /** Generated functions are executable by the model's owner and grantees only (and the sidecar, their owner). */
-async function restrictExecute(client: PoolClient, signature: string, roles: string[]): Promise<void> {
+export async function restrictExecute(client: PoolClient, signature: string, roles: string[]): Promise<void> {
   await client.query(`REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC`);
   await client.query(`GRANT EXECUTE ON FUNCTION ${signature} TO ${roles.map(quoteIdent).join(', ')}`);
 }

@@ -1,6 +1,9 @@
-import { quoteIdent, quoteLiteral } from '../../db/connect.ts';
+import { quoteLiteral } from '../../db/connect.ts';
 import type { FeatureSpec } from '../../features/prepare.ts';
+import { num, parameterList, plpgsql } from '../compile.ts';
 import type { DistanceType } from './geometry.ts';
+
+export { argumentTypes } from '../compile.ts';
 
 // Compiles a model's points (k-means centroids, or density exemplars) into PL/pgSQL.
 //
@@ -26,21 +29,6 @@ export interface CompiledKmeans {
    */
   groups?: number[][];
   reach?: number[];
-}
-
-/** SQL number literal with the exact float8 value (JS's shortest round-trip form). */
-export function num(x: number): string {
-  if (!Number.isFinite(x)) throw new Error(`cannot compile non-finite constant ${x}`);
-  const s = String(x);
-  return x < 0 ? `(${s})` : s;
-}
-
-export function parameterList(spec: FeatureSpec): string {
-  return spec.features.map((f) => `${quoteIdent(f.name)} ${f.kind === 'numeric' ? 'float8' : 'text'}`).join(', ');
-}
-
-export function argumentTypes(spec: FeatureSpec): string {
-  return spec.features.map((f) => (f.kind === 'numeric' ? 'float8' : 'text')).join(', ');
 }
 
 interface Terms {
@@ -103,18 +91,6 @@ function squaredDistances(m: CompiledKmeans, t: Terms): string[] {
     const cn = Math.sqrt(t.cc[c]!);
     return cn > 0 ? `CASE WHEN xx > 0 THEN greatest(1 - ((${lin}) - ${num(t.offset[c]!)}) / (sqrt(xx) * ${num(cn)}), 0) ELSE 1 END` : '1';
   });
-}
-
-function dollarQuote(body: string): string {
-  let tag = '$sqlml$';
-  for (let i = 0; body.includes(tag); i++) tag = `$sqlml${i}$`;
-  return `${tag}\n${body}\n${tag}`;
-}
-
-function plpgsql(declare: string[], body: string[]): string {
-  // Locals live in an inner block so that no feature (parameter) name can clash with them;
-  // parameters are referenced by position.
-  return dollarQuote(['BEGIN', '  DECLARE', ...declare.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
 }
 
 /** CASE least(e1..en) WHEN e1 THEN 1 ... : the first smallest, as ORDER BY v, i picks it. */

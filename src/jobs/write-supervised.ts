@@ -1,0 +1,119 @@
+import { quoteIdent, withTransaction } from '../db/connect.ts';
+import type { Feature, FeatureStats } from '../features/prepare.ts';
+import type { RocPoint } from '../metrics/supervised.ts';
+import { argumentTypes } from '../models/compile.ts';
+import type { Problem } from '../models/supervised/target.ts';
+import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, type CompiledSupervised } from '../models/supervised/to-sql.ts';
+import type { Ensemble } from '../models/trees/ensemble.ts';
+import { COMPLETE } from '../queue/job-sql.ts';
+import type { JobContext } from './run.ts';
+import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
+
+/** What scoring and explaining a supervised model replay (ml.models.artifact / ml.trials.artifact). */
+export interface SupervisedArtifact {
+  family: 'linear' | 'trees';
+  model_type: string;
+  problem: Problem;
+  classes: string[] | null;
+  label: string;
+  label_type: string;
+  features: Feature[];
+  dims: number;
+  standardize: boolean;
+  linear?: { weights: number[][]; intercepts: number[] };
+  ensemble?: Ensemble;
+  /** Per input column: split count, mean gain and mean cover (trees), and the family's headline importance. */
+  importance: { feature: string; weight: number | null; gain: number | null; cover: number | null; importance: number }[];
+  /** Linear models: baseline margin(s) and each feature's mean contribution per margin. */
+  explanation?: { baseline: number[]; expected: number[][] };
+  /** On the evaluation rows: the ROC curve (binary) and the confusion matrix (classifiers). */
+  evaluation: { rows: number; roc_curve?: RocPoint[]; confusion_matrix?: number[][] };
+}
+
+export interface SupervisedTrial {
+  trialId: number;
+  hyperparameters: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  artifact?: SupervisedArtifact;
+  error?: string;
+  isOptimal: boolean;
+}
+
+export interface SupervisedWrite {
+  modelId: string;
+  modelName: string;
+  version: number;
+  owner: string;
+  functionName: string;
+  trials: SupervisedTrial[];
+  metrics: Record<string, unknown>;
+  options: Record<string, unknown>;
+  trainingInfo: TrainingInfoRow[];
+  featureStats: FeatureStats[];
+  finalProgress: Record<string, unknown>;
+}
+
+export function compiledOf(a: SupervisedArtifact): CompiledSupervised {
+  return {
+    spec: { features: a.features, dims: a.dims, standardize: a.standardize },
+    problem: a.problem,
+    classes: a.classes,
+    labelType: a.label_type,
+    linear: a.linear,
+    ensemble: a.ensemble,
+  };
+}
+
+/** Writes a trained supervised model in one transaction (see writeModel for the k-means one). */
+export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite): Promise<void> {
+  await withTransaction(ctx.pool, async (client) => {
+    const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
+    for (const t of w.trials) {
+      if (!t.artifact) {
+        await client.query(
+          `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, error_message) VALUES ($1, $2, $3, $4, 'failed', $5)`,
+          [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.error ?? 'failed'],
+        );
+        continue;
+      }
+      const compiled = compiledOf(t.artifact);
+      const scores = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_scores` : `m${w.modelId}_t${t.trialId}_scores`)}`;
+      await client.query(scoresFunctionSql(compiled, scores));
+      await restrictExecute(client, `${scores}(${argumentTypes(compiled.spec)})`, roles);
+      let explain: string | null = null;
+      if (compiled.linear) {
+        explain = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_contributions` : `m${w.modelId}_t${t.trialId}_contributions`)}`;
+        await client.query(contributionsFunctionSql(compiled, explain));
+        await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
+      }
+      await client.query(
+        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, artifact, distances_function, explain_function)
+         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
+        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, JSON.stringify(t.artifact), scores, explain],
+      );
+      if (!t.isOptimal) continue;
+      const fns: PublicFunction[] = [];
+      const base = `${quoteIdent(ctx.apiSchema)}.${quoteIdent(w.functionName)}`;
+      const types = argumentTypes(compiled.spec);
+      const what =
+        compiled.problem === 'regression'
+          ? `predicted ${t.artifact.label}`
+          : `predicted ${t.artifact.label} (${compiled.classes!.join(', ')})`;
+      fns.push({ name: base, argumentTypes: types, create: predictFunctionSql(compiled, base), comment: `sqlml: ${what} by ${t.artifact.model_type} model ${w.modelName} version ${w.version}; arguments are its features in training order` });
+      if (compiled.problem !== 'regression') {
+        const probs = `${quoteIdent(ctx.apiSchema)}.${quoteIdent(`${w.functionName}_probabilities`)}`;
+        fns.push({ name: probs, argumentTypes: types, create: probabilitiesFunctionSql(compiled, probs), comment: `sqlml: {"probabilities": [...], "labels": [...]} of model ${w.modelName} version ${w.version}` });
+      }
+      const sigs = await publishFunctions(client, w, fns, roles);
+      await client.query(
+        `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(), distances_function = $5,
+                function_signature = coalesce($6, function_signature), probabilities_signature = CASE WHEN $6 IS NULL THEN probabilities_signature ELSE $7 END
+          WHERE id = $1`,
+        [w.modelId, JSON.stringify(t.artifact), JSON.stringify(w.metrics), JSON.stringify(w.options), scores, sigs?.[0] ?? null, sigs?.[1] ?? null],
+      );
+    }
+    await insertTrainingInfo(client, w.modelId, 0, w.trainingInfo);
+    await insertFeatureInfo(client, w.modelId, w.featureStats);
+    await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
+  });
+}

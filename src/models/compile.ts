@@ -1,0 +1,33 @@
+import { quoteIdent } from '../db/connect.ts';
+import type { FeatureSpec } from '../features/prepare.ts';
+
+// What every model family's SQL compiler shares: exact number literals, the typed parameter
+// list (the model's features in training order) and the PL/pgSQL wrapper.
+
+/** SQL number literal with the exact float8 value (JS's shortest round-trip form). */
+export function num(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`cannot compile non-finite constant ${x}`);
+  const s = String(x);
+  return x < 0 ? `(${s})` : s;
+}
+
+export function parameterList(spec: FeatureSpec): string {
+  return spec.features.map((f) => `${quoteIdent(f.name)} ${f.kind === 'numeric' ? 'float8' : 'text'}`).join(', ');
+}
+
+export function argumentTypes(spec: FeatureSpec): string {
+  return spec.features.map((f) => (f.kind === 'numeric' ? 'float8' : 'text')).join(', ');
+}
+
+export function dollarQuote(body: string): string {
+  let tag = '$sqlml$';
+  for (let i = 0; body.includes(tag); i++) tag = `$sqlml${i}$`;
+  return `${tag}\n${body}\n${tag}`;
+}
+
+export function plpgsql(declare: string[], body: string[]): string {
+  // Locals live in an inner block so that no feature (parameter) name can clash with them;
+  // parameters are referenced by position.
+  return dollarQuote(['BEGIN', '  DECLARE', ...declare.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
+}
+

@@ -1,0 +1,156 @@
+// The label side of a supervised model: the problem type, the classes, and the loss that
+// every family (linear and tree) minimises, with its per-row gradient and hessian in margin
+// space. Margins: one per row for regression and binary classification (the logit of the
+// higher label), one per class for multiclass (softmax).
+
+export type Problem = 'regression' | 'binary' | 'multiclass';
+
+export interface Target {
+  problem: Problem;
+  /** Regression: the label. Classification: the class index (0..K-1). */
+  y: Float64Array;
+  /** Per-row weight (class weights), 1 by default. */
+  w: Float64Array;
+  /** Classes in order (sorted as the label type sorts); the positive class of a binary model is the last. */
+  classes: string[] | null;
+  /** Margins per row: 1, or K for multiclass. */
+  K: number;
+}
+
+export function marginsPerRow(problem: Problem, classes: number): number {
+  return problem === 'multiclass' ? classes : 1;
+}
+
+/** The constant margins that minimise the loss: mean, logit of the positive share, log priors. */
+export function baseMargins(t: Target, rows: Uint32Array): number[] {
+  if (t.problem === 'regression') {
+    let sw = 0;
+    let s = 0;
+    for (const i of rows) {
+      sw += t.w[i]!;
+      s += t.w[i]! * t.y[i]!;
+    }
+    return [sw > 0 ? s / sw : 0];
+  }
+  const K = t.classes!.length;
+  const counts = new Float64Array(K);
+  let sw = 0;
+  for (const i of rows) {
+    counts[t.y[i]!] += t.w[i]!;
+    sw += t.w[i]!;
+  }
+  const clip = (p: number) => Math.min(1 - 1e-12, Math.max(1e-12, p));
+  if (t.problem === 'binary') {
+    const p = clip(counts[1]! / sw);
+    return [Math.log(p / (1 - p))];
+  }
+  return Array.from(counts, (c) => Math.log(clip(c / sw)));
+}
+
+/**
+ * Gradient and hessian of the loss at margins F (n x K, row-major) for the given rows, written
+ * into g and h (same layout), and the weighted mean loss over those rows.
+ */
+export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Float64Array, h: Float64Array): number {
+  const K = t.K;
+  let loss = 0;
+  let sw = 0;
+  if (t.problem === 'regression') {
+    for (const i of rows) {
+      const r = F[i]! - t.y[i]!;
+      const w = t.w[i]!;
+      g[i] = w * r;
+      h[i] = w;
+      loss += w * r * r;
+      sw += w;
+    }
+  } else if (t.problem === 'binary') {
+    for (const i of rows) {
+      const p = sigmoid(F[i]!);
+      const y = t.y[i]!;
+      const w = t.w[i]!;
+      g[i] = w * (p - y);
+      h[i] = w * Math.max(p * (1 - p), 1e-16);
+      loss += w * logLoss1(F[i]!, y);
+      sw += w;
+    }
+  } else {
+    const p = new Float64Array(K);
+    for (const i of rows) {
+      softmaxInto(F, i * K, K, p);
+      const y = t.y[i]!;
+      const w = t.w[i]!;
+      for (let k = 0; k < K; k++) {
+        g[i * K + k] = w * (p[k]! - (k === y ? 1 : 0));
+        h[i * K + k] = w * Math.max(p[k]! * (1 - p[k]!), 1e-16);
+      }
+      loss -= w * Math.log(Math.max(p[y]!, 1e-15));
+      sw += w;
+    }
+  }
+  return sw > 0 ? loss / sw : 0;
+}
+
+/** The weighted mean loss only (early stopping on the evaluation rows). */
+export function meanLoss(t: Target, F: Float64Array, rows: Uint32Array): number {
+  const K = t.K;
+  let loss = 0;
+  let sw = 0;
+  const p = new Float64Array(K);
+  for (const i of rows) {
+    const w = t.w[i]!;
+    sw += w;
+    if (t.problem === 'regression') loss += w * (F[i]! - t.y[i]!) ** 2;
+    else if (t.problem === 'binary') loss += w * logLoss1(F[i]!, t.y[i]!);
+    else {
+      softmaxInto(F, i * K, K, p);
+      loss -= w * Math.log(Math.max(p[t.y[i]!]!, 1e-15));
+    }
+  }
+  return sw > 0 ? loss / sw : 0;
+}
+
+export function sigmoid(m: number): number {
+  return m >= 0 ? 1 / (1 + Math.exp(-m)) : Math.exp(m) / (1 + Math.exp(m));
+}
+
+/** -log p(y) for a binary margin, computed stably. */
+function logLoss1(m: number, y: number): number {
+  // log(1 + e^m) - y m
+  const softplus = m > 0 ? m + Math.log1p(Math.exp(-m)) : Math.log1p(Math.exp(m));
+  return softplus - y * m;
+}
+
+export function softmaxInto(F: Float64Array, at: number, K: number, out: Float64Array): void {
+  let max = -Infinity;
+  for (let k = 0; k < K; k++) if (F[at + k]! > max) max = F[at + k]!;
+  let s = 0;
+  for (let k = 0; k < K; k++) {
+    out[k] = Math.exp(F[at + k]! - max);
+    s += out[k]!;
+  }
+  for (let k = 0; k < K; k++) out[k] = out[k]! / s;
+}
+
+/**
+ * What a model outputs per row, from its margins: the prediction for regression, else the
+ * probability of each class (n x C, C = number of classes).
+ */
+export function outputs(problem: Problem, F: Float64Array, n: number, classes: number): Float64Array {
+  if (problem === 'regression') return F;
+  const out = new Float64Array(n * classes);
+  if (problem === 'binary') {
+    for (let i = 0; i < n; i++) {
+      const p = sigmoid(F[i]!);
+      out[2 * i] = 1 - p;
+      out[2 * i + 1] = p;
+    }
+    return out;
+  }
+  const p = new Float64Array(classes);
+  for (let i = 0; i < n; i++) {
+    softmaxInto(F, i * classes, classes, p);
+    out.set(p, i * classes);
+  }
+  return out;
+}

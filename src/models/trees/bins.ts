@@ -1,0 +1,86 @@
+// Histogram binning for tree models: each feature's values are cut into at most MAX_BINS bins
+// at midpoints between distinct values (quantiles when there are more distinct values), and
+// the training matrix becomes one byte per (row, feature), column-major, so that building a
+// node's histogram reads one contiguous byte array per feature.
+//
+// A value x falls into bin b when edges[b - 1] < x <= edges[b]; a split "bin <= b" is the same
+// test as "x <= edges[b]", which is what the compiled SQL asks of the raw value.
+
+export const MAX_BINS = 255;
+const SAMPLE = 200_000;
+
+export interface Binned {
+  n: number;
+  nf: number;
+  bins: Uint8Array; // nf x n, column-major
+  edges: Float64Array[]; // per feature, ascending upper edges of bins 0..nb-2 (the last bin is open)
+}
+
+/** Bins the row-major n x d matrix X, with edges fitted on the rows in `fitRows`. */
+export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32Array, seed = 1): Binned {
+  const bins = new Uint8Array(n * d);
+  const edges: Float64Array[] = [];
+  const stride = Math.max(1, Math.floor(fitRows.length / SAMPLE));
+  const m = Math.ceil(fitRows.length / stride);
+  const sample = new Float64Array(m);
+  for (let f = 0; f < d; f++) {
+    // A regular stride over the fitting rows (offset by the seed) is sample enough for quantiles.
+    for (let j = 0, r = seed % stride; j < m; j++, r += stride) sample[j] = X[fitRows[Math.min(r, fitRows.length - 1)]! * d + f]!;
+    const e = edgesOf(sample);
+    edges.push(e);
+    const base = f * n;
+    for (let i = 0; i < n; i++) bins[base + i] = binOf(e, X[i * d + f]!);
+  }
+  return { n, nf: d, bins, edges };
+}
+
+function edgesOf(sample: Float64Array): Float64Array {
+  const sorted = Float64Array.from(sample).sort();
+  const distinct: number[] = [];
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) distinct.push(sorted[i]!);
+  if (distinct.length <= MAX_BINS) {
+    const e = new Float64Array(Math.max(0, distinct.length - 1));
+    for (let i = 0; i < e.length; i++) e[i] = midpoint(distinct[i]!, distinct[i + 1]!);
+    return e;
+  }
+  // Quantile cut points, each moved to the midpoint between the two distinct values around it.
+  const out: number[] = [];
+  for (let b = 1; b < MAX_BINS; b++) {
+    const q = sorted[Math.floor((b * sorted.length) / MAX_BINS)]!;
+    const above = upper(distinct, q);
+    if (above === null) break;
+    const cut = midpoint(q, above);
+    if (out.length === 0 || cut > out[out.length - 1]!) out.push(cut);
+  }
+  return Float64Array.from(out);
+}
+
+function midpoint(a: number, b: number): number {
+  const m = a + (b - a) / 2;
+  // Guard the degenerate case of adjacent floats: the edge must separate a (left) from b.
+  return m < b ? m : a;
+}
+
+/** The smallest distinct value greater than q, or null. */
+function upper(distinct: number[], q: number): number | null {
+  let lo = 0;
+  let hi = distinct.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (distinct[mid]! <= q) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < distinct.length ? distinct[lo]! : null;
+}
+
+/** The bin of value x: the first b with x <= edges[b], or edges.length. */
+export function binOf(edges: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (x <= edges[mid]!) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
