@@ -26,7 +26,7 @@ export interface SupervisedCase {
 }
 
 const NUMERIC = Array.from({ length: 12 }, (_, j) => `x${j + 1}`);
-const CATEGORICAL = ['c1', 'c2', 'c3', 'c4'];
+
 
 export async function makeSupervisedData(db: BenchDb, table: string, rows: number): Promise<void> {
   const normal = 'sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())';

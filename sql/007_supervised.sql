@@ -59,6 +59,30 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- A classifier's <function_name>_probabilities is sqlml's too.
+CREATE OR REPLACE FUNCTION ml.name_conflict(p_model text, p_function text, p_caller name) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, ml AS $$
+DECLARE other name;
+BEGIN
+  SELECT owner INTO other FROM ml.models WHERE model_name = p_model LIMIT 1;
+  IF other IS NOT NULL AND NOT pg_has_role(p_caller, other, 'USAGE') THEN
+    RETURN format('model name "%s" is taken by role "%s"; choose another name', p_model, other);
+  END IF;
+  SELECT model_name INTO other FROM ml.models
+   WHERE p_function IN (function_name, function_name || '_probabilities') AND model_name <> p_model LIMIT 1;
+  IF other IS NOT NULL THEN
+    RETURN format('function name "%s" is already a scoring function of model "%s"; set option "function_name" to another name', p_function, other);
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_proc p
+              WHERE p.proname = p_function
+                AND p.pronamespace = (SELECT value FROM ml.settings WHERE key = 'api_schema')::regnamespace
+                AND NOT EXISTS (SELECT 1 FROM ml.models m
+                                 WHERE p.oid::regprocedure::text IN (m.function_signature, m.probabilities_signature))) THEN
+    RETURN format('a function named "%s" already exists and was not made by sqlml; set option "function_name" to another name', p_function);
+  END IF;
+  RETURN NULL;
+END $$;
+
 -- Options: the clustering validator keeps its name's job for kmeans/hdbscan; a dispatcher
 -- sends supervised model types to their own.
 ALTER FUNCTION ml.validate_options(text, jsonb) RENAME TO validate_clustering_options;
@@ -227,7 +251,9 @@ END $$;
 
 -- A supervised trial's classes as text[], and the label column it was trained on.
 CREATE FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
-  SELECT array_agg(c ORDER BY o) FROM jsonb_array_elements_text(artifact -> 'classes') WITH ORDINALITY AS x(c, o)
+  SELECT array_agg(c ORDER BY o)
+    FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(artifact -> 'classes') = 'array' THEN artifact -> 'classes' ELSE '[]' END)
+         WITH ORDINALITY AS x(c, o)
 $$;
 
 CREATE FUNCTION ml.label_column(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -360,7 +386,7 @@ BEGIN
       WITH s AS (SELECT y, p[1] AS p FROM (%1$s) x)
       SELECT %2$s, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::int, NULL::float8, NULL::float8,
              avg(abs(y - p)), avg((y - p) ^ 2),
-             CASE WHEN min(least(y, p)) >= 0 THEN avg((ln(1 + y) - ln(1 + p)) ^ 2) END,
+             CASE WHEN min(least(y, p)) >= 0 THEN avg(CASE WHEN y >= 0 AND p >= 0 THEN (ln(1 + y) - ln(1 + p)) ^ 2 END) END,
              percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(y - p)),
              coalesce(1 - sum((y - p) ^ 2) / nullif(count(*) * var_pop(y), 0), 0),
              coalesce(1 - var_pop(y - p) / nullif(var_pop(y), 0), 0),

@@ -19,7 +19,7 @@ import { splitRows } from '../models/supervised/split.ts';
 import { marginsPerRow, outputs, type Problem, type Target } from '../models/supervised/target.ts';
 import { MAX_COMPILED_NODES, treeNodeCount } from '../models/supervised/to-sql.ts';
 import { binMatrix, type Binned } from '../models/trees/bins.ts';
-import { ensembleMargins, splitImportance, trainEnsemble, type Ensemble } from '../models/trees/ensemble.ts';
+import { splitImportance, trainEnsemble, type Ensemble } from '../models/trees/ensemble.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { Random } from '../util/random.ts';
 import type { ModelRow } from './prepare.ts';
@@ -282,8 +282,8 @@ function autoCandidates(problem: Problem): Candidate[] {
   return [
     { modelType: c ? 'logistic_reg' : 'linear_reg', options: {} },
     { modelType: c ? 'boosted_tree_classifier' : 'boosted_tree_regressor', options: {} },
-    // scikit-learn's HistGradientBoosting defaults, roughly: smaller steps, more rounds.
-    { modelType: c ? 'boosted_tree_classifier' : 'boosted_tree_regressor', options: { learn_rate: 0.1, max_iterations: 100, min_tree_child_weight: c ? 1 : 20, early_stop: true, min_rel_progress: 0.0005 } },
+    // Shallower trees, more rounds: often better on small or noisy data.
+    { modelType: c ? 'boosted_tree_classifier' : 'boosted_tree_regressor', options: { max_tree_depth: 3, max_iterations: 300, min_tree_child_weight: 5 } },
     { modelType: c ? 'random_forest_classifier' : 'random_forest_regressor', options: { num_parallel_tree: 50 } },
   ];
 }
@@ -314,14 +314,14 @@ async function trainCandidate(
       margins,
       linear: { weights: m.weights, intercepts: m.intercepts },
       history: m.loss.map((loss, iteration) => ({ iteration, loss, evalLoss: null, learnRate: null, durationMs: 0 })),
-      importance: linearImportance(p.spec, m.weights),
+      importance: linearImportance(p.spec, p.X, n, m.weights),
       explanation: linearExplanation(p.spec, p.X, n, m),
       hyperparameters: { model_type: cand.modelType, l1_reg: lp.l1, l2_reg: lp.l2, fit_intercept: lp.fitIntercept, iterations: m.iterations, converged: m.converged },
       seconds: (performance.now() - started) / 1000,
     };
   }
   const ep = ensembleParams(family, cand.options, seed, deadline);
-  const res = await trainEnsemble(p.binned!, target, fitRows, evalRows, ep, (info) =>
+  const res = await trainEnsemble(p.binned!, p.X, target, fitRows, evalRows, ep, (info) =>
     ctx.checkpoint({ phase: 'train', candidate: label, model_type: cand.modelType, iteration: info.iteration, loss: info.loss, eval_loss: info.evalLoss }),
   );
   const nodes = treeNodeCount({ spec: p.spec, problem: target.problem, classes: target.classes, labelType: '', ensemble: res.model });
@@ -330,7 +330,7 @@ async function trainCandidate(
       `the ${cand.modelType} has ${nodes} tree nodes, more than the ${MAX_COMPILED_NODES} sqlml compiles into a SQL function; lower "max_tree_depth" or "num_parallel_tree", or raise "min_tree_child_weight"`,
     );
   }
-  const margins = ensembleMargins(res.model, p.X, n, d);
+  const margins = res.margins;
   const imp = splitImportance(res.model, d);
   return {
     candidate: cand,
@@ -363,13 +363,29 @@ async function trainCandidate(
   };
 }
 
-/** |standardized coefficient| per input column (summed over its categories and the classes). */
-function linearImportance(spec: FeatureSpec, weights: number[][]): SupervisedArtifact['importance'] {
+/**
+ * Linear models: the standard deviation, over the training rows, of each input column's
+ * contribution to the margin (summed over classes): |coefficient| of a standardized numeric
+ * column, and for a category the spread of its levels' weights, independent of which level the
+ * intercept absorbed.
+ */
+function linearImportance(spec: FeatureSpec, X: Float64Array, n: number, weights: number[][]): SupervisedArtifact['importance'] {
+  const d = spec.dims;
   return spec.features.map((f) => {
     const size = f.kind === 'categorical' && f.encoding !== 'label' ? f.categories.length : 1;
-    let s = 0;
-    for (const w of weights) for (let j = 0; j < size; j++) s += Math.abs(w[f.offset + j]!);
-    return { feature: f.name, weight: null, gain: null, cover: null, importance: s };
+    let total = 0;
+    for (const w of weights) {
+      let s = 0;
+      let ss = 0;
+      for (let i = 0; i < n; i++) {
+        let c = 0;
+        for (let j = 0; j < size; j++) c += w[f.offset + j]! * X[i * d + f.offset + j]!;
+        s += c;
+        ss += c * c;
+      }
+      total += Math.sqrt(Math.max(0, ss / n - (s / n) ** 2));
+    }
+    return { feature: f.name, weight: null, gain: null, cover: null, importance: total };
   });
 }
 

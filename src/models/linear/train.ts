@@ -49,12 +49,14 @@ export function trainLinearRegression(X: Float64Array, d: number, t: Target, row
     }
   }
   for (let j = 0; j < D; j++) for (let k = 0; k < j; k++) A[j * D + k] = A[k * D + j]!;
-  for (let j = 0; j < d; j++) A[j * D + j] += Math.max(p.l2, RIDGE_FLOOR);
+  for (let j = 0; j < d; j++) A[j * D + j] += p.l1 > 0 ? Math.max(p.l2, RIDGE_FLOOR) : p.l2;
   if (!p.fitIntercept) A[d * D + d] = 1; // beta_intercept = 0
   let beta: Float64Array;
   let iterations = 1;
   if (p.l1 === 0) {
-    const sol = solve(new Matrix(Array.from({ length: D }, (_, j) => Array.from(A.subarray(j * D, j * D + D)))), Matrix.columnVector(Array.from(b)));
+    // Without l2 the system is singular whenever one-hot blocks sit next to the intercept:
+    // SVD gives the minimum-norm solution (the fitted values are the same for every solution).
+    const sol = solve(new Matrix(Array.from({ length: D }, (_, j) => Array.from(A.subarray(j * D, j * D + D)))), Matrix.columnVector(Array.from(b)), p.l2 === 0);
     beta = Float64Array.from(sol.getColumn(0));
   } else {
     beta = new Float64Array(D);

@@ -65,13 +65,17 @@ export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Floa
       sw += w;
     }
   } else if (t.problem === 'binary') {
-    for (const i of rows) {
-      const p = sigmoid(F[i]!);
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]!;
+      const m = F[i]!;
+      // One exp and one log1p per row: e = exp(-|m|), p = sigmoid(m), loss = log(1 + e^m) - y m.
+      const e = Math.exp(-Math.abs(m));
+      const p = m >= 0 ? 1 / (1 + e) : e / (1 + e);
       const y = t.y[i]!;
       const w = t.w[i]!;
       g[i] = w * (p - y);
       h[i] = w * Math.max(p * (1 - p), 1e-16);
-      loss += w * logLoss1(F[i]!, y);
+      loss += w * (Math.log1p(e) + (m > 0 ? m : 0) - y * m);
       sw += w;
     }
   } else {

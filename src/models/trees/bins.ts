@@ -1,7 +1,8 @@
 // Histogram binning for tree models: each feature's values are cut into at most MAX_BINS bins
 // at midpoints between distinct values (quantiles when there are more distinct values), and
-// the training matrix becomes one byte per (row, feature), column-major, so that building a
-// node's histogram reads one contiguous byte array per feature.
+// the training matrix becomes one byte per (row, feature), row-major: a node's rows are
+// scattered over the matrix once partitioned, so a histogram pass reads each of its rows'
+// gradient pair once and that row's bins from one cache line.
 //
 // A value x falls into bin b when edges[b - 1] < x <= edges[b]; a split "bin <= b" is the same
 // test as "x <= edges[b]", which is what the compiled SQL asks of the raw value.
@@ -12,13 +13,15 @@ const SAMPLE = 200_000;
 export interface Binned {
   n: number;
   nf: number;
-  bins: Uint8Array; // nf x n, column-major
+  bins: Uint8Array; // n x nf, row-major (histograms)
+  cols: Uint8Array; // nf x n, column-major (partitions read one feature of ascending rows)
   edges: Float64Array[]; // per feature, ascending upper edges of bins 0..nb-2 (the last bin is open)
 }
 
 /** Bins the row-major n x d matrix X, with edges fitted on the rows in `fitRows`. */
 export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32Array, seed = 1): Binned {
   const bins = new Uint8Array(n * d);
+  const cols = new Uint8Array(n * d);
   const edges: Float64Array[] = [];
   const stride = Math.max(1, Math.floor(fitRows.length / SAMPLE));
   const m = Math.ceil(fitRows.length / stride);
@@ -28,10 +31,13 @@ export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32
     for (let j = 0, r = seed % stride; j < m; j++, r += stride) sample[j] = X[fitRows[Math.min(r, fitRows.length - 1)]! * d + f]!;
     const e = edgesOf(sample);
     edges.push(e);
-    const base = f * n;
-    for (let i = 0; i < n; i++) bins[base + i] = binOf(e, X[i * d + f]!);
+    for (let i = 0; i < n; i++) {
+      const b = binOf(e, X[i * d + f]!);
+      bins[i * d + f] = b;
+      cols[f * n + i] = b;
+    }
   }
-  return { n, nf: d, bins, edges };
+  return { n, nf: d, bins, cols, edges };
 }
 
 function edgesOf(sample: Float64Array): Float64Array {

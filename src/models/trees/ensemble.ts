@@ -1,7 +1,7 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
-import { growTree, leafValueBinned, type Tree, type TreeParams } from './grow.ts';
+import { growTree, leafValue, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -13,6 +13,7 @@ export interface EnsembleParams extends TreeParams {
   subsample: number; // share of training rows each tree sees (without replacement)
   earlyStop: boolean;
   minRelProgress: number;
+  patience: number; // rounds without progress on the evaluation rows before stopping
   seed: number;
   deadline?: number;
 }
@@ -30,70 +31,98 @@ export interface RoundInfo {
   durationMs: number;
 }
 
+/**
+ * Early stopping: with evaluation rows, stop once `patience` rounds have not lowered the
+ * evaluation loss by more than min_rel_progress (relative) and keep the best round's trees;
+ * without, stop when a round lowers the training loss by less than min_rel_progress.
+ */
 export async function trainEnsemble(
   data: Binned,
+  X: Float64Array, // model space, row-major n x nf (evaluation rows are scored on raw values)
   target: Target,
   train: Uint32Array,
   evalRows: Uint32Array | null,
   p: EnsembleParams,
   onRound: (info: RoundInfo) => Promise<void>,
-): Promise<{ model: Ensemble; history: RoundInfo[]; stoppedEarly: boolean; timedOut: boolean }> {
-  const { n } = data;
+): Promise<{ model: Ensemble; margins: Float64Array; history: RoundInfo[]; stoppedEarly: boolean; timedOut: boolean }> {
+  const { n, nf } = data;
   const K = target.K;
   const rng = new Random(p.seed);
   const base = baseMargins(target, train);
-  const F = new Float64Array(n * K);
+  let F: Float64Array = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = base[k]!;
   const gAll = new Float64Array(n * K);
   const hAll = new Float64Array(n * K);
   const g = new Float64Array(n);
   const h = new Float64Array(n);
-  const trees: Ensemble['trees'] = [];
+  let trees: Ensemble['trees'] = [];
   const history: RoundInfo[] = [];
-  const scored = evalRows ? concat(train, evalRows) : train;
   const sampleSize = Math.max(1, Math.round(train.length * p.subsample));
+  const hasEval = evalRows !== null && evalRows.length > 0;
   let stoppedEarly = false;
   let timedOut = false;
-  let previous = Infinity;
+  let best = { loss: Infinity, round: -1, trees: 0 };
   for (let round = 0; round < p.rounds; round++) {
     const started = performance.now();
-    gradients(target, F, train, gAll, hAll);
+    // The loss of the model so far comes with the gradients; it is the previous round's.
+    const trainLoss = gradients(target, F, train, gAll, hAll);
+    if (round > 0) {
+      history[round - 1]!.loss = trainLoss;
+      const prev = round > 1 ? history[round - 2]!.loss : Infinity;
+      if (!hasEval && p.earlyStop && round > 1 && (prev - trainLoss) / Math.abs(prev || 1) < p.minRelProgress) {
+        stoppedEarly = true;
+        break;
+      }
+    }
     const roundTrees: (Tree & { group: number })[] = [];
+    // Every training row is in each tree's sample when subsample = 1: the leaves' row ranges
+    // update the predictions; otherwise (and for evaluation rows) rows walk the tree.
+    const whole = p.subsample >= 1;
     for (let t = 0; t < p.numParallelTree; t++) {
-      const rows = p.subsample < 1 ? sampleRows(train, sampleSize, rng) : Uint32Array.from(train);
+      const rows = whole ? Uint32Array.from(train) : sampleRows(train, sampleSize, rng);
       for (let k = 0; k < K; k++) {
-        for (const i of rows) {
+        for (let r = 0; r < rows.length; r++) {
+          const i = rows[r]!;
           g[i] = gAll[i * K + k]!;
           h[i] = hAll[i * K + k]!;
         }
-        const tree = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng);
+        const onLeaf = whole ? (v: number, lo: number, hi: number) => {
+          for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
+        } : undefined;
+        const tree = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf);
         roundTrees.push({ ...tree, group: k });
       }
     }
+    const walk = whole ? (evalRows ?? new Uint32Array(0)) : evalRows ? concat(train, evalRows) : train;
     for (const tree of roundTrees) {
       const k = tree.group;
-      for (const i of scored) F[i * K + k] += leafValueBinned(tree, data, i);
+      for (const i of walk) F[i * K + k] += leafValue(tree, X, i * nf);
     }
     trees.push(...roundTrees);
-    const loss = meanLoss(target, F, train);
-    const evalLoss = evalRows && evalRows.length ? meanLoss(target, F, evalRows) : null;
-    const info = { iteration: round, loss, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };
+    const evalLoss = hasEval ? meanLoss(target, F, evalRows!) : null;
+    const info = { iteration: round, loss: NaN, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };
     history.push(info);
     await onRound(info);
-    const watched = evalLoss ?? loss;
-    if (p.earlyStop && round > 0 && (previous - watched) / Math.abs(previous || 1) < p.minRelProgress) {
-      stoppedEarly = round + 1 < p.rounds;
-      break;
+    if (hasEval && p.earlyStop) {
+      if (best.round < 0 || evalLoss! < best.loss * (1 - p.minRelProgress)) best = { loss: evalLoss!, round, trees: trees.length };
+      if (round - best.round >= p.patience) {
+        stoppedEarly = true;
+        break;
+      }
     }
-    previous = watched;
     if (p.deadline !== undefined && Date.now() > p.deadline) {
       timedOut = round + 1 < p.rounds;
       break;
     }
   }
-  // Only what scoring needs is kept (the bins were for training).
-  const model: Ensemble = { base, trees: trees.map(({ bin: _bin, ...t }) => ({ ...t, bin: [] })) };
-  return { model, history, stoppedEarly, timedOut };
+  if (history.length && Number.isNaN(history[history.length - 1]!.loss)) history[history.length - 1]!.loss = meanLoss(target, F, train);
+  if (hasEval && p.earlyStop && best.round >= 0 && best.trees < trees.length) {
+    // Keep the best round: recompute the predictions of the kept trees (same order, same sums).
+    trees = trees.slice(0, best.trees);
+    history.length = best.round + 1;
+    F = ensembleMargins({ base, trees }, X, n, nf);
+  }
+  return { model: { base, trees }, margins: F, history, stoppedEarly, timedOut };
 }
 
 function sampleRows(train: Uint32Array, m: number, rng: Random): Uint32Array {
@@ -115,16 +144,21 @@ function concat(a: Uint32Array, b: Uint32Array): Uint32Array {
   return out;
 }
 
-/** Margins of model-space rows (row-major n x d), as the compiled SQL computes them. */
+/** Margins of model-space rows (row-major n x d), summed in the order the compiled SQL sums them. */
 export function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d: number): Float64Array {
   const K = m.base.length;
   const F = new Float64Array(n * K);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
-    for (const t of m.trees) {
+  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
+  for (const t of m.trees) {
+    const feature = Int32Array.from(t.feature);
+    const threshold = Float64Array.from(t.threshold);
+    const left = Int32Array.from(t.left);
+    const right = Int32Array.from(t.right);
+    const value = Float64Array.from(t.value);
+    for (let i = 0; i < n; i++) {
       let node = 0;
-      while (t.feature[node]! >= 0) node = X[i * d + t.feature[node]!]! <= t.threshold[node]! ? t.left[node]! : t.right[node]!;
-      F[i * K + t.group] += t.value[node]!;
+      while (feature[node]! >= 0) node = X[i * d + feature[node]!]! <= threshold[node]! ? left[node]! : right[node]!;
+      F[i * K + t.group] += value[node]!;
     }
   }
   return F;
