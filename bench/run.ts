@@ -4,6 +4,7 @@ import { benchDatabase } from './lib.ts';
 import { benchTraining, printTraining } from './training.ts';
 import { benchScoring, printScoring } from './scoring.ts';
 import { benchQueue, printQueue } from './queue.ts';
+import { benchSupervised, printSupervised } from './supervised.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
@@ -12,6 +13,8 @@ try {
   printTraining(await benchTraining(db, { rows: quick ? 20_000 : 1_000_000, k: 8 }));
   printScoring(await benchScoring(db, { rows: quick ? 20_000 : 1_000_000 }));
   printQueue(await benchQueue(db, { jobs: quick ? 20 : 200 }));
+  const supervisedRows = quick ? 5000 : 40_000;
+  printSupervised(supervisedRows, await benchSupervised(db, { rows: supervisedRows }));
   if (!quick && process.argv.includes('--curve')) {
     for (const rows of [10_000, 100_000, 1_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
     for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));

@@ -296,7 +296,7 @@ BEGIN
     -- Supervised: the scores function gives [prediction] or the class probabilities.
     RETURN QUERY EXECUTE format($q$
       SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, %4$s, %5$s, %6$s
-      FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q) s
+      FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s
     $q$, t.distances_function, ml.feature_arguments(t.artifact), q,
          CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 's.p[1]' ELSE 'NULL::float8' END,
          CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 'NULL::text'
@@ -307,13 +307,15 @@ BEGIN
     USING threshold;
     RETURN;
   END IF;
+  -- (OFFSET 0 keeps the planner from pulling the subquery up, which would call the generated
+  -- function once per reference to its result instead of once per row.)
   -- Clustering: the distances are computed once per row by the generated function; the LATERAL
   -- subquery only sorts k numbers (a subquery is rescanned, not re-planned, per row). For
   -- density models the distances are to each cluster's nearest exemplar, and a row beyond the
   -- cluster's reach is noise (-1).
   RETURN QUERY EXECUTE format($q$
     SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb
-    FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q) s
+    FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
     CROSS JOIN LATERAL (
       SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
              jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
@@ -335,7 +337,7 @@ COMMENT ON FUNCTION @api@.ml_predict(text, text, jsonb) IS
 
 -- The evaluated rows of a supervised model on a query: label y and scores p, labelled rows only.
 CREATE FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT format('SELECT (q.%1$I)::%2$s AS y, %3$s(%4$s) AS p FROM (%5$s) q WHERE q.%1$I IS NOT NULL',
+  SELECT format('SELECT (q.%1$I)::%2$s AS y, %3$s(%4$s) AS p FROM (%5$s) q WHERE q.%1$I IS NOT NULL OFFSET 0',
                 ml.label_column(t.artifact), y_type, t.distances_function, ml.feature_arguments(t.artifact), q)
 $$;
 
@@ -434,7 +436,7 @@ BEGIN
   RETURN QUERY EXECUTE format($q$
     WITH a AS (
       SELECT n.c, n.v
-      FROM (SELECT %1$s(%2$s) AS d FROM (%3$s) q) s
+      FROM (SELECT %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
       CROSS JOIN LATERAL (SELECT i::int AS c, v FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT 1) n),
     per AS (SELECT c, avg(v) AS spread FROM a GROUP BY c),
     r AS (SELECT p.c, max((p.spread + o.spread) / ((%4$L::jsonb -> (p.c - 1) ->> (o.c - 1))::float8)) AS ratio
@@ -635,7 +637,7 @@ BEGIN
            a.top, s.base, s.base + a.total, 0::float8
     FROM (SELECT x.*, (%10$L::jsonb ->> x.mk)::float8 AS base
             FROM (SELECT y.*, CASE WHEN %6$L = 'multiclass' THEN y.k - 1 ELSE 0 END AS mk
-                    FROM (SELECT z.*, %11$s AS k FROM (SELECT q, %1$s(%3$s) AS p, %2$s(%3$s) AS c FROM (%12$s) q) z) y) x) s
+                    FROM (SELECT z.*, %11$s AS k FROM (SELECT q, %1$s(%3$s) AS p, %2$s(%3$s) AS c FROM (%12$s) q OFFSET 0) z) y) x) s
     CROSS JOIN LATERAL (
       SELECT jsonb_agg(jsonb_build_object('feature', b.f, 'attribution', b.v) ORDER BY b.r) FILTER (WHERE b.r <= %5$s) AS top,
              sum(b.v) AS total

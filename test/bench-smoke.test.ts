@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchQueue } from '../bench/queue.ts';
 import { benchScoring } from '../bench/scoring.ts';
+import { benchSupervised } from '../bench/supervised.ts';
 import { benchTraining } from '../bench/training.ts';
 import { freshDatabase, type TestDb } from './helpers.ts';
 
@@ -24,6 +25,16 @@ describe('benchmark smoke runs', () => {
   it('scoring: the generated function, ml_predict and the hand-written baseline give the same assignments', async () => {
     const r = await benchScoring({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000 });
     expect(r.agree).toBe(true);
+  });
+  it('supervised: trains every family on the shared split and reads their metrics', async () => {
+    const r = await benchSupervised({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 2000, sklearn: false });
+    expect(r.map((c) => c.metric)).toEqual(['roc_auc', 'roc_auc', 'r2_score', 'roc_auc']);
+    for (const c of r) {
+      expect(c.ours).toBeGreaterThan(0.6);
+      expect(c.oursSeconds).toBeGreaterThan(0);
+    }
+    // auto is compared with the best single family it includes.
+    expect(r[3]!.ours).toBeGreaterThanOrEqual(r[3]!.sklearn! - 0.02);
   });
   it('queue: latency and throughput with one and two sidecars', async () => {
     const r = await benchQueue({ url: t.url, pool: t.pool, close: async () => undefined }, { jobs: 6 });

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ensemble } from '../src/models/trees/ensemble.ts';
+import { ensembleShap } from '../src/models/trees/shap.ts';
 import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
 
 // Supervised models from SQL, checked against independent computations: PostgreSQL's own
@@ -258,6 +260,63 @@ describe('auto, importance and explanations', () => {
       const p = 1 / (1 + Math.exp(-x.prediction_value));
       expect(x.predicted_label === 'true' ? p : 1 - p).toBeCloseTo(x.probability, 9);
     }
+  });
+});
+
+describe('tree explanations (TreeSHAP in PL/pgSQL)', () => {
+  it('attributions add up to the prediction minus the baseline, for regression, binary and multiclass trees', async () => {
+    for (const model of ['spend_bt', 'churn_bt', 'tier_rf']) {
+      const r = await rows<{ predicted_value: number | null; probability: number | null; prediction_value: number; baseline_prediction_value: number; top_feature_attributions: { attribution: number }[] }>(
+        t.pool,
+        `SELECT * FROM ml_explain_predict('${model}', 'SELECT * FROM sup WHERE i <= 8', '{"top_k_features": 10}')`,
+      );
+      expect(r, model).toHaveLength(8);
+      for (const x of r) {
+        expect(x.top_feature_attributions).toHaveLength(4);
+        const sum = x.top_feature_attributions.reduce((s, a) => s + a.attribution, 0);
+        expect(x.baseline_prediction_value + sum, model).toBeCloseTo(x.prediction_value, 9);
+        if (x.predicted_value !== null) expect(x.prediction_value).toBeCloseTo(x.predicted_value, 9);
+      }
+    }
+    // Binary: the margin is the positive class's logit.
+    const [b] = await rows<{ prediction_value: number; probability: number; predicted_label: string }>(
+      t.pool,
+      `SELECT * FROM ml_explain_predict('churn_bt', 'SELECT * FROM sup WHERE i = 7')`,
+    );
+    const p = 1 / (1 + Math.exp(-b!.prediction_value));
+    expect(b!.predicted_label === 'true' ? p : 1 - p).toBeCloseTo(b!.probability, 9);
+  });
+
+  it('the SQL TreeSHAP equals the sidecar\u2019s (checked against brute-force Shapley values in test/shap.test.ts)', async () => {
+    const [m] = await rows<{ artifact: { ensemble: Ensemble; features: { name: string; offset: number }[]; dims: number } }>(
+      t.pool,
+      `SELECT artifact FROM ml.models WHERE model_name = 'spend_bt'`,
+    );
+    const [{ id }] = await rows<{ id: string }>(t.pool, `SELECT id::text FROM ml.models WHERE model_name = 'spend_bt'`);
+    const r = await rows<{ v: number[]; att: { feature: string; attribution: number }[] }>(
+      t.pool,
+      `SELECT ml."m${id}_vector"(s.x1, s.x2, s.x3, s.c) AS v, e.top_feature_attributions AS att
+         FROM ml_explain_predict('spend_bt', 'SELECT * FROM sup WHERE i <= 5 ORDER BY i', '{"top_k_features": 10}') e
+         JOIN sup s ON s.i = (e.input ->> 'i')::int`,
+    );
+    expect(r).toHaveLength(5);
+    const a = m!.artifact;
+    for (const x of r) {
+      const phi = ensembleShap(a.ensemble, Float64Array.from(x.v), 0, a.dims, 0);
+      for (const f of a.features) {
+        const sql = x.att.find((y) => y.feature === f.name)!.attribution;
+        expect(sql, f.name).toBeCloseTo(phi[f.offset]!, 9);
+      }
+    }
+  });
+
+  it('ml_global_explain ranks features by mean |attribution|, per class for multiclass models', async () => {
+    const g = await rows<{ feature: string; attribution: number }>(t.pool, `SELECT feature, attribution FROM ml_global_explain('imp_bt')`);
+    expect(g[g.length - 1]!.feature).toBe('noise');
+    expect([g[0]!.feature, g[1]!.feature].sort()).toEqual(['x1', 'x3']);
+    const c = await rows<{ class_label: string }>(t.pool, `SELECT class_label FROM ml_global_explain('tier_rf', '{"class_level_explain": true}')`);
+    expect(new Set(c.map((x) => x.class_label))).toEqual(new Set(['high', 'low', 'mid']));
+    expect(c).toHaveLength(12);
   });
 });
 

@@ -20,6 +20,7 @@ import { marginsPerRow, outputs, type Problem, type Target } from '../models/sup
 import { MAX_COMPILED_NODES, treeNodeCount } from '../models/supervised/to-sql.ts';
 import { binMatrix, type Binned } from '../models/trees/bins.ts';
 import { splitImportance, trainEnsemble, type Ensemble } from '../models/trees/ensemble.ts';
+import { ensembleBaseline, ensembleShap, flatten } from '../models/trees/shap.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { Random } from '../util/random.ts';
 import type { ModelRow } from './prepare.ts';
@@ -136,6 +137,12 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   trials[best]!.isOptimal = true;
   const served = trained[best]!;
   const servedTrial = trials[best]!;
+  await ctx.checkpoint({ phase: 'explain', model_type: served.candidate.modelType });
+  const { X: servedX } = prepare(familyOf(served.candidate.modelType));
+  servedTrial.artifact!.explanation = {
+    ...servedTrial.artifact!.explanation!,
+    global: globalExplanation(served, servedX, target, split.eval ?? split.train),
+  };
   const { stats } = prepare(familyOf(served.candidate.modelType));
   await writeSupervisedModel(ctx, {
     modelId: model.id,
@@ -342,6 +349,11 @@ async function trainCandidate(
       const w = imp.weight[f.offset]!;
       return { feature: f.name, weight: w, gain: w ? imp.gain[f.offset]! / w : 0, cover: w ? imp.cover[f.offset]! / w : 0, importance: imp.gain[f.offset]! };
     }),
+    explanation: {
+      baseline: ensembleBaseline(res.model),
+      forest: flatten(res.model),
+      dim_feature: dimFeatures(p.spec),
+    },
     hyperparameters: {
       model_type: cand.modelType,
       max_iterations: ep.rounds,
@@ -474,6 +486,60 @@ function linearExplanation(spec: FeatureSpec, X: Float64Array, n: number, lin: {
     }),
   );
   return { baseline: lin.intercepts.map((b, k) => expected[k]!.reduce((s, e) => s + e, b)), expected };
+}
+
+/** The input column (1-based) of every model-space dimension. */
+function dimFeatures(spec: FeatureSpec): number[] {
+  const out = new Array<number>(spec.dims);
+  spec.features.forEach((f, i) => {
+    const size = f.kind === 'categorical' && f.encoding !== 'label' ? f.categories.length : 1;
+    for (let j = 0; j < size; j++) out[f.offset + j] = i + 1;
+  });
+  return out;
+}
+
+/**
+ * ML.GLOBAL_EXPLAIN, at training time: each input column's mean |attribution| over (a regular
+ * sample of) the evaluation rows; per class too for multiclass models. TreeSHAP costs about a
+ * microsecond per tree node per row, so tree models use at most 2,000,000 / nodes rows.
+ */
+function globalExplanation(t: Trained, X: Float64Array, target: Target, rows: Uint32Array): { class?: string; feature: string; attribution: number }[] {
+  const spec = t.spec;
+  const d = spec.dims;
+  const F = spec.features.length;
+  const dimFeature = dimFeatures(spec);
+  const nodes = t.ensemble ? t.ensemble.trees.reduce((s, tr) => s + tr.feature.length, 0) : 0;
+  const cap = t.ensemble ? Math.max(50, Math.min(1000, Math.floor(2_000_000 / Math.max(1, nodes)))) : 2000;
+  const stride = Math.max(1, Math.ceil(rows.length / cap));
+  const K = target.K;
+  const sums = Array.from({ length: K }, () => new Float64Array(F));
+  let count = 0;
+  for (let r = 0; r < rows.length; r += stride) {
+    const i = rows[r]!;
+    count++;
+    for (let k = 0; k < K; k++) {
+      const per = new Float64Array(F);
+      if (t.ensemble) {
+        const phi = ensembleShap(t.ensemble, X, i * d, d, k);
+        for (let j = 0; j < d; j++) per[dimFeature[j]! - 1] += phi[j]!;
+      } else {
+        const w = t.linear!.weights[k]!;
+        for (let j = 0; j < d; j++) per[dimFeature[j]! - 1] += w[j]! * X[i * d + j]!;
+        for (let f = 0; f < F; f++) per[f] -= t.explanation!.expected![k]![f]!;
+      }
+      for (let f = 0; f < F; f++) sums[k]![f] += Math.abs(per[f]!);
+    }
+  }
+  const out: { class?: string; feature: string; attribution: number }[] = [];
+  spec.features.forEach((f, j) => {
+    let total = 0;
+    for (let k = 0; k < K; k++) total += sums[k]![j]! / count;
+    out.push({ feature: f.name, attribution: total / K });
+  });
+  if (target.problem === 'multiclass') {
+    target.classes!.forEach((c, k) => spec.features.forEach((f, j) => out.push({ class: c, feature: f.name, attribution: sums[k]![j]! / count })));
+  }
+  return out;
 }
 
 function failedTrial(trialId: number, cand: Candidate, error: string): SupervisedTrial {

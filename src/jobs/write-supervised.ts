@@ -3,8 +3,9 @@ import type { Feature, FeatureStats } from '../features/prepare.ts';
 import type { RocPoint } from '../metrics/supervised.ts';
 import { argumentTypes } from '../models/compile.ts';
 import type { Problem } from '../models/supervised/target.ts';
-import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, type CompiledSupervised } from '../models/supervised/to-sql.ts';
+import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql, type CompiledSupervised } from '../models/supervised/to-sql.ts';
 import type { Ensemble } from '../models/trees/ensemble.ts';
+import type { FlatForest } from '../models/trees/shap.ts';
 import { COMPLETE } from '../queue/job-sql.ts';
 import type { JobContext } from './run.ts';
 import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
@@ -24,8 +25,20 @@ export interface SupervisedArtifact {
   ensemble?: Ensemble;
   /** Per input column: split count, mean gain and mean cover (trees), and the family's headline importance. */
   importance: { feature: string; weight: number | null; gain: number | null; cover: number | null; importance: number }[];
-  /** Linear models: baseline margin(s) and each feature's mean contribution per margin. */
-  explanation?: { baseline: number[]; expected: number[][] };
+  /**
+   * baseline: per margin, where attributions start (linear: the mean row's margin; trees: the
+   * base score plus each tree's cover-weighted mean leaf). expected (linear): each feature's
+   * mean contribution per margin. forest + dim_feature (trees): the flattened trees TreeSHAP
+   * walks in SQL and the input column (1-based) of every model-space dimension. global: mean
+   * |attribution| per feature (and per class) on the evaluation rows.
+   */
+  explanation?: {
+    baseline: number[];
+    expected?: number[][];
+    forest?: FlatForest;
+    dim_feature?: number[];
+    global?: { class?: string; feature: string; attribution: number }[];
+  };
   /** On the evaluation rows: the ROC curve (binary) and the confusion matrix (classifiers). */
   evaluation: { rows: number; roc_curve?: RocPoint[]; confusion_matrix?: number[][] };
 }
@@ -80,12 +93,11 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
       const scores = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_scores` : `m${w.modelId}_t${t.trialId}_scores`)}`;
       await client.query(scoresFunctionSql(compiled, scores));
       await restrictExecute(client, `${scores}(${argumentTypes(compiled.spec)})`, roles);
-      let explain: string | null = null;
-      if (compiled.linear) {
-        explain = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_contributions` : `m${w.modelId}_t${t.trialId}_contributions`)}`;
-        await client.query(contributionsFunctionSql(compiled, explain));
-        await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
-      }
+      // What ml_explain_predict reads per row: linear contributions, or the model-space row TreeSHAP walks.
+      const kind = compiled.linear ? 'contributions' : 'vector';
+      const explain = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_${kind}` : `m${w.modelId}_t${t.trialId}_${kind}`)}`;
+      await client.query(compiled.linear ? contributionsFunctionSql(compiled, explain) : vectorFunctionSql(compiled, explain));
+      await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
       await client.query(
         `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, artifact, distances_function, explain_function)
          VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
