@@ -263,6 +263,19 @@ describe('auto, importance and explanations', () => {
   });
 });
 
+describe('why a row is in its segment (surrogate tree)', () => {
+  it('ml_feature_importance of a k-means model names the column that separates the segments, with its fidelity', async () => {
+    await t.pool.query(`CREATE TABLE blobs AS SELECT i, (i % 3) * 5 + random() AS sep, random() AS flat, (ARRAY['p', 'q'])[1 + (i % 2)] AS tag
+                          FROM generate_series(1, 900) i`);
+    await train('blob_seg', 'kmeans', JSON.stringify({ num_clusters: 3, exclude: 'i', seed: 1, standardize_features: false }), 'SELECT * FROM blobs');
+    const imp = await rows<{ feature: string; importance: number }>(t.pool, `SELECT * FROM ml_feature_importance('blob_seg')`);
+    expect(imp[0]!.feature).toBe('sep');
+    expect(imp[0]!.importance).toBeGreaterThan(10 * imp[1]!.importance);
+    const [m] = await rows<{ f: number }>(t.pool, `SELECT (metrics ->> 'surrogate_fidelity')::float8 AS f FROM ml_models WHERE model_name = 'blob_seg'`);
+    expect(m!.f).toBeGreaterThan(0.95);
+  });
+});
+
 describe('tree explanations (TreeSHAP in PL/pgSQL)', () => {
   it('attributions add up to the prediction minus the baseline, for regression, binary and multiclass trees', async () => {
     for (const model of ['spend_bt', 'churn_bt', 'tier_rf']) {

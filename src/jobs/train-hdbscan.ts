@@ -7,6 +7,7 @@ import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts'
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
 import type { JobContext } from './run.ts';
 import { writeModel, type KmeansArtifact } from './write-back.ts';
+import { surrogateImportance } from '../models/surrogate.ts';
 
 // Density clustering (HDBSCAN*) as a training job: same loading, preparation and write-back
 // as k-means; the served "centroids" are exemplars (see src/models/hdbscan/train.ts).
@@ -57,6 +58,9 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
     anomaly_quantiles: [],
     training_run: 0,
   };
+  await ctx.checkpoint({ phase: 'explain' });
+  const surrogate = await surrogateImportance(X, n, spec, m.labels, seed);
+  artifact.importance = surrogate.importance;
   await writeModel(ctx, {
     modelId: model.id,
     modelName: model.model_name,
@@ -75,7 +79,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
         isElbow: null,
       },
     ],
-    metrics: { ...metrics, rows: n, load_seconds: data.seconds, train_seconds: trainSeconds },
+    metrics: { ...metrics, rows: n, load_seconds: data.seconds, train_seconds: trainSeconds, surrogate_fidelity: surrogate.fidelity },
     options: { ...o, min_cluster_size: minClusterSize, min_samples: minSamples, seed, distance_type: distance },
     trainingInfo: [],
     trainingRun: 0,

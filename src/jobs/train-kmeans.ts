@@ -15,6 +15,7 @@ import type { JobContext } from './run.ts';
 import { runSweep, type StoredTrial } from './sweep.ts';
 import { writeModel, type KmeansArtifact, type TrialWrite } from './write-back.ts';
 import { centroidRows } from '../features/present.ts';
+import { surrogateImportance } from '../models/surrogate.ts';
 
 
 const DEFAULT_STABILITY_RUNS = 5;
@@ -130,6 +131,9 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   }
   trials.sort((a, b) => a.trialId - b.trialId);
   const servedTrial = trials.find((t) => t.isOptimal)!;
+  await ctx.checkpoint({ phase: 'explain' });
+  const surrogate = await surrogateImportance(X, n, spec, served.labels, seed);
+  servedTrial.artifact!.importance = surrogate.importance;
   const resolvedOptions = {
     ...model.options,
     num_clusters: model.options.num_clusters ?? served.k,
@@ -157,6 +161,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       rows: n,
       winning_run: served.run + 1,
       stable_ids_applied: renumbered,
+      surrogate_fidelity: surrogate.fidelity,
       stopped_by_max_runtime: trained.some((m) => m.timedOut) || undefined,
       load_seconds: data.seconds,
       train_seconds: trainSeconds,

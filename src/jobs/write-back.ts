@@ -12,6 +12,7 @@ import { argumentTypes, distancesFunctionSql, predictFunctionSql } from '../mode
 import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
 import { LeaseLost } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
+import type { ImportanceRow } from '../models/surrogate.ts';
 
 /**
  * What scoring replays: stored in ml.models.artifact. For k-means, `centroids` are the
@@ -33,6 +34,8 @@ export interface KmeansArtifact {
   radii: number[]; // RMS distance of each cluster's training members (anomaly detection)
   anomaly_quantiles: number[]; // training rows' normalized distances, p = 0.5 .. 1 by 0.001
   training_run: number;
+  /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
+  importance?: ImportanceRow[];
 }
 
 /** One trial (one k of a sweep; a plain model has one). A failed trial has `error` only. */
