@@ -1,4 +1,123 @@
--- 008: explanations of tree models (TreeSHAP in PL/pgSQL) and ml_global_explain.
+-- 008: what a supervised model is judged and explained by: ml_roc_curve, ml_confusion_matrix,
+-- ml_feature_importance, ml_explain_predict (exact for linear models, TreeSHAP in PL/pgSQL for
+-- trees) and ml_global_explain.
+
+CREATE FUNCTION ml.require_supervised(m ml.models, t ml.trials, what text, binary_only boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT t.artifact ? 'problem' OR (t.artifact ->> 'problem' = 'regression' AND what <> 'ml_feature_importance') THEN
+    PERFORM ml.invalid(format('%s needs a classification model; "%s" is a %s model', what, m.model_name, coalesce(t.artifact ->> 'problem', m.model_type)));
+  END IF;
+  IF binary_only AND t.artifact ->> 'problem' <> 'binary' THEN
+    PERFORM ml.invalid(format('%s is for binary classification (BigQuery ML''s ML.ROC_CURVE too); "%s" has %s classes; see ml_confusion_matrix',
+                              what, m.model_name, jsonb_array_length(t.artifact -> 'classes')));
+  END IF;
+END $$;
+
+-- BigQuery ML's ML.ROC_CURVE: without a query, the curve on the evaluation split computed at
+-- training time; with one, on its rows, at the given thresholds or the percentiles 0..100 of
+-- the positive class's probability.
+CREATE FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL, thresholds float8[] DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (threshold float8, recall float8, false_positive_rate float8, true_positives bigint,
+               false_positives bigint, true_negatives bigint, false_negatives bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
+  q text := ml.strip_query(query);
+BEGIN
+  PERFORM ml.require_supervised(m, t, 'ml_roc_curve', true);
+  IF query IS NULL THEN
+    IF thresholds IS NOT NULL THEN
+      PERFORM ml.invalid('thresholds need a query to score: ml_roc_curve(model, query, ARRAY[0.2, 0.5, 0.8])');
+    END IF;
+    RETURN QUERY SELECT (e ->> 'threshold')::float8, (e ->> 'recall')::float8, (e ->> 'false_positive_rate')::float8,
+                        (e ->> 'true_positives')::bigint, (e ->> 'false_positives')::bigint,
+                        (e ->> 'true_negatives')::bigint, (e ->> 'false_negatives')::bigint
+                 FROM jsonb_array_elements(t.artifact -> 'evaluation' -> 'roc_curve') e;
+    RETURN;
+  END IF;
+  PERFORM ml.require_label(m, t, q);
+  RETURN QUERY EXECUTE format($q$
+    WITH s AS (SELECT coalesce(y = %2$L, false) AS pos, p[2] AS p FROM (%1$s) x),
+    th AS (SELECT DISTINCT v FROM unnest(coalesce($1, (SELECT percentile_disc(ARRAY(SELECT g / 100.0 FROM generate_series(0, 100) g)::float8[])
+                                                        WITHIN GROUP (ORDER BY p) FROM s))) v),
+    tot AS (SELECT count(*) FILTER (WHERE pos) AS pp, count(*) FILTER (WHERE NOT pos) AS nn FROM s)
+    SELECT th.v, CASE WHEN tot.pp > 0 THEN c.tp::float8 / tot.pp ELSE 0 END, CASE WHEN tot.nn > 0 THEN c.fp::float8 / tot.nn ELSE 0 END,
+           c.tp, c.fp, tot.nn - c.fp, tot.pp - c.tp
+    FROM th CROSS JOIN tot
+    CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE s.p >= th.v AND s.pos) AS tp, count(*) FILTER (WHERE s.p >= th.v AND NOT s.pos) AS fp FROM s) c
+    ORDER BY th.v DESC
+  $q$, ml.labelled_scores_sql(t, q, 'text'), (ml.class_labels(t.artifact))[2]) USING thresholds;
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_roc_curve(text, text, float8[], jsonb) IS
+  'sqlml: per threshold: recall, false_positive_rate and the confusion counts of a binary classifier (evaluation split, or a query)';
+
+-- ML.CONFUSION_MATRIX in long form (one row per expected and predicted label; a SQL function
+-- cannot return one column per class): every pair of classes, zeros included.
+CREATE FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (expected_label text, predicted_label text, count bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
+  q text := ml.strip_query(query);
+  threshold float8 := ml.threshold_option(t, options);
+  labels text[];
+BEGIN
+  PERFORM ml.require_supervised(m, t, 'ml_confusion_matrix');
+  labels := ml.class_labels(t.artifact);
+  IF query IS NULL THEN
+    IF options ? 'threshold' THEN
+      PERFORM ml.invalid('option "threshold" needs a query to score');
+    END IF;
+    RETURN QUERY SELECT labels[e.i::int], labels[p.j::int], (p.v #>> '{}')::bigint
+                 FROM jsonb_array_elements(t.artifact -> 'evaluation' -> 'confusion_matrix') WITH ORDINALITY e(r, i)
+                 CROSS JOIN LATERAL jsonb_array_elements(e.r) WITH ORDINALITY p(v, j)
+                 ORDER BY e.i, p.j;
+    RETURN;
+  END IF;
+  PERFORM ml.require_label(m, t, q);
+  RETURN QUERY EXECUTE format($q$
+    WITH r AS (SELECT y, (%2$L::text[])[%3$s] AS yhat FROM (%1$s) x),
+    counts AS (SELECT y, yhat, count(*) AS n FROM r GROUP BY y, yhat)
+    SELECT e.l, p.l, coalesce(c.n, 0)
+      FROM unnest(%2$L::text[]) WITH ORDINALITY e(l, i) CROSS JOIN unnest(%2$L::text[]) WITH ORDINALITY p(l, j)
+      LEFT JOIN counts c ON c.y = e.l AND c.yhat = p.l
+    UNION ALL
+    SELECT c.y, c.yhat, c.n FROM counts c WHERE NOT c.y = ANY (%2$L::text[])
+  $q$, ml.labelled_scores_sql(t, q, 'text'), labels, ml.predicted_class_sql(t.artifact, 'x.p')) USING threshold;
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_confusion_matrix(text, text, jsonb) IS
+  'sqlml: rows (expected_label, predicted_label, count) for every pair of classes (evaluation split, or a query)';
+
+-- ML.FEATURE_IMPORTANCE: trees: importance_weight (splits), importance_gain (mean gain per
+-- split), importance_cover (mean hessian cover per split) and importance = total gain;
+-- linear models: importance = |coefficient| on the standardized feature (summed over a
+-- category's levels and over classes); clustering models: a surrogate tree that predicts the
+-- segment (its fidelity is in ml_models.metrics).
+CREATE FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}')
+RETURNS TABLE (feature text, importance_weight float8, importance_gain float8, importance_cover float8, importance float8)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
+BEGIN
+  IF NOT t.artifact ? 'importance' THEN
+    PERFORM ml.invalid(format('model "%s" (%s) has no feature importance; train it again with this version of sqlml', model_name, m.model_type));
+  END IF;
+  RETURN QUERY
+    SELECT e ->> 'feature', (e ->> 'weight')::float8, (e ->> 'gain')::float8, (e ->> 'cover')::float8, (e ->> 'importance')::float8
+    FROM jsonb_array_elements(t.artifact -> 'importance') e
+    ORDER BY (e ->> 'importance')::float8 DESC, e ->> 'feature';
+END $$;
+COMMENT ON FUNCTION @api@.ml_feature_importance(text, jsonb) IS
+  'sqlml: per input column: importance_weight, importance_gain, importance_cover (trees) and importance (the family''s headline measure)';
+
 
 -- Path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2) over a flattened forest:
 -- node arrays (1-based; feature -1 = leaf, children as node numbers), each tree's root and
@@ -118,7 +237,7 @@ END $$;
 -- multiclass), ranked by magnitude; they add up to prediction_value - baseline_prediction_value.
 -- Linear models: contribution minus its mean over the training rows (exact). Trees: TreeSHAP
 -- (exact Shapley values; a category's one-hot dimensions are summed).
-CREATE OR REPLACE FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEFAULT '{}')
+CREATE FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEFAULT '{}')
 RETURNS TABLE (input jsonb, predicted_value float8, predicted_label text, probability float8,
                top_feature_attributions jsonb, baseline_prediction_value float8, prediction_value float8,
                approximation_error float8)
