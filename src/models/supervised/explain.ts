@@ -67,7 +67,7 @@ export function dimFeatures(spec: FeatureSpec): number[] {
 /**
  * ML.GLOBAL_EXPLAIN, at training time: each input column's mean |attribution| over (a regular
  * sample of) the evaluation rows; per class too for multiclass models. TreeSHAP costs about a
- * microsecond per tree node per row, so tree models use at most 2,000,000 / nodes rows.
+ * microsecond per tree node per row, so tree models use 500,000 / nodes rows (at least 30).
  */
 export function globalExplanation(
   t: { spec: FeatureSpec; ensemble?: Ensemble; linear?: { weights: number[][] }; explanation?: SupervisedArtifact['explanation'] },
@@ -80,7 +80,7 @@ export function globalExplanation(
   const F = spec.features.length;
   const dimFeature = dimFeatures(spec);
   const nodes = t.ensemble ? t.ensemble.trees.reduce((s, tr) => s + tr.feature.length, 0) : 0;
-  const cap = t.ensemble ? Math.max(50, Math.min(1000, Math.floor(2_000_000 / Math.max(1, nodes)))) : 2000;
+  const cap = t.ensemble ? Math.max(30, Math.min(1000, Math.floor(500_000 / Math.max(1, nodes)))) : 2000;
   const stride = Math.max(1, Math.ceil(rows.length / cap));
   const K = target.K;
   const sums = Array.from({ length: K }, () => new Float64Array(F));
