@@ -1,4 +1,4 @@
--- 008: what a supervised model is judged and explained by: ml_roc_curve, ml_confusion_matrix,
+-- 009: what a supervised model is judged and explained by: ml_roc_curve, ml_confusion_matrix,
 -- ml_feature_importance, ml_explain_predict (exact for linear models, TreeSHAP in PL/pgSQL for
 -- trees) and ml_global_explain.
 
@@ -97,8 +97,9 @@ COMMENT ON FUNCTION @api@.ml_confusion_matrix(text, text, jsonb) IS
 
 -- ML.FEATURE_IMPORTANCE: trees: importance_weight (splits), importance_gain (mean gain per
 -- split), importance_cover (mean hessian cover per split) and importance = total gain;
--- linear models: importance = |coefficient| on the standardized feature (summed over a
--- category's levels and over classes); clustering models: a surrogate tree that predicts the
+-- linear models: importance = the standard deviation over the training rows of the column's
+-- contribution to the margin (|coefficient| of a standardized numeric column; summed over
+-- classes); clustering models: a surrogate tree that predicts the
 -- segment (its fidelity is in ml_models.metrics).
 CREATE FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}')
 RETURNS TABLE (feature text, importance_weight float8, importance_gain float8, importance_cover float8, importance float8)
