@@ -7,20 +7,24 @@
 // A value x falls into bin b when edges[b - 1] < x <= edges[b]; a split "bin <= b" is the same
 // test as "x <= edges[b]", which is what the compiled SQL asks of the raw value.
 
+import { sortedCopy } from '../../util/sort.ts';
+
 export const MAX_BINS = 255;
 const SAMPLE = 200_000;
 
 export interface Binned {
   n: number;
   nf: number;
-  bins: Uint8Array; // n x nf, row-major (histograms)
+  stride: number; // bytes per row in `bins`: nf rounded up to a multiple of 4 (read 4 at a time)
+  bins: Uint8Array; // n x stride, row-major (histograms); padding bytes are 0
   cols: Uint8Array; // nf x n, column-major (partitions read one feature of ascending rows)
   edges: Float64Array[]; // per feature, ascending upper edges of bins 0..nb-2 (the last bin is open)
 }
 
 /** Bins the row-major n x d matrix X, with edges fitted on the rows in `fitRows`. */
 export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32Array, seed = 1): Binned {
-  const bins = new Uint8Array(n * d);
+  const rowBytes = Math.ceil(d / 4) * 4;
+  const bins = new Uint8Array(n * rowBytes);
   const cols = new Uint8Array(n * d);
   const edges: Float64Array[] = [];
   const stride = Math.max(1, Math.floor(fitRows.length / SAMPLE));
@@ -33,17 +37,19 @@ export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32
     edges.push(e);
     for (let i = 0; i < n; i++) {
       const b = binOf(e, X[i * d + f]!);
-      bins[i * d + f] = b;
+      bins[i * rowBytes + f] = b;
       cols[f * n + i] = b;
     }
   }
-  return { n, nf: d, bins, cols, edges };
+  return { n, nf: d, stride: rowBytes, bins, cols, edges };
 }
 
 function edgesOf(sample: Float64Array): Float64Array {
-  const sorted = Float64Array.from(sample).sort();
-  const distinct: number[] = [];
-  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) distinct.push(sorted[i]!);
+  const sorted = sortedCopy(sample);
+  const unique = new Float64Array(sorted.length);
+  let u = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) unique[u++] = sorted[i]!;
+  const distinct = unique.subarray(0, u);
   if (distinct.length <= MAX_BINS) {
     const e = new Float64Array(Math.max(0, distinct.length - 1));
     for (let i = 0; i < e.length; i++) e[i] = midpoint(distinct[i]!, distinct[i + 1]!);
@@ -68,7 +74,7 @@ function midpoint(a: number, b: number): number {
 }
 
 /** The smallest distinct value greater than q, or null. */
-function upper(distinct: number[], q: number): number | null {
+function upper(distinct: Float64Array, q: number): number | null {
   let lo = 0;
   let hi = distinct.length;
   while (lo < hi) {

@@ -1,7 +1,7 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
-import { growTree, leafValue, type Tree, type TreeParams } from './grow.ts';
+import { growTree, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -53,8 +53,9 @@ export async function trainEnsemble(
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = base[k]!;
   const gAll = new Float64Array(n * K);
   const hAll = new Float64Array(n * K);
-  const g = new Float64Array(n);
-  const h = new Float64Array(n);
+  // One margin per row: the tree reads the gradients in place; otherwise one class's column.
+  const g = K === 1 ? gAll : new Float64Array(n);
+  const h = K === 1 ? hAll : new Float64Array(n);
   let trees: Ensemble['trees'] = [];
   const history: RoundInfo[] = [];
   const sampleSize = Math.max(1, Math.round(train.length * p.subsample));
@@ -79,9 +80,9 @@ export async function trainEnsemble(
     // update the predictions; otherwise (and for evaluation rows) rows walk the tree.
     const whole = p.subsample >= 1;
     for (let t = 0; t < p.numParallelTree; t++) {
-      const rows = whole ? Uint32Array.from(train) : sampleRows(train, sampleSize, rng);
+      const rows = whole ? train.slice() : sampleRows(train, sampleSize, rng);
       for (let k = 0; k < K; k++) {
-        for (let r = 0; r < rows.length; r++) {
+        for (let r = 0; r < rows.length && K > 1; r++) {
           const i = rows[r]!;
           g[i] = gAll[i * K + k]!;
           h[i] = hAll[i * K + k]!;
@@ -94,10 +95,7 @@ export async function trainEnsemble(
       }
     }
     const walk = whole ? (evalRows ?? new Uint32Array(0)) : evalRows ? concat(train, evalRows) : train;
-    for (const tree of roundTrees) {
-      const k = tree.group;
-      for (const i of walk) F[i * K + k] += leafValue(tree, X, i * nf);
-    }
+    for (const tree of roundTrees) addTree(F, K, tree, X, nf, walk);
     trees.push(...roundTrees);
     const evalLoss = hasEval ? meanLoss(target, F, evalRows!) : null;
     const info = { iteration: round, loss: NaN, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };
@@ -149,19 +147,25 @@ export function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d: numb
   const K = m.base.length;
   const F = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
-  for (const t of m.trees) {
-    const feature = Int32Array.from(t.feature);
-    const threshold = Float64Array.from(t.threshold);
-    const left = Int32Array.from(t.left);
-    const right = Int32Array.from(t.right);
-    const value = Float64Array.from(t.value);
-    for (let i = 0; i < n; i++) {
-      let node = 0;
-      while (feature[node]! >= 0) node = X[i * d + feature[node]!]! <= threshold[node]! ? left[node]! : right[node]!;
-      F[i * K + t.group] += value[node]!;
-    }
-  }
+  const all = new Uint32Array(n);
+  for (let i = 0; i < n; i++) all[i] = i;
+  for (const t of m.trees) addTree(F, K, t, X, d, all);
   return F;
+}
+
+/** Adds a tree's leaf values to the margins of the listed rows (F is n x K; X row-major n x d). */
+function addTree(F: Float64Array, K: number, t: Tree & { group: number }, X: Float64Array, d: number, rows: Uint32Array): void {
+  const feature = Int32Array.from(t.feature);
+  const threshold = Float64Array.from(t.threshold);
+  const left = Int32Array.from(t.left);
+  const right = Int32Array.from(t.right);
+  const value = Float64Array.from(t.value);
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    let node = 0;
+    while (feature[node]! >= 0) node = X[i * d + feature[node]!]! <= threshold[node]! ? left[node]! : right[node]!;
+    F[i * K + t.group] += value[node]!;
+  }
 }
 
 /** Per input dimension: split count, total gain and total cover (hessian) of its splits. */

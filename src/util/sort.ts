@@ -1,0 +1,50 @@
+// Ascending sort of finite float64 values by LSD radix on their bits (four 16-bit digits): on
+// 32,000 values 0.6 ms against 3.5 ms for Float64Array.prototype.sort, which compares in
+// generic code. Tree binning sorts one sample per feature per model, and auto trains several.
+
+/** A sorted copy of `values` (finite numbers; -0 sorts before 0). */
+export function sortedCopy(values: Float64Array): Float64Array {
+  const n = values.length;
+  if (n < 512) return Float64Array.from(values).sort();
+  // Order-preserving keys: flip every bit of negatives, only the sign bit of the others.
+  let keys = new Uint32Array(2 * n);
+  new Float64Array(keys.buffer).set(values);
+  for (let i = 0; i < n; i++) {
+    const hi = keys[2 * i + 1]!;
+    if (hi & 0x80000000) {
+      keys[2 * i] = ~keys[2 * i]! >>> 0;
+      keys[2 * i + 1] = ~hi >>> 0;
+    } else keys[2 * i + 1] = (hi | 0x80000000) >>> 0;
+  }
+  let other = new Uint32Array(2 * n);
+  const count = new Uint32Array(65536);
+  for (let digit = 0; digit < 4; digit++) {
+    const word = digit >> 1; // little-endian: word 0 holds the low 32 bits
+    const shift = (digit & 1) * 16;
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(keys[2 * i + word]! >>> shift) & 0xffff]++;
+    if (count[(keys[word]! >>> shift) & 0xffff] === n) continue; // every key has this digit
+    for (let b = 0, sum = 0; b < 65536; b++) {
+      const c = count[b]!;
+      count[b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const at = 2 * count[(keys[2 * i + word]! >>> shift) & 0xffff]++;
+      other[at] = keys[2 * i]!;
+      other[at + 1] = keys[2 * i + 1]!;
+    }
+    const t = keys;
+    keys = other;
+    other = t;
+  }
+  for (let i = 0; i < n; i++) {
+    const hi = keys[2 * i + 1]!;
+    if (hi & 0x80000000) keys[2 * i + 1] = (hi & 0x7fffffff) >>> 0;
+    else {
+      keys[2 * i] = ~keys[2 * i]! >>> 0;
+      keys[2 * i + 1] = ~hi >>> 0;
+    }
+  }
+  return new Float64Array(keys.buffer);
+}
