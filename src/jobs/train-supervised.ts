@@ -87,7 +87,9 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
     fitRows = shuffled.subarray(hold).sort();
   }
   const prepared = new Map<string, { spec: FeatureSpec; stats: FeatureStats[]; X: Float64Array; binned?: Binned }>();
+  let prepareSeconds = 0; // feature preparation and binning, the part of fitting before the rounds
   const prepare = (family: Family) => {
+    const started = performance.now();
     const encoding = s.categoryEncoding ?? (family === 'linear' ? 'one_hot' : 'label');
     const key = `${family === 'linear' ? 'linear' : 'trees'}:${encoding}`;
     let p = prepared.get(key);
@@ -97,6 +99,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
       prepared.set(key, p);
     }
     if (family !== 'linear' && !p.binned) p.binned = binMatrix(p.X, n, p.spec.dims, fitRows, seed);
+    prepareSeconds += (performance.now() - started) / 1000;
     return p;
   };
 
@@ -159,6 +162,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
       evaluation_rows: split.eval?.length ?? 0,
       data_split_method: split.method,
       train_seconds: served.seconds,
+      prepare_seconds: prepareSeconds,
       load_seconds: data.seconds,
     },
     options: { ...model.options, seed, input_label_cols: [s.label], objective, data_split_method: s.split },
