@@ -16,9 +16,10 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 export class BinaryCopyParser extends Writable {
   rows = 0;
   private readonly kinds: FieldKind[];
-  private readonly values: (GrowableFloat64 | null)[];
-  private readonly nulls: (GrowableUint8 | null)[];
-  private readonly codes: (GrowableInt32 | null)[];
+  private values: (GrowableFloat64 | null)[];
+  private nulls: (GrowableUint8 | null)[];
+  private codes: (GrowableInt32 | null)[];
+  private batchRows = 0; // rows since the last batch was handed over (streaming mode)
   private readonly dicts: (Map<string, number> | null)[];
   private readonly cats: ((string | null)[] | null)[];
   private readonly nullCode: number[];
@@ -31,6 +32,8 @@ export class BinaryCopyParser extends Writable {
     private readonly names: string[],
     kinds: FieldKind[],
     private readonly budget?: { maxBytes: number; budgetLabel: string },
+    /** Streaming mode: every `rows` rows the columns are handed to `onBatch` and start anew. */
+    private readonly batch?: { rows: number; onBatch: (columns: Column[], rows: number) => void },
   ) {
     super();
     this.kinds = kinds;
@@ -124,7 +127,28 @@ export class BinaryCopyParser extends Writable {
       }
       pos = p;
       this.rows++;
+      if (this.batch && ++this.batchRows === this.batch.rows) this.flushBatch();
     }
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    try {
+      if (this.batch && this.batchRows > 0) this.flushBatch();
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  /** Hands the rows since the last batch to onBatch; dictionaries (category codes) carry on. */
+  private flushBatch(): void {
+    const rows = this.batchRows;
+    const columns = this.columns();
+    this.values = this.kinds.map((k) => (k === 'float8' ? new GrowableFloat64() : null));
+    this.nulls = this.kinds.map((k) => (k === 'float8' ? new GrowableUint8() : null));
+    this.codes = this.kinds.map((k) => (k === 'text' ? new GrowableInt32() : null));
+    this.batchRows = 0;
+    this.batch!.onBatch(columns, rows);
   }
 
   /**

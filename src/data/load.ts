@@ -21,6 +21,13 @@ export interface LoadRequest {
   extras?: ExtraColumn[];
   /** Only the rows where this SQL condition (over the query's row `q`) holds, e.g. a non-NULL label. */
   where?: string;
+  /** setseed() before reading, so that a `where` with random() draws the same sample again. */
+  randomSeed?: number;
+  /**
+   * Streaming: hand every `rows` rows to `onBatch` instead of keeping them (the result's table is
+   * then empty; the memory budget does not apply, nothing accumulates).
+   */
+  batch?: { rows: number; onBatch: (table: Table) => void };
 }
 
 export interface ColumnType {
@@ -76,6 +83,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     await client.query('BEGIN TRANSACTION READ ONLY');
     await setRole(client, req.role);
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+    if (req.randomSeed !== undefined) await client.query('SELECT setseed($1)', [req.randomSeed]);
     await checkReadOnly(client, q);
     const described = await describe(client, q);
     const names = described.map((d) => d.name);
@@ -117,7 +125,8 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     parser = new BinaryCopyParser(
       [...features.map((d) => d.name), ...(req.boolColumn !== undefined ? [req.boolColumn] : []), ...kept.map((k) => k.name), ...extras.map((e) => e.name)],
       allKinds,
-      req.maxBytes === undefined ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
+      req.maxBytes === undefined || req.batch ? undefined : { maxBytes: req.maxBytes, budgetLabel: `${Math.round(req.maxBytes / 2 ** 20)} MB` },
+      req.batch && { rows: req.batch.rows, onBatch: (columns, rows) => req.batch!.onBatch({ rows, columns }) },
     );
     const where = req.where ? ` WHERE ${req.where}` : '';
     const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q${where}) TO STDOUT (FORMAT binary)`;
@@ -139,6 +148,25 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     // An interrupted COPY leaves the connection in an unknown state: discard it.
     client.release(true);
     throw parser?.failure ?? explain(err);
+  }
+}
+
+/** The number of rows of a training query, counted under the same role, read-only and timeout as loading. */
+export async function countRows(pool: Pool, req: Pick<LoadRequest, 'query' | 'role' | 'statementTimeoutMs'>): Promise<number> {
+  const q = stripQuery(req.query);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN TRANSACTION READ ONLY');
+    await setRole(client, req.role);
+    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+    await checkReadOnly(client, q);
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM (${q}) q`);
+    await client.query('COMMIT');
+    client.release();
+    return Number(rows[0]!.n);
+  } catch (err) {
+    client.release(true);
+    throw explain(err);
   }
 }
 

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { planStreaming, refineByStreaming } from './stream-kmeans.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
 import { clusteringMetrics, memberMeans } from '../metrics/clustering.ts';
 import { anomalyProfile } from '../models/kmeans/anomaly.ts';
@@ -26,6 +27,10 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
 
   const warm = s.warmStart ? await previousVersion(ctx, model, true) : null;
   const output = outputTableName(model.options, ctx.apiSchema);
+  const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
+  const timeoutMs = deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now());
+  // Streaming mode: count the rows, then train on a uniform sample (the same one for a seed).
+  const plan = s.batchSize === null ? null : await planStreaming(ctx, s.batchSize, timeoutMs);
   const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: s.exclude,
     standardize: s.standardize,
@@ -35,6 +40,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,
     keep: output ? s.exclude : undefined,
     reuse: warm ? { spec: warm.spec, version: warm.version } : undefined,
+    sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000 } : undefined,
   });
   let ks: number[];
   let sweep = false;
@@ -43,8 +49,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     if (typeof model.options.num_clusters === 'number' && model.options.num_clusters !== warm.artifact.k) {
       throw new UserError(`"warm_start" keeps num_clusters of version ${warm.version} (${warm.artifact.k}); remove "num_clusters" or set it to ${warm.artifact.k}`);
     }
-  } else ({ ks, sweep } = trialKs(model.options.num_clusters, n));
-  const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
+  } else ({ ks, sweep } = trialKs(model.options.num_clusters, plan?.totalRows ?? n));
   const nInit = s.nInit ?? defaultNInit(n, Math.max(...ks));
 
   const common = {
@@ -84,10 +89,27 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
         ctx.checkpoint({ phase: 'train', trial: trial + 1, k: ks[trial], run: run + 1, of: nInit, iteration: info.iteration, loss: info.loss }),
     );
   }
+  // Streaming: the sample's model moves by mini-batches over every row and is measured on them;
+  // the sample's labels then follow the final centroids (anomaly radii, profiles, surrogate).
+  const streamed = plan && plan.where ? await refineByStreaming(ctx, { spec, exclude: s.exclude, batchSize: s.batchSize!, statementTimeoutMs: timeoutMs, model: trained[0]! }) : null;
+  if (streamed) {
+    const m = trained[0]!;
+    assign(m.space, m.centroids, m.k, m.labels, m.dist2);
+    m.loss = streamed.mean_squared_distance;
+  }
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
 
-  const scores = trained.map((m) => ({ k: m.k, ...clusteringMetrics(m.space, m.labels, m.dist2, m.k, seed) }));
+  const scores = trained.map((m) => {
+    const sampled = clusteringMetrics(m.space, m.labels, m.dist2, m.k, seed);
+    // Streaming: the objective, Davies-Bouldin and Calinski-Harabasz are over every row;
+    // silhouette (pairs of rows) stays on the sample.
+    if (streamed) {
+      const { mean_squared_distance, davies_bouldin_index, calinski_harabasz_score } = streamed;
+      return { k: m.k, ...sampled, mean_squared_distance, davies_bouldin_index, calinski_harabasz_score, silhouette_sample_size: Math.min(n, sampled.silhouette_sample_size) };
+    }
+    return { k: m.k, ...sampled };
+  });
   const objective = (model.options.hparam_tuning_objective as TuningObjective | undefined) ?? 'davies_bouldin_index';
   const optimal = optimalIndex(scores, objective);
   const elbow = sweep ? elbowIndex(scores) : null;
@@ -165,6 +187,9 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       stopped_by_max_runtime: trained.some((m) => m.timedOut) || undefined,
       load_seconds: data.seconds,
       train_seconds: trainSeconds,
+      ...(plan
+        ? { rows: plan.totalRows, sample_rows: n, batch_size: s.batchSize, streamed_rows: streamed?.rows ?? 0, stream_seconds: streamed?.seconds ?? 0, cluster_sizes: streamed?.cluster_sizes }
+        : {}),
     },
     options: resolvedOptions,
     trainingInfo: served.iterations,

@@ -24,6 +24,7 @@ export interface KmeansSettings {
   exclude: string[];
   maxCategories: number;
   maxRuntimeSeconds: number | null; // Redshift ML's MAX_RUNTIME: stop and keep the best so far
+  batchSize: number | null; // streaming mode: fit on a sample, then mini-batches over every row
 }
 
 type Options = Record<string, unknown>;
@@ -44,6 +45,7 @@ export function kmeansSettings(o: Options): KmeansSettings {
     exclude: Array.isArray(o.exclude) ? (o.exclude as string[]) : [],
     maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
     maxRuntimeSeconds: typeof o.max_runtime === 'number' ? o.max_runtime : null,
+    batchSize: typeof o.batch_size === 'number' ? o.batch_size : null,
   };
 }
 
