@@ -1,7 +1,7 @@
 // npm run bench: every benchmark, each printed with its baseline measured in the same run.
 //   npm run bench -- --quick      small sizes (what the test suite's smoke run does)
 import { benchDatabase } from './lib.ts';
-import { benchTraining, printTraining } from './training.ts';
+import { benchStreaming, benchTraining, printTraining } from './training.ts';
 import { benchScoring, printScoring } from './scoring.ts';
 import { benchQueue, printQueue } from './queue.ts';
 import { benchSupervised, printSupervised } from './supervised.ts';
@@ -10,13 +10,15 @@ const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
 try {
   console.log(`machine: ${(await import('node:os')).cpus().length} cores, ${Math.round((await import('node:os')).totalmem() / 2 ** 30)} GiB; PostgreSQL ${(await db.pool.query('SHOW server_version')).rows[0].server_version}`);
-  printTraining(await benchTraining(db, { rows: quick ? 20_000 : 1_000_000, k: 8 }));
+  const full = await benchTraining(db, { rows: quick ? 20_000 : 1_000_000, k: 8 });
+  printTraining(full);
+  await benchStreaming(db, { rows: quick ? 20_000 : 1_000_000, bigRows: quick ? 40_000 : 10_000_000, fullObjective: full.ourObjective, batchSize: quick ? 2000 : 50_000 });
   printScoring(await benchScoring(db, { rows: quick ? 20_000 : 1_000_000 }));
   printQueue(await benchQueue(db, { jobs: quick ? 20 : 200 }));
   const supervisedRows = quick ? 5000 : 40_000;
   printSupervised(supervisedRows, await benchSupervised(db, { rows: supervisedRows }));
   if (!quick && process.argv.includes('--curve')) {
-    for (const rows of [10_000, 100_000, 1_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
+    for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
     for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));
   }
 } finally {

@@ -46,7 +46,7 @@ export async function copySeconds(db: BenchDb, query: string): Promise<number> {
 
 export async function benchTraining(
   db: BenchDb,
-  o: { rows: number; k: number; dims?: number; options?: Record<string, unknown>; sklearn?: boolean },
+  o: { rows: number; k: number; dims?: number; options?: Record<string, unknown>; sklearn?: boolean; name?: string },
 ): Promise<TrainingResult> {
   const dims = o.dims ?? 8;
   const table = `bench_blobs_${o.rows}_${dims}`;
@@ -55,7 +55,7 @@ export async function benchTraining(
   const copy = await copySeconds(db, query);
   const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
   await sidecar.waitFor(/sidecar started/);
-  const name = `bench_${o.rows}_${o.k}`;
+  const name = o.name ?? `bench_${o.rows}_${o.k}`;
   const options = { num_clusters: o.k, seed: 1, stability_runs: 0, ...o.options };
   const [ours] = await seconds(async () => {
     const { rows } = await db.pool.query(`SELECT ml_create_model($1, 'kmeans', $2, $3) AS job`, [name, query, JSON.stringify(options)]);
@@ -102,6 +102,20 @@ print(t, km.inertia_ / ${rows})`;
   delete env.OPENBLAS_L2_SIZE;
   const out = execFileSync('/usr/bin/python3', ['-c', script], { env }).toString().trim().split(/\s+/).map(Number);
   return { seconds: out[0]!, objective: out[1]! };
+}
+
+/**
+ * Streaming mode (batch_size): the same 1M rows as the full-batch run, for the objective, and
+ * `bigRows` rows (10M in the full run) for the sidecar's peak memory.
+ */
+export async function benchStreaming(db: BenchDb, o: { rows: number; bigRows: number; fullObjective: number; batchSize: number }): Promise<void> {
+  const options = { batch_size: o.batchSize };
+  const same = await benchTraining(db, { rows: o.rows, k: 8, options, sklearn: false, name: `bench_stream_${o.rows}` });
+  const big = await benchTraining(db, { rows: o.bigRows, k: 8, options, sklearn: false, name: `bench_stream_${o.bigRows}` });
+  console.log(
+    `streaming (batch_size ${o.batchSize}): ${o.rows} rows objective ${fmt(same.ourObjective, 4)} vs full batch ${fmt(o.fullObjective, 4)} (${fmt((same.ourObjective / o.fullObjective - 1) * 100, 3)}%; target within 2%)` +
+      ` | ${o.bigRows} rows x 8: ${fmt(big.ourSeconds)} s end to end (COPY alone ${fmt(big.copySeconds)} s), sidecar peak RSS ${fmt(big.peakRssMb, 0)} MB (target <= 400 MB)`,
+  );
 }
 
 export function printTraining(r: TrainingResult): void {

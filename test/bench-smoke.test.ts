@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchQueue } from '../bench/queue.ts';
 import { benchScoring } from '../bench/scoring.ts';
 import { benchSupervised } from '../bench/supervised.ts';
-import { benchTraining } from '../bench/training.ts';
+import { benchStreaming, benchTraining } from '../bench/training.ts';
 import { freshDatabase, type TestDb } from './helpers.ts';
 
 // A small run of every benchmark, so that `npm run bench` keeps working. Timings are not
@@ -22,19 +22,27 @@ describe('benchmark smoke runs', () => {
     expect(r.ourObjective).toBeGreaterThan(0);
     expect(r.sklearnSeconds).toBeNull();
   });
+  it('streaming: trains with batch_size on both sizes and prints the comparison', async () => {
+    const db = { url: t.url, pool: t.pool, close: async () => undefined };
+    await benchStreaming(db, { rows: 5000, bigRows: 6000, fullObjective: 1, batchSize: 1000 });
+    const r = await t.pool.query(`SELECT model_name, (metrics->>'batch_size')::int AS b FROM ml_models WHERE model_name LIKE 'bench_stream_%' ORDER BY 1`);
+    expect(r.rows).toEqual([{ model_name: 'bench_stream_5000', b: 1000 }, { model_name: 'bench_stream_6000', b: 1000 }]);
+  });
   it('scoring: the generated function, ml_predict and the hand-written baseline give the same assignments', async () => {
     const r = await benchScoring({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000 });
     expect(r.agree).toBe(true);
   });
   it('supervised: trains every family on the shared split and reads their metrics', async () => {
     const r = await benchSupervised({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 2000, sklearn: false });
-    expect(r.map((c) => c.metric)).toEqual(['roc_auc', 'roc_auc', 'r2_score', 'roc_auc']);
+    expect(r.map((c) => c.metric)).toEqual(['roc_auc', 'roc_auc', 'roc_auc', 'r2_score', 'roc_auc']);
     for (const c of r) {
       expect(c.ours).toBeGreaterThan(0.6);
       expect(c.oursSeconds).toBeGreaterThan(0);
+      expect(c.fitSeconds).toBeGreaterThan(0);
+      expect(c.fitSeconds).toBeLessThan(c.oursSeconds);
     }
     // auto is compared with the best single family it includes.
-    expect(r[3]!.ours).toBeGreaterThanOrEqual(r[3]!.sklearn! - 0.02);
+    expect(r[4]!.ours).toBeGreaterThanOrEqual(r[4]!.sklearn! - 0.02);
   });
   it('queue: latency and throughput with one and two sidecars', async () => {
     const r = await benchQueue({ url: t.url, pool: t.pool, close: async () => undefined }, { jobs: 6 });
