@@ -107,28 +107,38 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
   // Shared memory, so that worker threads read the matrix without a copy.
   const X = new Float64Array(new SharedArrayBuffer(n * d * 8));
   const byName = new Map<string, Column>(table.columns.map((c) => [c.name, c]));
+  const numeric: { values: Float64Array; nulls: Uint8Array; mean: number; inv: number; offset: number }[] = [];
+  const categorical: { f: CategoricalFeature; codes: Int32Array; categories: (string | null)[] }[] = [];
   for (const f of spec.features) {
     const col = byName.get(f.name);
     if (!col) throw new UserError(`the training query has no column "${f.name}", which the model's features need`);
     if (f.kind === 'numeric') {
       if (col.kind !== 'numeric') throw new UserError(`column "${f.name}" must be numeric, as when the model was first trained`);
-      const { values, nulls } = col;
-      const inv = 1 / f.scale;
-      for (let i = 0, p = f.offset; i < n; i++, p += d) {
-        X[p] = nulls[i] ? 0 : (values[i]! - f.mean) * inv;
-      }
+      numeric.push({ values: col.values, nulls: col.nulls, mean: f.mean, inv: 1 / f.scale, offset: f.offset });
     } else {
       if (col.kind !== 'categorical') throw new UserError(`column "${f.name}" must be categorical, as when the model was first trained`);
-      // Map this table's dictionary codes to the spec's category positions (-1 = unseen).
-      const index = new Map<string | null, number>(f.categories.map((c, i) => [c, i]));
-      const position = Int32Array.from(col.categories, (c) => index.get(c) ?? -1);
-      if (f.encoding === 'label') {
-        for (let i = 0, p = f.offset; i < n; i++, p += d) X[p] = position[col.codes[i]!]!;
-      } else {
-        for (let i = 0, p = f.offset; i < n; i++, p += d) {
-          const pos = position[col.codes[i]!]!;
-          if (pos >= 0) X[p + pos] = 1;
-        }
+      categorical.push({ f, codes: col.codes, categories: col.categories });
+    }
+  }
+  // Rows in blocks, every column per block: the block of X stays in cache while each column
+  // writes its stride (column by column over all of X: 4x slower on 1M x 8).
+  const BLOCK = 4096;
+  for (let lo = 0; lo < n; lo += BLOCK) {
+    const hi = Math.min(n, lo + BLOCK);
+    for (const { values, nulls, mean, inv, offset } of numeric) {
+      for (let i = lo, p = lo * d + offset; i < hi; i++, p += d) X[p] = nulls[i] ? 0 : (values[i]! - mean) * inv;
+    }
+  }
+  for (const { f, codes, categories } of categorical) {
+    // Map this table's dictionary codes to the spec's category positions (-1 = unseen).
+    const index = new Map<string | null, number>(f.categories.map((c, i) => [c, i]));
+    const position = Int32Array.from(categories, (c) => index.get(c) ?? -1);
+    if (f.encoding === 'label') {
+      for (let i = 0, p = f.offset; i < n; i++, p += d) X[p] = position[codes[i]!]!;
+    } else {
+      for (let i = 0, p = f.offset; i < n; i++, p += d) {
+        const pos = position[codes[i]!]!;
+        if (pos >= 0) X[p + pos] = 1;
       }
     }
   }
@@ -136,14 +146,16 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
 }
 
 function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
+  const { values, nulls } = col;
   let count = 0;
   let sum = 0;
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
-    if (col.nulls[i]) continue;
-    const v = col.values[i]!;
-    if (!Number.isFinite(v)) {
+    if (nulls[i]) continue;
+    const v = values[i]!;
+    if (v - v !== 0) {
+      // NaN or +-Infinity
       throw new UserError(
         `column "${col.name}" has the value ${v} (row ${i + 1}); replace NaN/Infinity in the query, e.g. NULLIF(${col.name}, 'NaN')`,
       );
@@ -155,14 +167,18 @@ function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
   }
   const mean = count ? sum / count : 0;
   let ss = 0;
-  const present = new Float64Array(count);
-  for (let i = 0, j = 0; i < n; i++) {
-    if (col.nulls[i]) continue;
-    const dv = col.values[i]! - mean;
-    ss += dv * dv;
-    present[j++] = col.values[i]!;
+  for (let i = 0; i < n; i++) {
+    const dv = values[i]! - mean;
+    if (!nulls[i]) ss += dv * dv;
   }
   const std = count ? Math.sqrt(ss / count) : 0;
+  // The median by quickselect, on a copy (it reorders): memcpy when no value is NULL.
+  let present: Float64Array;
+  if (count === n) present = values.slice(0, n);
+  else {
+    present = new Float64Array(count);
+    for (let i = 0, j = 0; i < n; i++) if (!nulls[i]) present[j++] = values[i]!;
+  }
   const median = count === 0 ? null : count % 2 ? select(present, (count - 1) / 2) : (select(present, count / 2 - 1) + select(present, count / 2)) / 2;
   const stats: FeatureStats = {
     input: col.name,

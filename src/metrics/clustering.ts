@@ -96,7 +96,8 @@ export function silhouette(s: Space, labels: Int32Array, k: number, seed: number
   else {
     // Partial Fisher-Yates: the first m entries become a uniform sample without replacement.
     const rng = new Random(seed);
-    const all = Int32Array.from({ length: n }, (_, i) => i);
+    const all = new Int32Array(n);
+    for (let i = 0; i < n; i++) all[i] = i;
     for (let i = 0; i < SILHOUETTE_SAMPLE; i++) {
       const j = i + rng.int(n - i);
       const t = all[i]!;
@@ -110,29 +111,40 @@ export function silhouette(s: Space, labels: Int32Array, k: number, seed: number
   for (let a = 0; a < m; a++) sizes[labels[rows[a]!]!]!++;
   if (Array.from(sizes).filter((c) => c > 0).length < 2) return { score: null, sampleSize: m };
   const sums = new Float64Array(m * k); // per sampled row: summed distance to each cluster
-  const rowNorm = s.distance === 'cosine' ? Float64Array.from(rows, (i) => norm(X, i * d, d)) : null;
+  // The sampled rows side by side (and their labels): the O(m^2) loop then reads contiguous memory.
+  const S = new Float64Array(m * d);
+  const L = new Int32Array(m);
   for (let a = 0; a < m; a++) {
-    const ia = rows[a]! * d;
-    const la = labels[rows[a]!]!;
+    S.set(X.subarray(rows[a]! * d, rows[a]! * d + d), a * d);
+    L[a] = labels[rows[a]!]!;
+  }
+  const rowNorm = s.distance === 'cosine' ? Float64Array.from({ length: m }, (_, a) => norm(S, a * d, d)) : null;
+  for (let a = 0; a < m; a++) {
+    const ia = a * d;
+    const la = L[a]!;
+    let own = 0; // this row's sums are gathered in scalars where they can be
     for (let b = a + 1; b < m; b++) {
-      const ib = rows[b]! * d;
+      const ib = b * d;
       let dist: number;
       if (rowNorm) {
         let dot = 0;
-        for (let j = 0; j < d; j++) dot += X[ia + j]! * X[ib + j]!;
+        for (let j = 0; j < d; j++) dot += S[ia + j]! * S[ib + j]!;
         const nn = rowNorm[a]! * rowNorm[b]!;
         dist = Math.sqrt(nn > 0 ? Math.max(0, 1 - dot / nn) : 1);
       } else {
         let acc = 0;
         for (let j = 0; j < d; j++) {
-          const t = X[ia + j]! - X[ib + j]!;
+          const t = S[ia + j]! - S[ib + j]!;
           acc += t * t;
         }
         dist = Math.sqrt(acc);
       }
-      sums[a * k + labels[rows[b]!]!]! += dist;
+      const lb = L[b]!;
+      if (lb === la) own += dist;
+      else sums[a * k + lb]! += dist;
       sums[b * k + la]! += dist;
     }
+    sums[a * k + la]! += own;
   }
   let total = 0;
   for (let a = 0; a < m; a++) {

@@ -2,6 +2,8 @@
 // members to the centroid) and the distribution of the training rows' normalized distances
 // (distance / radius of their cluster), as quantiles from the median up on a 0.1% grid.
 
+import { sortedCopy } from '../../util/sort.ts';
+
 export const QUANTILE_STEPS = 500; // p = 0.5, 0.501, ..., 1.0
 
 export function anomalyProfile(labels: Int32Array, dist2: Float64Array, k: number): { radii: number[]; quantiles: number[] } {
@@ -18,10 +20,10 @@ export function anomalyProfile(labels: Int32Array, dist2: Float64Array, k: numbe
     const r = radii[labels[i]!]!;
     normalized[i] = r > 0 ? Math.sqrt(dist2[i]!) / r : 0;
   }
-  normalized.sort();
+  const sorted = sortedCopy(normalized);
   const quantiles = Array.from({ length: QUANTILE_STEPS + 1 }, (_, s) => {
     const p = 0.5 + s / (2 * QUANTILE_STEPS);
-    return normalized[Math.floor(p * (n - 1))]!;
+    return sorted[Math.floor(p * (n - 1))]!;
   });
   return { radii, quantiles };
 }

@@ -17,7 +17,7 @@ import { runRestart, type RestartSettings, type RestartTask } from './restarts.t
 // esbuild (already here for tsx). Loading tsx in every thread instead cost ~70 MB and ~0.3 s
 // per thread (1M x 8, `npm run bench`: sidecar peak RSS 432 MB with tsx threads, 392 MB bundled).
 let entry: URL | null = null;
-function threadEntry(): URL {
+export function threadEntry(): URL {
   if (entry) return entry;
   const source = fileURLToPath(new URL('./thread.ts', import.meta.url));
   const out = join(mkdtempSync(join(tmpdir(), 'sqlml-thread-')), 'thread.mjs');
