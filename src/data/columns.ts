@@ -47,17 +47,17 @@ class Growable<T extends TypedArray> {
 }
 
 export class GrowableFloat64 extends Growable<Float64Array> {
-  constructor() {
-    super((n) => new Float64Array(n));
+  constructor(capacity?: number) {
+    super((n) => new Float64Array(n), capacity);
   }
 }
 export class GrowableInt32 extends Growable<Int32Array> {
-  constructor() {
-    super((n) => new Int32Array(n));
+  constructor(capacity?: number) {
+    super((n) => new Int32Array(n), capacity);
   }
 }
 export class GrowableUint8 extends Growable<Uint8Array> {
-  constructor() {
-    super((n) => new Uint8Array(n));
+  constructor(capacity?: number) {
+    super((n) => new Uint8Array(n), capacity);
   }
 }

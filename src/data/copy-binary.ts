@@ -35,12 +35,14 @@ export class BinaryCopyParser extends Writable {
     private readonly budget?: { maxBytes: number; budgetLabel: string },
     /** Streaming mode: every `rows` rows the columns are handed to `onBatch` and start anew. */
     private readonly batch?: { rows: number; onBatch: (columns: Column[], rows: number) => void },
+    private readonly expectedRows = 0, // initial capacity of the column arrays
   ) {
     super();
     this.kinds = kinds;
-    this.values = kinds.map((k) => (k === 'float8' ? new GrowableFloat64() : null));
-    this.nulls = kinds.map((k) => (k === 'float8' ? new GrowableUint8() : null));
-    this.codes = kinds.map((k) => (k === 'text' ? new GrowableInt32() : null));
+    this.values = [];
+    this.nulls = [];
+    this.codes = [];
+    this.newArrays();
     this.dicts = kinds.map((k) => (k === 'text' ? new Map() : null));
     this.cats = kinds.map((k) => (k === 'text' ? [] : null));
     this.nullCode = kinds.map(() => -1);
@@ -160,13 +162,18 @@ export class BinaryCopyParser extends Writable {
     }
   }
 
+  private newArrays(): void {
+    const capacity = Math.max(1024, Math.min(this.expectedRows, 1 << 24)); // reserved, touched as rows come
+    this.values = this.kinds.map((k) => (k === 'float8' ? new GrowableFloat64(capacity) : null));
+    this.nulls = this.kinds.map((k) => (k === 'float8' ? new GrowableUint8(capacity) : null));
+    this.codes = this.kinds.map((k) => (k === 'text' ? new GrowableInt32(capacity) : null));
+  }
+
   /** Hands the rows since the last batch to onBatch; dictionaries (category codes) carry on. */
   private flushBatch(): void {
     const rows = this.batchRows;
     const columns = this.columns();
-    this.values = this.kinds.map((k) => (k === 'float8' ? new GrowableFloat64() : null));
-    this.nulls = this.kinds.map((k) => (k === 'float8' ? new GrowableUint8() : null));
-    this.codes = this.kinds.map((k) => (k === 'text' ? new GrowableInt32() : null));
+    this.newArrays();
     this.batchRows = 0;
     this.batch!.onBatch(columns, rows);
   }

@@ -57,9 +57,11 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
   const features: Feature[] = [];
   const stats: FeatureStats[] = [];
   let offset = 0;
+  // One scratch array for every column's median (memory is slow to touch the first time).
+  const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? table.rows : 0);
   for (const col of table.columns) {
     if (col.kind === 'numeric') {
-      const s = numericStats(col, table.rows);
+      const s = numericStats(col, table.rows, scratch);
       if (s.count === 0) {
         stats.push({ ...s.stats, type: 'dropped', warning: 'every value is NULL: the column was dropped from the features' });
         continue;
@@ -145,7 +147,7 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
   return X;
 }
 
-function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
+function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array) {
   const { values, nulls } = col;
   let count = 0;
   let sum = 0;
@@ -172,13 +174,10 @@ function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number) {
     if (!nulls[i]) ss += dv * dv;
   }
   const std = count ? Math.sqrt(ss / count) : 0;
-  // The median by quickselect, on a copy (it reorders): memcpy when no value is NULL.
-  let present: Float64Array;
-  if (count === n) present = values.slice(0, n);
-  else {
-    present = new Float64Array(count);
-    for (let i = 0, j = 0; i < n; i++) if (!nulls[i]) present[j++] = values[i]!;
-  }
+  // The median by quickselect, on a copy (it reorders).
+  const present = scratch.subarray(0, count);
+  if (count === n) present.set(values.subarray(0, n));
+  else for (let i = 0, j = 0; i < n; i++) if (!nulls[i]) present[j++] = values[i]!;
   const median = count === 0 ? null : count % 2 ? select(present, (count - 1) / 2) : (select(present, count / 2 - 1) + select(present, count / 2)) / 2;
   const stats: FeatureStats = {
     input: col.name,

@@ -45,7 +45,7 @@ export async function prepareTrainingData(
     boolColumn?: string;
     keep?: string[];
     reuse?: { spec: FeatureSpec; version: number }; // warm start: the previous version's preparation
-    sample?: { where: string; seed: number }; // streaming mode: a uniform sample of the rows
+    sample?: { where: string; seed: number; share: number }; // streaming mode: a uniform sample of the rows
   },
 ): Promise<Prepared> {
   const data = await loadTrainingData(ctx.pool, {
@@ -58,6 +58,7 @@ export async function prepareTrainingData(
     keep: o.keep,
     where: o.sample?.where,
     randomSeed: o.sample?.seed,
+    sampleShare: o.sample?.share,
   });
   const n = data.table.rows;
   if (n === 0) throw new UserError('the training query returned no rows');

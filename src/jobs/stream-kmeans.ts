@@ -18,6 +18,7 @@ export interface StreamPlan {
   totalRows: number;
   /** The sample's condition over the query's rows (none when every row fits the sample). */
   where?: string;
+  share?: number; // of the rows the sample keeps
 }
 
 export async function planStreaming(ctx: JobContext, batchSize: number, statementTimeoutMs: number): Promise<StreamPlan> {
@@ -25,7 +26,7 @@ export async function planStreaming(ctx: JobContext, batchSize: number, statemen
   if (totalRows === 0) throw new UserError('the training query returned no rows');
   const target = Math.max(batchSize, STREAM_SAMPLE_ROWS);
   if (totalRows <= target) return { totalRows };
-  return { totalRows, where: `random() < ${target / totalRows}` };
+  return { totalRows, where: `random() < ${target / totalRows}`, share: target / totalRows };
 }
 
 /**

@@ -40,7 +40,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,
     keep: output ? s.exclude : undefined,
     reuse: warm ? { spec: warm.spec, version: warm.version } : undefined,
-    sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000 } : undefined,
+    sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000, share: plan.share! } : undefined,
   });
   let ks: number[];
   let sweep = false;

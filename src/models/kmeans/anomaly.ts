@@ -5,6 +5,7 @@
 import { sortedCopy } from '../../util/sort.ts';
 
 export const QUANTILE_STEPS = 500; // p = 0.5, 0.501, ..., 1.0
+const QUANTILE_SAMPLE = 200_000;
 
 export function anomalyProfile(labels: Int32Array, dist2: Float64Array, k: number): { radii: number[]; quantiles: number[] } {
   const n = labels.length;
@@ -15,15 +16,19 @@ export function anomalyProfile(labels: Int32Array, dist2: Float64Array, k: numbe
     count[labels[i]!]!++;
   }
   const radii = Array.from({ length: k }, (_, c) => (count[c]! > 0 ? Math.sqrt(sum[c]! / count[c]!) : 0));
-  const normalized = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
+  // Above QUANTILE_SAMPLE rows, every stride-th row: the 0.1% grid needs ~1,000 rows per step,
+  // and sorting (and first touching) arrays of every row cost ~0.15 s on 1M rows.
+  const stride = Math.max(1, Math.floor(n / QUANTILE_SAMPLE));
+  const m = Math.ceil(n / stride);
+  const normalized = new Float64Array(m);
+  for (let i = 0, j = 0; i < n; i += stride, j++) {
     const r = radii[labels[i]!]!;
-    normalized[i] = r > 0 ? Math.sqrt(dist2[i]!) / r : 0;
+    normalized[j] = r > 0 ? Math.sqrt(dist2[i]!) / r : 0;
   }
   const sorted = sortedCopy(normalized);
   const quantiles = Array.from({ length: QUANTILE_STEPS + 1 }, (_, s) => {
     const p = 0.5 + s / (2 * QUANTILE_STEPS);
-    return sorted[Math.floor(p * (n - 1))]!;
+    return sorted[Math.floor(p * (m - 1))]!;
   });
   return { radii, quantiles };
 }
