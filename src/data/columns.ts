@@ -6,6 +6,12 @@ export interface NumericColumn {
   name: string;
   values: Float64Array; // NULL rows hold 0; see nulls
   nulls: Uint8Array; // 1 where the value was NULL
+  /**
+   * Row-major loading (every column one matrix): row i's value is values[offset + i * stride].
+   * Absent: a plain column (offset 0, stride 1).
+   */
+  stride?: number;
+  offset?: number;
 }
 
 export interface CategoricalColumn {

@@ -21,6 +21,8 @@ export class BinaryCopyParser extends Writable {
   private nulls: (GrowableUint8 | null)[];
   private codes: (GrowableInt32 | null)[];
   private batchRows = 0; // rows since the last batch was handed over (streaming mode)
+  private matrix: Float64Array | null = null; // row-major mode: n x fields, NULL as 0
+  private matrixRows = 0; // its capacity in rows
   private readonly dicts: (Map<string, number> | null)[];
   private readonly cats: ((string | null)[] | null)[];
   private readonly nullCode: number[];
@@ -36,9 +38,14 @@ export class BinaryCopyParser extends Writable {
     /** Streaming mode: every `rows` rows the columns are handed to `onBatch` and start anew. */
     private readonly batch?: { rows: number; onBatch: (columns: Column[], rows: number) => void },
     private readonly expectedRows = 0, // initial capacity of the column arrays
+    rowMajor = false, // float8 fields into one row-major matrix in shared memory (see columns())
   ) {
     super();
     this.kinds = kinds;
+    if (rowMajor && !batch && kinds.every((k) => k === 'float8')) {
+      this.matrixRows = Math.max(1024, Math.min(expectedRows, 1 << 24));
+      this.matrix = new Float64Array(new SharedArrayBuffer(this.matrixRows * kinds.length * 8));
+    }
     this.values = [];
     this.nulls = [];
     this.codes = [];
@@ -110,6 +117,24 @@ export class BinaryCopyParser extends Writable {
         if (p > end) return pos;
       }
       p = pos + 2;
+      if (this.matrix) {
+        // Row-major mode: every field is float8.
+        if (this.rows === this.matrixRows) this.growMatrix();
+        const m = this.matrix;
+        for (let f = 0, at = this.rows * nf; f < nf; f++, at++) {
+          const len = dv.getInt32(p);
+          p += 4;
+          if (len === -1) this.nulls[f]!.push(1);
+          else {
+            m[at] = dv.getFloat64(p);
+            this.nulls[f]!.push(0);
+            p += len;
+          }
+        }
+        pos = p;
+        this.rows++;
+        continue;
+      }
       for (let f = 0; f < nf; f++) {
         const len = dv.getInt32(p);
         p += 4;
@@ -162,9 +187,16 @@ export class BinaryCopyParser extends Writable {
     }
   }
 
+  private growMatrix(): void {
+    const next = new Float64Array(new SharedArrayBuffer(this.matrixRows * 2 * this.kinds.length * 8));
+    next.set(this.matrix!);
+    this.matrix = next;
+    this.matrixRows *= 2;
+  }
+
   private newArrays(): void {
     const capacity = Math.max(1024, Math.min(this.expectedRows, 1 << 24)); // reserved, touched as rows come
-    this.values = this.kinds.map((k) => (k === 'float8' ? new GrowableFloat64(capacity) : null));
+    this.values = this.kinds.map((k) => (k === 'float8' && !this.matrix ? new GrowableFloat64(capacity) : null));
     this.nulls = this.kinds.map((k) => (k === 'float8' ? new GrowableUint8(capacity) : null));
     this.codes = this.kinds.map((k) => (k === 'text' ? new GrowableInt32(capacity) : null));
   }
@@ -189,8 +221,8 @@ export class BinaryCopyParser extends Writable {
       if (k === 'raw') {
         perRow += 64; // a JS string per value: ids are short
       } else if (k === 'float8') {
-        perRow += 2 * 9;
-        dims += 1;
+        perRow += this.matrix ? 9 : 2 * 9; // row-major: the matrix becomes the model-space matrix
+        dims += this.matrix ? 0 : 1;
       } else {
         perRow += 2 * 4;
         dims += Math.max(1, this.cats[f]!.length);
@@ -224,7 +256,10 @@ export class BinaryCopyParser extends Writable {
   columns(): Column[] {
     const out: Column[] = [];
     this.kinds.forEach((k, f) => {
-      if (k === 'float8') out.push({ kind: 'numeric', name: this.names[f]!, values: this.values[f]!.finish(), nulls: this.nulls[f]!.finish() });
+      if (k === 'float8' && this.matrix) {
+        const nf = this.kinds.length;
+        out.push({ kind: 'numeric', name: this.names[f]!, values: this.matrix.subarray(0, this.rows * nf), nulls: this.nulls[f]!.finish(), stride: nf, offset: f });
+      } else if (k === 'float8') out.push({ kind: 'numeric', name: this.names[f]!, values: this.values[f]!.finish(), nulls: this.nulls[f]!.finish() });
       else if (k === 'text') out.push({ kind: 'categorical', name: this.names[f]!, codes: this.codes[f]!.finish(), categories: this.cats[f]! });
     });
     return out;

@@ -26,6 +26,11 @@ export interface LoadRequest {
   /** The share of the query's rows that `where` keeps, when known (a random sample). */
   sampleShare?: number;
   /**
+   * When every feature is numeric (and nothing else is read), load them as one row-major matrix
+   * that transform() standardizes in place (k-means: half the memory, no second matrix).
+   */
+  rowMajor?: boolean;
+  /**
    * Streaming: hand every `rows` rows to `onBatch` instead of keeping them (the result's table is
    * then empty; the memory budget does not apply, nothing accumulates).
    */
@@ -133,6 +138,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
       // memory is slow to touch the first time on these machines (~3 ms per MB), and doubling
       // as rows arrive touches twice the final size. Unused capacity is never touched.
       req.batch ? req.batch.rows : Math.ceil(estimatedRows * 1.1 * (req.sampleShare ?? 1)),
+      req.rowMajor === true && req.boolColumn === undefined && kept.length === 0 && extras.length === 0,
     );
     const where = req.where ? ` WHERE ${req.where}` : '';
     const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q${where}) TO STDOUT (FORMAT binary)`;

@@ -58,10 +58,10 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
   const stats: FeatureStats[] = [];
   let offset = 0;
   // One scratch array for every column's median (memory is slow to touch the first time).
-  const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? table.rows : 0);
+  const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? Math.min(table.rows, 2 * MEDIAN_SAMPLE) : 0);
   for (const col of table.columns) {
     if (col.kind === 'numeric') {
-      const s = numericStats(col, table.rows, scratch);
+      const s = numericStats(col, table.rows, scratch, columnMoments(col, table.rows));
       if (s.count === 0) {
         stats.push({ ...s.stats, type: 'dropped', warning: 'every value is NULL: the column was dropped from the features' });
         continue;
@@ -106,17 +106,19 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
 export function transform(table: Table, spec: FeatureSpec): Float64Array {
   const n = table.rows;
   const d = spec.dims;
+  const byName = new Map<string, Column>(table.columns.map((c) => [c.name, c]));
+  const inPlace = inPlaceMatrix(table, spec, byName);
+  if (inPlace) return inPlace;
   // Shared memory, so that worker threads read the matrix without a copy.
   const X = new Float64Array(new SharedArrayBuffer(n * d * 8));
-  const byName = new Map<string, Column>(table.columns.map((c) => [c.name, c]));
-  const numeric: { values: Float64Array; nulls: Uint8Array; mean: number; inv: number; offset: number }[] = [];
+  const numeric: { values: Float64Array; nulls: Uint8Array; mean: number; inv: number; offset: number; stride: number; at: number }[] = [];
   const categorical: { f: CategoricalFeature; codes: Int32Array; categories: (string | null)[] }[] = [];
   for (const f of spec.features) {
     const col = byName.get(f.name);
     if (!col) throw new UserError(`the training query has no column "${f.name}", which the model's features need`);
     if (f.kind === 'numeric') {
       if (col.kind !== 'numeric') throw new UserError(`column "${f.name}" must be numeric, as when the model was first trained`);
-      numeric.push({ values: col.values, nulls: col.nulls, mean: f.mean, inv: 1 / f.scale, offset: f.offset });
+      numeric.push({ values: col.values, nulls: col.nulls, mean: f.mean, inv: 1 / f.scale, offset: f.offset, stride: col.stride ?? 1, at: col.offset ?? 0 });
     } else {
       if (col.kind !== 'categorical') throw new UserError(`column "${f.name}" must be categorical, as when the model was first trained`);
       categorical.push({ f, codes: col.codes, categories: col.categories });
@@ -127,8 +129,8 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
   const BLOCK = 4096;
   for (let lo = 0; lo < n; lo += BLOCK) {
     const hi = Math.min(n, lo + BLOCK);
-    for (const { values, nulls, mean, inv, offset } of numeric) {
-      for (let i = lo, p = lo * d + offset; i < hi; i++, p += d) X[p] = nulls[i] ? 0 : (values[i]! - mean) * inv;
+    for (const { values, nulls, mean, inv, offset, stride, at } of numeric) {
+      for (let i = lo, p = lo * d + offset, q = at + lo * stride; i < hi; i++, p += d, q += stride) X[p] = nulls[i] ? 0 : (values[q]! - mean) * inv;
     }
   }
   for (const { f, codes, categories } of categorical) {
@@ -147,15 +149,53 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
   return X;
 }
 
-function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array) {
+/**
+ * Row-major loading of numeric columns in model-space order: the loaded matrix is standardized
+ * where it is and becomes the model-space matrix (no second n x d matrix to allocate and touch).
+ * The table's columns must not be read afterwards.
+ */
+function inPlaceMatrix(table: Table, spec: FeatureSpec, byName: Map<string, Column>): Float64Array | null {
+  const d = spec.dims;
+  let matrix: Float64Array | null = null;
+  for (const f of spec.features) {
+    const col = byName.get(f.name);
+    if (f.kind !== 'numeric' || !col || col.kind !== 'numeric' || col.stride !== d || col.offset !== f.offset) return null;
+    if (matrix && col.values.buffer !== matrix.buffer) return null;
+    matrix = col.values;
+  }
+  if (!matrix || !(matrix.buffer instanceof SharedArrayBuffer) || table.columns.length !== spec.features.length) return null;
+  const n = table.rows;
+  for (const f of spec.features) {
+    const { nulls } = byName.get(f.name) as Extract<Column, { kind: 'numeric' }>;
+    if (f.kind !== 'numeric') continue;
+    const inv = 1 / f.scale;
+    for (let i = 0, p = f.offset; i < n; i++, p += d) matrix[p] = nulls[i] ? 0 : (matrix[p]! - f.mean) * inv;
+  }
+  return matrix.subarray(0, n * d);
+}
+
+const MEDIAN_SAMPLE = 100_000;
+
+interface Moments {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  ss: number; // sum of squared deviations from the mean
+}
+
+/** Count, sum, min, max and squared deviations of a numeric column, in two passes. */
+function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Moments {
   const { values, nulls } = col;
+  const stride = col.stride ?? 1; // row-major loading: value i is values[offset + i * stride]
+  const offset = col.offset ?? 0;
   let count = 0;
   let sum = 0;
   let min = Infinity;
   let max = -Infinity;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0, p = offset; i < n; i++, p += stride) {
     if (nulls[i]) continue;
-    const v = values[i]!;
+    const v = values[p]!;
     if (v - v !== 0) {
       // NaN or +-Infinity
       throw new UserError(
@@ -169,16 +209,27 @@ function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scra
   }
   const mean = count ? sum / count : 0;
   let ss = 0;
-  for (let i = 0; i < n; i++) {
-    const dv = values[i]! - mean;
+  for (let i = 0, p = offset; i < n; i++, p += stride) {
+    const dv = values[p]! - mean;
     if (!nulls[i]) ss += dv * dv;
   }
+  return { count, sum, min, max, ss };
+}
+
+function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array, moments: Moments) {
+  const { values, nulls } = col;
+  const stride = col.stride ?? 1; // row-major loading: value i is values[offset + i * stride]
+  const offset = col.offset ?? 0;
+  const { count, min, max, ss } = moments;
+  const mean = count ? moments.sum / count : 0;
   const std = count ? Math.sqrt(ss / count) : 0;
-  // The median by quickselect, on a copy (it reorders).
-  const present = scratch.subarray(0, count);
-  if (count === n) present.set(values.subarray(0, n));
-  else for (let i = 0, j = 0; i < n; i++) if (!nulls[i]) present[j++] = values[i]!;
-  const median = count === 0 ? null : count % 2 ? select(present, (count - 1) / 2) : (select(present, count / 2 - 1) + select(present, count / 2)) / 2;
+  // The median by quickselect (it reorders: on a copy in the scratch array); above
+  // MEDIAN_SAMPLE rows on every step-th row, as BigQuery ML's FEATURE_INFO approximates it.
+  const step = Math.max(1, Math.floor(n / MEDIAN_SAMPLE));
+  let m = 0;
+  for (let i = 0, p = offset; i < n; i += step, p += step * stride) if (!nulls[i]) scratch[m++] = values[p]!;
+  const present = scratch.subarray(0, m);
+  const median = m === 0 ? null : m % 2 ? select(present, (m - 1) / 2) : (select(present, m / 2 - 1) + select(present, m / 2)) / 2;
   const stats: FeatureStats = {
     input: col.name,
     type: 'numeric',

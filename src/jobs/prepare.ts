@@ -46,6 +46,7 @@ export async function prepareTrainingData(
     keep?: string[];
     reuse?: { spec: FeatureSpec; version: number }; // warm start: the previous version's preparation
     sample?: { where: string; seed: number; share: number }; // streaming mode: a uniform sample of the rows
+    rowMajor?: boolean; // see LoadRequest.rowMajor
   },
 ): Promise<Prepared> {
   const data = await loadTrainingData(ctx.pool, {
@@ -59,6 +60,7 @@ export async function prepareTrainingData(
     where: o.sample?.where,
     randomSeed: o.sample?.seed,
     sampleShare: o.sample?.share,
+    rowMajor: o.rowMajor,
   });
   const n = data.table.rows;
   if (n === 0) throw new UserError('the training query returned no rows');

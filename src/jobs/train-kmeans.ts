@@ -41,6 +41,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     keep: output ? s.exclude : undefined,
     reuse: warm ? { spec: warm.spec, version: warm.version } : undefined,
     sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000, share: plan.share! } : undefined,
+    rowMajor: true,
   });
   let ks: number[];
   let sweep = false;

@@ -5,19 +5,10 @@ import { rowDist2, type Space } from './geometry.ts';
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /**
- * Rows the seeding looks at: above this, a uniform sample of this many rows (with replacement).
- * The seeding makes (2 + ln k) passes per centre over its rows; on 1M x 8, k = 8 that was most
- * of the training time (the blobs then converge in 2-3 Lloyd iterations), and on a 100,000-row
- * sample the objective after Lloyd is the same (`npm run bench`: 0.1727 both ways).
- */
-export const SEEDING_SAMPLE = 100_000;
-
-/**
  * Greedy k-means++ (as scikit-learn does): each new centre is the best of 2 + ln(k) candidates
  * drawn with probability proportional to the squared distance to the nearest chosen centre.
  */
-export async function kmeansPlusPlus(space: Space, k: number, rng: Random): Promise<Float64Array> {
-  const s = space.n > SEEDING_SAMPLE ? sampleSpace(space, SEEDING_SAMPLE, rng) : space;
+export async function kmeansPlusPlus(s: Space, k: number, rng: Random): Promise<Float64Array> {
   const { n, d, X } = s;
   const C = new Float64Array(k * d);
   const trials = 2 + Math.floor(Math.log(k));
@@ -56,7 +47,8 @@ export async function kmeansPlusPlus(space: Space, k: number, rng: Random): Prom
   return C;
 }
 
-function sampleSpace(s: Space, m: number, rng: Random): Space {
+/** m rows drawn uniformly with replacement, side by side. */
+export function sampleSpace(s: Space, m: number, rng: Random): Space {
   const { d } = s;
   const X = new Float64Array(m * d);
   for (let r = 0, q = 0; r < m; r++) {
