@@ -159,4 +159,23 @@ describe('stable ids', () => {
     order.forEach((p, i) => next.set([prev[p * 2]! + 0.3, prev[p * 2 + 1]! - 0.2], i * 2));
     expect(matchCentroids(next, prev, 4, 2)).toEqual(order);
   });
+
+  it('above 100,000 rows, restarts on a sample then Lloyd on every row reach the objective of full restarts', async () => {
+    const n = 120_000;
+    const d = 4;
+    const k = 6;
+    const { X } = blobs(21, k, n / k, d, 2.5, 5);
+    const opts = { numClusters: k, initMethod: 'kmeans++' as const, distance: 'euclidean' as const, maxIterations: 300, earlyStop: true, minRelProgress: 0, seed: 5, nInit: 3 };
+    const m = await trainKmeans(X, n, d, opts);
+    expect(m.converged).toBe(true);
+    // Full restarts, as below the threshold: k-means++ on every row, then Lloyd.
+    const space = makeSpace(X, n, d, 'euclidean');
+    let bestFull = Infinity;
+    for (let run = 0; run < 3; run++) {
+      const init = await kmeansPlusPlus(space, k, new Random(100 + run));
+      bestFull = Math.min(bestFull, (await lloyd(space, init, k, { maxIterations: 300, earlyStop: true, minRelProgress: 0 })).loss);
+    }
+    expect(m.loss).toBeLessThanOrEqual(bestFull * 1.005);
+    expect(m.loss).toBeCloseTo(objective(X, n, d, Array.from({ length: k }, (_, c) => Array.from(m.centroids.subarray(c * d, c * d + d)))), 9);
+  });
 });

@@ -3,6 +3,9 @@ import { makeSpace, type DistanceType, type Space } from './geometry.ts';
 import type { IterationInfo, LloydResult } from './lloyd.ts';
 import type { RestartSettings, RestartTask } from './restarts.ts';
 import { runRestarts } from './threads.ts';
+import { kmeansPlusPlus, randomInit, sampleSpace } from './init.ts';
+import { lloyd } from './lloyd.ts';
+import { Random } from '../../util/random.ts';
 
 export interface KmeansOptions {
   numClusters: number;
@@ -45,6 +48,7 @@ export async function trainSweep(
     if (k > n) throw new UserError(`option "num_clusters" (${k}) must not exceed the number of training rows (${n})`);
   }
   const space = makeSpace(X, n, d, opts.distance);
+  if (n > PREFIT_SAMPLE && (opts.initMethod === 'kmeans++' || opts.initMethod === 'random')) return trainOnSampleFirst(space, ks, opts, onIteration);
   // Deterministic initialisations give the same result on every restart: run them once.
   const runs = opts.initMethod === 'custom' || opts.initMethod === 'warm' ? 1 : opts.nInit;
   const tasks: RestartTask[] = [];
@@ -84,6 +88,41 @@ export async function trainSweep(
     const r = results[best]!;
     return { ...r, timedOut, k, space, run: owner[best]!.run };
   });
+}
+
+/**
+ * Above this many rows, restarts run on a uniform sample of this size (seeding and Lloyd to
+ * convergence, each with its own seed); the restart with the lowest loss on its sample then
+ * finishes with Lloyd on every row, once. Seeding makes (2 + ln k) passes per centre over its
+ * rows and Lloyd from a far start many passes over every row: on 1M x 8, k = 8 (`npm run
+ * bench`) two full restarts on two threads took 0.7 s and ~65 MB of thread memory; this takes
+ * 0.35 s on one thread, with the same objective (0.1727).
+ */
+export const PREFIT_SAMPLE = 100_000;
+
+async function trainOnSampleFirst(
+  space: Space,
+  ks: number[],
+  opts: SweepOptions,
+  onIteration?: (trial: number, run: number, info: IterationInfo) => Promise<void> | void,
+): Promise<KmeansModel[]> {
+  const lloydOptions = { maxIterations: opts.maxIterations, earlyStop: opts.earlyStop, minRelProgress: opts.minRelProgress };
+  const timeUp = opts.deadline === undefined ? undefined : () => Date.now() > opts.deadline!;
+  const models: KmeansModel[] = [];
+  for (const [trial, k] of ks.entries()) {
+    let best: { run: number; centroids: Float64Array; loss: number } | null = null;
+    for (let run = 0; run < opts.nInit && !(best && timeUp?.()); run++) {
+      const rng = new Random(opts.seed + run);
+      const sample = sampleSpace(space, PREFIT_SAMPLE, rng);
+      const init = opts.initMethod === 'random' ? randomInit(sample, k, rng) : await kmeansPlusPlus(sample, k, rng);
+      const fit = await lloyd(sample, init, k, lloydOptions);
+      if (!best || fit.loss < best.loss) best = { run, centroids: fit.centroids, loss: fit.loss };
+    }
+    const run = best!.run;
+    const full = await lloyd(space, best!.centroids, k, { ...lloydOptions, timeUp, onIteration: (info) => onIteration?.(trial, run, info) });
+    models.push({ ...full, k, space, run });
+  }
+  return models;
 }
 
 /** One model: a sweep of one k. */
