@@ -94,6 +94,30 @@ describe('the BigQuery ML segmentation tutorial from SQL', () => {
     }
   });
 
+  it('nearest_centroids_distance lists the 5 nearest centroids of the model\'s distances, ascending, ties by id', async () => {
+    // Independent of ml_predict's ranking function: every distance from the version's
+    // distances function, sorted in SQL.
+    const [fn] = await rows<{ f: string }>(
+      t.pool,
+      `SELECT t.distances_function AS f FROM ml.trials t JOIN ml.models m ON m.id = t.model_id WHERE m.model_name = 'segments_k8' AND t.is_optimal`,
+    );
+    const [r] = await rows<{ total: string; bad: string }>(
+      t.pool,
+      `WITH p AS (SELECT * FROM ml_predict('segments_k8', $1)),
+            c AS (SELECT c.customer_id, ${fn!.f}(${ARGS.split(', ').map((a) => 'c.' + a).join(', ')}) AS d FROM demo.customer_features c)
+       SELECT count(*) AS total,
+              count(*) FILTER (WHERE EXISTS (
+                SELECT 1 FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS rank FROM unnest(c.d) WITH ORDINALITY x(v, i)) e
+                 JOIN LATERAL jsonb_array_elements(p.nearest_centroids_distance) WITH ORDINALITY l(item, rank) ON l.rank = e.rank
+                 WHERE (l.item->>'centroid_id')::int <> e.i OR abs((l.item->>'distance')::float8 - e.v) > 1e-9 * greatest(1, e.v))
+                 OR jsonb_array_length(p.nearest_centroids_distance) <> 5) AS bad
+         FROM p JOIN c ON c.customer_id = p.input->>'customer_id'`,
+      [FEATURES],
+    );
+    expect(Number(r!.total)).toBe(793);
+    expect(Number(r!.bad)).toBe(0);
+  });
+
   it('the generated function agrees with ml_predict on every row, for every k', async () => {
     for (const k of [3, 8, 15]) {
       const [r] = await rows<{ total: string; disagree: string }>(

@@ -8,7 +8,7 @@ import type { Feature, FeatureSpec, FeatureStats } from '../features/prepare.ts'
 import type { CentroidRow } from '../features/present.ts';
 import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
-import { argumentTypes, distancesFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
+import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
 import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
 import { LeaseLost } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
@@ -105,10 +105,17 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
       };
       await client.query(distancesFunctionSql(compiled, distances));
       await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
+      // k-means: the ranked nearest centroids for ml_predict, recorded as the trial's explain_function.
+      let nearest: string | null = null;
+      if (!compiled.groups) {
+        nearest = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_nearest` : `m${w.modelId}_t${t.trialId}_nearest`)}`;
+        await client.query(nearestFunctionSql(compiled, nearest));
+        await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
+      }
       await client.query(
-        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, is_elbow, artifact, distances_function)
-         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
-        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, t.isElbow, JSON.stringify(t.artifact), distances],
+        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, is_elbow, artifact, distances_function, explain_function)
+         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8, $9)`,
+        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, t.isElbow, JSON.stringify(t.artifact), distances, nearest],
       );
       await insertCentroids(client, w.modelId, t.trialId, t.centroidRows);
       if (t.isOptimal) {
