@@ -1,7 +1,7 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
-import { growTree, type Tree, type TreeParams } from './grow.ts';
+import { addLeafValues, growTree, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -76,6 +76,7 @@ export async function trainEnsemble(
       }
     }
     const roundTrees: (Tree & { group: number })[] = [];
+    const roundBins: number[][] = [];
     // Every training row is in each tree's sample when subsample = 1: the leaves' row ranges
     // update the predictions; otherwise (and for evaluation rows) rows walk the tree.
     const whole = p.subsample >= 1;
@@ -90,12 +91,14 @@ export async function trainEnsemble(
         const onLeaf = whole ? (v: number, lo: number, hi: number) => {
           for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
         } : undefined;
-        const tree = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf);
+        const { tree, splitBin } = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf);
         roundTrees.push({ ...tree, group: k });
+        roundBins.push(splitBin);
       }
     }
     const walk = whole ? (evalRows ?? new Uint32Array(0)) : evalRows ? concat(train, evalRows) : train;
-    for (const tree of roundTrees) addTree(F, K, tree, X, nf, walk);
+    // The rows not in the leaves' ranges walk the tree on their bins (16 bytes a row, not 128).
+    roundTrees.forEach((tree, j) => addLeafValues(data, tree, roundBins[j]!, walk, F, K, tree.group));
     trees.push(...roundTrees);
     const evalLoss = hasEval ? meanLoss(target, F, evalRows!) : null;
     const info = { iteration: round, loss: NaN, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };

@@ -48,8 +48,10 @@ export function growTree(
   p: TreeParams,
   rng: Random,
   onLeaf?: (value: number, lo: number, hi: number) => void,
-): Tree {
+): { tree: Tree; splitBin: number[] } {
   const tree: Tree = { feature: [], threshold: [], left: [], right: [], value: [], cover: [], gain: [] };
+  // Per node, the bin its split goes left at or below (the training rows' bins walk the tree).
+  const splitBin: number[] = [];
   const { nf } = data;
   const m = rows.length;
   const size = data.stride * B * 2;
@@ -127,6 +129,7 @@ export function growTree(
     const rightNode = newNode(tree);
     tree.feature[s.node] = f;
     tree.threshold[s.node] = data.edges[f]![bin]!;
+    splitBin[s.node] = bin;
     tree.left[s.node] = leftNode;
     tree.right[s.node] = rightNode;
     tree.gain[s.node] = bestGain;
@@ -146,7 +149,7 @@ export function growTree(
     stack.push({ node: rightNode, lo: mid, hi: s.hi, depth: s.depth + 1, hist: rightHist, G: s.G - GL, H: s.H - HL });
     stack.push({ node: leftNode, lo: s.lo, hi: mid, depth: s.depth + 1, hist: leftHist, G: GL, H: HL });
   }
-  return tree;
+  return { tree, splitBin };
 
   /** Finds the node's best split (into bestF..bestGain); false when no split gains enough. */
   function bestSplit(s: Pending): boolean {
@@ -254,9 +257,19 @@ function newNode(t: Tree): number {
   return t.feature.length - 1;
 }
 
-/** The leaf value for a model-space row: x <= threshold goes left. */
-export function leafValue(t: Pick<Tree, 'feature' | 'threshold' | 'left' | 'right' | 'value'>, x: Float64Array, offset: number): number {
-  let node = 0;
-  while (t.feature[node]! >= 0) node = x[offset + t.feature[node]!]! <= t.threshold[node]! ? t.left[node]! : t.right[node]!;
-  return t.value[node]!;
+/** Adds the tree's leaf value of each listed binned row to F[row * K + k]: bins <= splitBin go left. */
+export function addLeafValues(data: Binned, t: Tree, splitBin: number[], rows: Uint32Array, F: Float64Array, K: number, k: number): void {
+  const feature = Int32Array.from(t.feature);
+  const at = Int32Array.from(splitBin, (b) => b ?? 0);
+  const left = Int32Array.from(t.left);
+  const right = Int32Array.from(t.right);
+  const value = Float64Array.from(t.value);
+  const { bins, stride } = data;
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    const base = i * stride;
+    let node = 0;
+    while (feature[node]! >= 0) node = bins[base + feature[node]!]! <= at[node]! ? left[node]! : right[node]!;
+    F[i * K + k] += value[node]!;
+  }
 }
