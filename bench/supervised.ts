@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
 import { Child } from '../test/processes.ts';
 import type { BenchDb } from './lib.ts';
-import { fmt, seconds, sklearnAvailable } from './lib.ts';
+import { fmt, sklearnAvailable } from './lib.ts';
+import { secondsToReady } from './training.ts';
 
 // Supervised models against scikit-learn on the same rows and the same split (every 5th row
 // evaluates): 12 numeric and 4 categorical columns with a non-linear signal.
@@ -50,10 +51,7 @@ export async function makeSupervisedData(db: BenchDb, table: string, rows: numbe
 
 async function train(db: BenchDb, name: string, type: string, table: string, label: string, drop: string): Promise<{ seconds: number; fitSeconds: number; metric: number }> {
   const options = { input_label_cols: [label], exclude: ['i', drop], data_split_method: 'custom', data_split_col: 'is_eval', seed: 1 };
-  const [s] = await seconds(async () => {
-    const { rows } = await db.pool.query(`SELECT ml_create_model($1, $2, $3, $4) AS job`, [name, type, `SELECT * FROM ${table}`, JSON.stringify(options)]);
-    await db.pool.query('SELECT ml_wait($1)', [rows[0].job]);
-  });
+  const s = await secondsToReady(db, `SELECT ml_create_model($1, $2, $3, $4) AS job`, [name, type, `SELECT * FROM ${table}`, JSON.stringify(options)]);
   const { rows } = await db.pool.query(
     `SELECT roc_auc, r2_score, (m.metrics->>'prepare_seconds')::float8 + (m.metrics->>'train_seconds')::float8 AS fit
        FROM ml_evaluate($1), ml_models m WHERE m.model_name = $1 ORDER BY m.version DESC LIMIT 1`,

@@ -238,7 +238,7 @@ export class BinaryCopyParser extends Writable {
     const need = this.estimatedBytes();
     if (need <= budget.maxBytes) return;
     throw (this.failure = new UserError(
-      `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)) or start the sidecar with a larger --max-memory`,
+      `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)), start the sidecar with a larger --max-memory, or for k-means set "batch_size" (e.g. 50000) to stream every row`,
     ));
   }
 
