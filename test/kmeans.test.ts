@@ -160,7 +160,7 @@ describe('stable ids', () => {
     expect(matchCentroids(next, prev, 4, 2)).toEqual(order);
   });
 
-  it('above 100,000 rows, restarts on a sample then Lloyd on every row reach the objective of full restarts', async () => {
+  it('above 50,000 rows, restarts on a sample then Lloyd on every row reach the objective of full restarts', async () => {
     const n = 120_000;
     const d = 4;
     const k = 6;
