@@ -38,10 +38,13 @@ export async function makeBlobs(db: BenchDb, table: string, rows: number, dims =
  */
 export async function secondsToReady(db: BenchDb, enqueue: string, params: unknown[]): Promise<number> {
   const client = await db.pool.connect();
+  let cleanup = () => {};
   try {
     await client.query('LISTEN ml_job_done');
     const done = new Map<string, number>();
-    client.on('notification', (m) => done.set(m.payload ?? '', performance.now()));
+    const heard = (m: { payload?: string }) => void done.set(m.payload ?? '', performance.now());
+    client.on('notification', heard);
+    cleanup = () => client.removeListener('notification', heard);
     const { rows } = await client.query(enqueue, params);
     const started = performance.now();
     const job = String(rows[0].job);
@@ -49,6 +52,7 @@ export async function secondsToReady(db: BenchDb, enqueue: string, params: unkno
     while (!done.has(job)) await new Promise((r) => setTimeout(r, 5));
     return (done.get(job)! - started) / 1000;
   } finally {
+    cleanup();
     await client.query('UNLISTEN ml_job_done');
     client.release();
   }
