@@ -116,7 +116,8 @@ async function trainOnSampleFirst(
       const rng = new Random(opts.seed + run);
       const sample = sampleSpace(space, Math.min(PREFIT_SAMPLE, Math.max(25_000, Math.floor(space.n / 4))), rng);
       const init = opts.initMethod === 'random' ? randomInit(sample, k, rng) : await kmeansPlusPlus(sample, k, rng);
-      const fit = await lloyd(sample, init, k, lloydOptions);
+      // Progress (and with it cancel, SIGTERM and lease checks) between the sample's iterations too.
+      const fit = await lloyd(sample, init, k, { ...lloydOptions, timeUp, onIteration: (info) => onIteration?.(trial, run, info) });
       if (!best || fit.loss < best.loss) best = { run, centroids: fit.centroids, loss: fit.loss };
     }
     const run = best!.run;
