@@ -145,7 +145,11 @@ export function assignBounded(s: Space, C: Float64Array, k: number, labels: Int3
   return changed;
 }
 
-/** Assigns each row to its nearest centroid; returns how many rows changed cluster. */
+/**
+ * Assigns each row to its nearest centroid; returns how many rows changed cluster. (Its
+ * Euclidean loop is assignBounded's without the bounds: tracking the second nearest there made
+ * plain assignment 30% slower, 105 -> 135 ms on 1M x 8, k = 8, so the two loops stay apart.)
+ */
 export function assign(s: Space, C: Float64Array, k: number, labels: Int32Array, dist2: Float64Array): number {
   const { X, n, d } = s;
   let changed = 0;
