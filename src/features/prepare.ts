@@ -184,7 +184,11 @@ interface Moments {
   ss: number; // sum of squared deviations from the mean
 }
 
-/** Count, sum, min, max and squared deviations of a numeric column, in two passes. */
+/**
+ * Count, sum, min, max and squared deviations of a numeric column, in one pass: the squares
+ * are summed around the first value (shifted data keep the one-pass variance exact enough
+ * unless the spread is ~1e-8 of the values' size) and corrected by the shifted mean.
+ */
 function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Moments {
   const { values, nulls } = col;
   const stride = col.stride ?? 1; // row-major loading: value i is values[offset + i * stride]
@@ -193,6 +197,9 @@ function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Mo
   let sum = 0;
   let min = Infinity;
   let max = -Infinity;
+  let shift = NaN;
+  let s1 = 0;
+  let s2 = 0;
   for (let i = 0, p = offset; i < n; i++, p += stride) {
     if (nulls[i]) continue;
     const v = values[p]!;
@@ -202,17 +209,16 @@ function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Mo
         `column "${col.name}" has the value ${v} (row ${i + 1}); replace NaN/Infinity in the query, e.g. NULLIF(${col.name}, 'NaN')`,
       );
     }
+    if (count === 0) shift = v;
     count++;
     sum += v;
     if (v < min) min = v;
     if (v > max) max = v;
+    const t = v - shift;
+    s1 += t;
+    s2 += t * t;
   }
-  const mean = count ? sum / count : 0;
-  let ss = 0;
-  for (let i = 0, p = offset; i < n; i++, p += stride) {
-    const dv = values[p]! - mean;
-    if (!nulls[i]) ss += dv * dv;
-  }
+  const ss = count ? Math.max(0, s2 - (s1 * s1) / count) : 0;
   return { count, sum, min, max, ss };
 }
 

@@ -38,9 +38,11 @@ function norm(A: Float64Array, o: number, d: number): number {
   return Math.sqrt(s);
 }
 
-export function daviesBouldin(s: Space, labels: Int32Array, k: number): number | null {
+type MemberMeans = ReturnType<typeof memberMeans>;
+
+export function daviesBouldin(s: Space, labels: Int32Array, k: number, members: MemberMeans = memberMeans(s, labels, k)): number | null {
   const { n, d } = s;
-  const { means, counts } = memberMeans(s, labels, k);
+  const { means, counts } = members;
   const spread = new Float64Array(k);
   const meanNorm = Float64Array.from({ length: k }, (_, c) => norm(means, c * d, d));
   for (let i = 0; i < n; i++) spread[labels[i]!]! += Math.sqrt(rowDist2(s, i, means, labels[i]! * d, meanNorm[labels[i]!]));
@@ -64,9 +66,9 @@ export function daviesBouldin(s: Space, labels: Int32Array, k: number): number |
   return total / present.length;
 }
 
-export function calinskiHarabasz(s: Space, labels: Int32Array, k: number): number | null {
+export function calinskiHarabasz(s: Space, labels: Int32Array, k: number, members: MemberMeans = memberMeans(s, labels, k)): number | null {
   const { X, n, d } = s;
-  const { means, counts } = memberMeans(s, labels, k);
+  const { means, counts } = members;
   const present = Array.from(counts).filter((c) => c > 0).length;
   if (present < 2 || n <= present) return null;
   const overall = new Float64Array(d);
@@ -165,11 +167,12 @@ export function clusteringMetrics(s: Space, labels: Int32Array, dist2: Float64Ar
   let msd = 0;
   for (let i = 0; i < s.n; i++) msd += dist2[i]!;
   const sil = silhouette(s, labels, k, seed);
+  const members = memberMeans(s, labels, k); // one pass for both indices
   return {
-    davies_bouldin_index: daviesBouldin(s, labels, k),
+    davies_bouldin_index: daviesBouldin(s, labels, k, members),
     mean_squared_distance: msd / s.n,
     silhouette_score: sil.score,
     silhouette_sample_size: sil.sampleSize,
-    calinski_harabasz_score: calinskiHarabasz(s, labels, k),
+    calinski_harabasz_score: calinskiHarabasz(s, labels, k, members),
   };
 }
