@@ -110,12 +110,17 @@ async function trainOnSampleFirst(
   const lloydOptions = { maxIterations: opts.maxIterations, earlyStop: opts.earlyStop, minRelProgress: opts.minRelProgress };
   const timeUp = opts.deadline === undefined ? undefined : () => Date.now() > opts.deadline!;
   const models: KmeansModel[] = [];
+  // One sample for every restart (they differ by their seeding), and seeding on its first
+  // rows: on 1M x 8, k = 8 a sample per restart and k-means++ over all 100,000 sample rows
+  // were 0.1 s of the 0.4 s of training.
+  const sample = sampleSpace(space, Math.min(PREFIT_SAMPLE, Math.max(25_000, Math.floor(space.n / 4))), new Random(opts.seed));
   for (const [trial, k] of ks.entries()) {
+    const seedRows = Math.min(sample.n, Math.max(20_000, 50 * k));
+    const seeding: Space = { ...sample, X: sample.X.subarray(0, seedRows * sample.d), n: seedRows };
     let best: { run: number; centroids: Float64Array; loss: number } | null = null;
     for (let run = 0; run < opts.nInit && !(best && timeUp?.()); run++) {
       const rng = new Random(opts.seed + run);
-      const sample = sampleSpace(space, Math.min(PREFIT_SAMPLE, Math.max(25_000, Math.floor(space.n / 4))), rng);
-      const init = opts.initMethod === 'random' ? randomInit(sample, k, rng) : await kmeansPlusPlus(sample, k, rng);
+      const init = opts.initMethod === 'random' ? randomInit(seeding, k, rng) : await kmeansPlusPlus(seeding, k, rng);
       // Progress (and with it cancel, SIGTERM and lease checks) between the sample's iterations too.
       const fit = await lloyd(sample, init, k, { ...lloydOptions, timeUp, onIteration: (info) => onIteration?.(trial, run, info) });
       if (!best || fit.loss < best.loss) best = { run, centroids: fit.centroids, loss: fit.loss };
