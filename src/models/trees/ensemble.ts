@@ -1,7 +1,7 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
-import { addLeafValues, growTree, type Tree, type TreeParams } from './grow.ts';
+import { addLeafValues, growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -63,6 +63,8 @@ export async function trainEnsemble(
   let stoppedEarly = false;
   let timedOut = false;
   let best = { loss: Infinity, round: -1, trees: 0 };
+  const work = new TreeWork();
+  const wholeRows = new Uint32Array(train.length);
   for (let round = 0; round < p.rounds; round++) {
     const started = performance.now();
     // The loss of the model so far comes with the gradients; it is the previous round's.
@@ -81,7 +83,8 @@ export async function trainEnsemble(
     // update the predictions; otherwise (and for evaluation rows) rows walk the tree.
     const whole = p.subsample >= 1;
     for (let t = 0; t < p.numParallelTree; t++) {
-      const rows = whole ? train.slice() : sampleRows(train, sampleSize, rng);
+      const rows = whole ? wholeRows : sampleRows(train, sampleSize, rng);
+      if (whole) wholeRows.set(train); // the previous tree reordered them
       for (let k = 0; k < K; k++) {
         for (let r = 0; r < rows.length && K > 1; r++) {
           const i = rows[r]!;
@@ -91,7 +94,7 @@ export async function trainEnsemble(
         const onLeaf = whole ? (v: number, lo: number, hi: number) => {
           for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
         } : undefined;
-        const { tree, splitBin } = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf);
+        const { tree, splitBin } = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf, work);
         roundTrees.push({ ...tree, group: k });
         roundBins.push(splitBin);
       }

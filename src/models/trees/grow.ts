@@ -37,6 +37,38 @@ export interface Tree {
 const B = 256; // histogram slots per feature (bins 0..255), each a (G, H) pair
 
 /**
+ * Working memory kept from tree to tree: memory is slow to touch the first time on these
+ * machines (~3 ms per MB), and a tree on 32,000 rows x 16 features allocated ~1.3 MB of
+ * gradient pairs, partition scratch and histograms (100 rounds on 40,000 x 16: ~700 -> ~570 ms).
+ */
+export class TreeWork {
+  private readonly arrays = new Map<string, Float64Array>();
+  private scratch = new Uint32Array(0);
+  private pool: Float64Array[] = [];
+  private poolSize = 0;
+
+  array(name: string, length: number): Float64Array {
+    let a = this.arrays.get(name);
+    if (!a || a.length < length) this.arrays.set(name, (a = new Float64Array(length)));
+    return a;
+  }
+
+  rows(length: number): Uint32Array {
+    if (this.scratch.length < length) this.scratch = new Uint32Array(length);
+    return this.scratch;
+  }
+
+  /** The recycled histogram buffers (of `size` doubles); growTree returns them when done. */
+  histograms(size: number): Float64Array[] {
+    if (size !== this.poolSize) {
+      this.pool = [];
+      this.poolSize = size;
+    }
+    return this.pool;
+  }
+}
+
+/**
  * Grows a tree on rows (reordered in place). `onLeaf(value, lo, hi)` is told each leaf's value
  * and its rows' range in `rows`, so the caller updates its predictions without a traversal.
  */
@@ -48,6 +80,7 @@ export function growTree(
   p: TreeParams,
   rng: Random,
   onLeaf?: (value: number, lo: number, hi: number) => void,
+  work: TreeWork = new TreeWork(),
 ): { tree: Tree; splitBin: number[] } {
   const tree: Tree = { feature: [], threshold: [], left: [], right: [], value: [], cover: [], gain: [] };
   // Per node, the bin its split goes left at or below (the training rows' bins walk the tree).
@@ -56,15 +89,15 @@ export function growTree(
   const m = rows.length;
   const size = data.stride * B * 2;
   // Gradient pairs side by side, so that a histogram pass fetches a row's pair at once.
-  const gh = new Float64Array(2 * data.n);
+  const gh = work.array('gh', 2 * data.n);
   for (let i = 0; i < m; i++) {
     const row = rows[i]!;
     gh[2 * row] = g[row]!;
     gh[2 * row + 1] = h[row]!;
   }
-  const scratch = new Uint32Array(m);
+  const scratch = work.rows(m);
   const features = new Int32Array(nf);
-  const pool: Float64Array[] = [];
+  const pool = work.histograms(size);
   const take = () => pool.pop()?.fill(0) ?? new Float64Array(size);
   const l1 = p.l1;
   const l2 = p.l2;
