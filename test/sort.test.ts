@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sortedCopy } from '../src/util/sort.ts';
+import { SortScratch, sortedCopy } from '../src/util/sort.ts';
 import { Random } from '../src/util/random.ts';
 
 describe('radix sort of float64 values', () => {
@@ -19,4 +19,13 @@ describe('radix sort of float64 values', () => {
       expect(values.length).toBe(got.length);
     });
   }
+
+  it('sorts in reused scratch memory, one array after another, of different sizes', () => {
+    const scratch = new SortScratch();
+    for (const size of [3000, 800, 5000, 600]) {
+      const values = new Float64Array(size).map(() => (rng.next() - 0.3) * 1000);
+      const got = Array.from(sortedCopy(values, scratch));
+      expect(got).toEqual(Array.from(Float64Array.from(values).sort()));
+    }
+  });
 });

@@ -7,7 +7,7 @@
 // A value x falls into bin b when edges[b - 1] < x <= edges[b]; a split "bin <= b" is the same
 // test as "x <= edges[b]", which is what the compiled SQL asks of the raw value.
 
-import { sortedCopy } from '../../util/sort.ts';
+import { SortScratch, sortedCopy } from '../../util/sort.ts';
 
 export const MAX_BINS = 255;
 const SAMPLE = 200_000;
@@ -30,10 +30,12 @@ export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32
   const stride = Math.max(1, Math.floor(fitRows.length / SAMPLE));
   const m = Math.ceil(fitRows.length / stride);
   const sample = new Float64Array(m);
+  const scratch = new SortScratch();
+  const unique = new Float64Array(m);
   for (let f = 0; f < d; f++) {
     // A regular stride over the fitting rows (offset by the seed) is sample enough for quantiles.
     for (let j = 0, r = seed % stride; j < m; j++, r += stride) sample[j] = X[fitRows[Math.min(r, fitRows.length - 1)]! * d + f]!;
-    const e = edgesOf(sample);
+    const e = edgesOf(sample, scratch, unique);
     edges.push(e);
     for (let i = 0; i < n; i++) {
       const b = binOf(e, X[i * d + f]!);
@@ -44,9 +46,8 @@ export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32
   return { n, nf: d, stride: rowBytes, bins, cols, edges };
 }
 
-function edgesOf(sample: Float64Array): Float64Array {
-  const sorted = sortedCopy(sample);
-  const unique = new Float64Array(sorted.length);
+function edgesOf(sample: Float64Array, scratch: SortScratch, unique: Float64Array): Float64Array {
+  const sorted = sortedCopy(sample, scratch);
   let u = 0;
   for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) unique[u++] = sorted[i]!;
   const distinct = unique.subarray(0, u);
