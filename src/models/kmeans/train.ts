@@ -91,12 +91,13 @@ export async function trainSweep(
 }
 
 /**
- * Above SAMPLE_FIRST_ABOVE rows, restarts run on a uniform sample (a quarter of the rows, from
- * 25,000 to PREFIT_SAMPLE; seeding and Lloyd to convergence, each with its own seed); the
- * restart with the lowest loss on its sample then finishes with Lloyd on every row, once. Seeding makes (2 + ln k) passes per centre over its
- * rows and Lloyd from a far start many passes over every row: on 1M x 8, k = 8 (`npm run
- * bench`) two full restarts on two threads took 0.7 s and ~65 MB of thread memory; this takes
- * 0.35 s on one thread, with the same objective (0.1727).
+ * Above SAMPLE_FIRST_ABOVE rows, restarts run on one uniform sample (a quarter of the rows,
+ * 25,000 to PREFIT_SAMPLE), each seeded with its own seed and run by Lloyd to convergence; the
+ * restart with the lowest loss on the sample then finishes with Lloyd on every row, once.
+ * Seeding makes (2 + ln k) passes per centre over its rows, and Lloyd from a far start many
+ * passes over every row: on 1M x 8, k = 8 (`npm run bench`) two full restarts on two threads
+ * took 0.7 s and ~65 MB of thread memory; this takes ~0.25 s on one thread, with the same
+ * objective (0.1727).
  */
 export const PREFIT_SAMPLE = 100_000;
 export const SAMPLE_FIRST_ABOVE = 50_000;
