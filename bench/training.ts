@@ -95,9 +95,19 @@ export async function benchTraining(
     runs.push(await secondsToReady(db, `SELECT ml_create_model($1, 'kmeans', $2, $3) AS job`, [name, query, JSON.stringify(options)]));
   }
   const ours = median(runs);
-  const rss = peakRssMb(sidecar.process.pid!);
+  let rss = peakRssMb(sidecar.process.pid!);
   sidecar.kill('SIGTERM');
   await sidecar.exited();
+  if (runs.length > 1) {
+    // Peak memory of training this set once, in a sidecar that trained nothing else (after
+    // several jobs the high-water mark also holds an earlier job's not yet collected arrays).
+    const fresh = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
+    await fresh.waitFor(/sidecar started/);
+    await db.pool.query(`CALL ml_train($1, 'kmeans', $2, $3)`, [name, query, JSON.stringify(options)]);
+    rss = peakRssMb(fresh.process.pid!);
+    fresh.kill('SIGTERM');
+    await fresh.exited();
+  }
   const { rows: m } = await db.pool.query(`SELECT (metrics->>'mean_squared_distance')::float8 AS msd FROM ml_models WHERE model_name = $1 ORDER BY version DESC LIMIT 1`, [name]);
   let sk: { seconds: number; objective: number } | null = null;
   if (o.sklearn !== false && sklearnAvailable()) sk = await sklearnFit(db, table, o.k, o.rows);
