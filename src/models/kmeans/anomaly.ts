@@ -26,9 +26,12 @@ export function anomalyProfile(labels: Int32Array, dist2: Float64Array, k: numbe
     normalized[j] = r > 0 ? Math.sqrt(dist2[i]!) / r : 0;
   }
   const sorted = sortedCopy(normalized);
+  // Raised by 1e-9 (relative): ml_detect_anomalies recomputes distances in SQL, whose rounding
+  // may put the farthest training row a last bit above the sidecar's value of it (contamination
+  // 0 must flag no training row).
   const quantiles = Array.from({ length: QUANTILE_STEPS + 1 }, (_, s) => {
     const p = 0.5 + s / (2 * QUANTILE_STEPS);
-    return sorted[Math.floor(p * (m - 1))]!;
+    return sorted[Math.floor(p * (m - 1))]! * (1 + 1e-9);
   });
   return { radii, quantiles };
 }
