@@ -87,11 +87,8 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
   const client = await pool.connect();
   let parser: BinaryCopyParser | null = null;
   try {
-    await client.query('BEGIN TRANSACTION READ ONLY');
-    await setRole(client, req.role);
-    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+    const estimatedRows = await beginAsRequester(client, req, q);
     if (req.randomSeed !== undefined) await client.query('SELECT setseed($1)', [req.randomSeed]);
-    const estimatedRows = await checkReadOnly(client, q);
     const described = await describe(client, q);
     const names = described.map((d) => d.name);
     for (const e of req.exclude) {
@@ -168,10 +165,7 @@ export async function countRows(pool: Pool, req: Pick<LoadRequest, 'query' | 'ro
   const q = stripQuery(req.query);
   const client = await pool.connect();
   try {
-    await client.query('BEGIN TRANSACTION READ ONLY');
-    await setRole(client, req.role);
-    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
-    await checkReadOnly(client, q);
+    await beginAsRequester(client, req, q);
     const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM (${q}) q`);
     await client.query('COMMIT');
     client.release();
@@ -180,6 +174,17 @@ export async function countRows(pool: Pool, req: Pick<LoadRequest, 'query' | 'ro
     client.release(true);
     throw explain(err);
   }
+}
+
+/**
+ * BEGIN READ ONLY under the requester's role with the statement timeout, and refuse a
+ * data-modifying query; returns the planner's row estimate.
+ */
+async function beginAsRequester(client: import('pg').PoolClient, req: Pick<LoadRequest, 'role' | 'statementTimeoutMs'>, q: string): Promise<number> {
+  await client.query('BEGIN TRANSACTION READ ONLY');
+  await setRole(client, req.role);
+  await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
+  return checkReadOnly(client, q);
 }
 
 async function setRole(client: import('pg').PoolClient, role: string): Promise<void> {

@@ -107,7 +107,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     // silhouette (pairs of rows) stays on the sample.
     if (streamed) {
       const { mean_squared_distance, davies_bouldin_index, calinski_harabasz_score } = streamed;
-      return { k: m.k, ...sampled, mean_squared_distance, davies_bouldin_index, calinski_harabasz_score, silhouette_sample_size: Math.min(n, sampled.silhouette_sample_size) };
+      return { k: m.k, ...sampled, mean_squared_distance, davies_bouldin_index, calinski_harabasz_score };
     }
     return { k: m.k, ...sampled };
   });
