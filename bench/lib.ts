@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { makePool, type Pool } from '../src/db/connect.ts';
 import { startEmbedded } from '../src/db/embedded.ts';
 import { install } from '../src/db/migrate.ts';
+import { Child } from '../test/processes.ts';
 
 // Shared pieces of the benchmarks: a database (DATABASE_URL, or an embedded PostgreSQL in a
 // temporary folder), timers, and the optional scikit-learn baseline.
@@ -69,3 +70,36 @@ export function sklearnAvailable(): boolean {
 }
 
 export const fmt = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
+
+/** A sidecar in a child process of its own (its memory is measured apart from the benchmark's). */
+export async function startSidecar(db: BenchDb): Promise<Child> {
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
+  await sidecar.waitFor(/sidecar started/);
+  return sidecar;
+}
+
+/**
+ * From the enqueuing statement's return to the job's commit as ready, heard by LISTEN
+ * ml_job_done (ml_wait polls, with pauses up to 0.25 s, which would add to the figure).
+ */
+export async function secondsToReady(db: BenchDb, enqueue: string, params: unknown[]): Promise<number> {
+  const client = await db.pool.connect();
+  let cleanup = () => {};
+  try {
+    await client.query('LISTEN ml_job_done');
+    const done = new Map<string, number>();
+    const heard = (m: { payload?: string }) => void done.set(m.payload ?? '', performance.now());
+    client.on('notification', heard);
+    cleanup = () => client.removeListener('notification', heard);
+    const { rows } = await client.query(enqueue, params);
+    const started = performance.now();
+    const job = String(rows[0].job);
+    await db.pool.query('SELECT ml_wait($1)', [job]); // raises if the job failed
+    while (!done.has(job)) await new Promise((r) => setTimeout(r, 5));
+    return (done.get(job)! - started) / 1000;
+  } finally {
+    cleanup();
+    await client.query('UNLISTEN ml_job_done');
+    client.release();
+  }
+}

@@ -1,7 +1,6 @@
 import type { BenchDb } from './lib.ts';
-import { fmt, seconds } from './lib.ts';
+import { fmt, seconds, startSidecar } from './lib.ts';
 import { makeBlobs } from './training.ts';
-import { Child } from '../test/processes.ts';
 
 // In-database scoring of every row, nearest of 8 centroids: the generated function and
 // ml_predict against a hand-written LATERAL expression of the 8 squared distances (the
@@ -19,8 +18,7 @@ export interface ScoringResult {
 export async function benchScoring(db: BenchDb, o: { rows: number }): Promise<ScoringResult> {
   const table = `bench_score_${o.rows}`;
   await makeBlobs(db, table, o.rows);
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
-  await sidecar.waitFor(/sidecar started/);
+  const sidecar = await startSidecar(db);
   const name = `score_${o.rows}`;
   await db.pool.query(`CALL ml_train($1, 'kmeans', $2, '{"num_clusters": 8, "seed": 1, "n_init": 1, "stability_runs": 0}')`, [
     name,

@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
-import { Child } from '../test/processes.ts';
 import type { BenchDb } from './lib.ts';
-import { fmt, sklearnAvailable } from './lib.ts';
-import { secondsToReady } from './training.ts';
+import { fmt, secondsToReady, sklearnAvailable, startSidecar } from './lib.ts';
 
 // Supervised models against scikit-learn on the same rows and the same split (every 5th row
 // evaluates): 12 numeric and 4 categorical columns with a non-linear signal.
@@ -98,8 +96,7 @@ print(json.dumps(out))
 export async function benchSupervised(db: BenchDb, o: { rows: number; sklearn?: boolean }): Promise<SupervisedCase[]> {
   const table = `bench_supervised_${o.rows}`;
   await makeSupervisedData(db, table, o.rows);
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
-  await sidecar.waitFor(/sidecar started/);
+  const sidecar = await startSidecar(db);
   let cold, bt, lr, br, auto;
   try {
     // The first job of a fresh sidecar also pays V8's warm-up; a running sidecar does not.

@@ -6,8 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { to as copyTo } from 'pg-copy-streams';
 import type { BenchDb } from './lib.ts';
-import { fmt, median, peakRssMb, seconds, sklearnAvailable } from './lib.ts';
-import { Child } from '../test/processes.ts';
+import { fmt, median, peakRssMb, seconds, secondsToReady, sklearnAvailable, startSidecar } from './lib.ts';
 
 // Training end to end (ml_create_model returning -> job ready) against its baselines measured
 // in the same run: binary COPY of the same query (the floor for getting the data out) and
@@ -30,32 +29,6 @@ export async function makeBlobs(db: BenchDb, table: string, rows: number, dims =
   await db.pool.query(`SELECT setseed(0.5)`);
   await db.pool.query(`CREATE UNLOGGED TABLE ${table} AS SELECT ${cols.join(', ')} FROM generate_series(1, ${rows}) i`);
   await db.pool.query(`VACUUM ANALYZE ${table}`);
-}
-
-/**
- * From the enqueuing statement's return to the job's commit as ready, heard by LISTEN
- * ml_job_done (ml_wait polls, with pauses up to 0.25 s, which would add to the figure).
- */
-export async function secondsToReady(db: BenchDb, enqueue: string, params: unknown[]): Promise<number> {
-  const client = await db.pool.connect();
-  let cleanup = () => {};
-  try {
-    await client.query('LISTEN ml_job_done');
-    const done = new Map<string, number>();
-    const heard = (m: { payload?: string }) => void done.set(m.payload ?? '', performance.now());
-    client.on('notification', heard);
-    cleanup = () => client.removeListener('notification', heard);
-    const { rows } = await client.query(enqueue, params);
-    const started = performance.now();
-    const job = String(rows[0].job);
-    await db.pool.query('SELECT ml_wait($1)', [job]); // raises if the job failed
-    while (!done.has(job)) await new Promise((r) => setTimeout(r, 5));
-    return (done.get(job)! - started) / 1000;
-  } finally {
-    cleanup();
-    await client.query('UNLISTEN ml_job_done');
-    client.release();
-  }
 }
 
 export async function copySeconds(db: BenchDb, query: string): Promise<number> {
@@ -81,8 +54,7 @@ export async function benchTraining(
   const copies: number[] = [];
   for (let r = 0; r < (o.rows <= 1_000_000 ? 3 : 1); r++) copies.push(await copySeconds(db, query));
   const copy = median(copies);
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
-  await sidecar.waitFor(/sidecar started/);
+  const sidecar = await startSidecar(db);
   const name = o.name ?? `bench_${o.rows}_${o.k}`;
   const options = { num_clusters: o.k, seed: 1, stability_runs: 0, ...o.options };
   // A running sidecar has compiled its hot code; a fresh process's first job adds V8's warm-up
@@ -101,8 +73,7 @@ export async function benchTraining(
   if (runs.length > 1) {
     // Peak memory of training this set once, in a sidecar that trained nothing else (after
     // several jobs the high-water mark also holds an earlier job's not yet collected arrays).
-    const fresh = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
-    await fresh.waitFor(/sidecar started/);
+    const fresh = await startSidecar(db);
     await db.pool.query(`CALL ml_train($1, 'kmeans', $2, $3)`, [name, query, JSON.stringify(options)]);
     rss = peakRssMb(fresh.process.pid!);
     fresh.kill('SIGTERM');

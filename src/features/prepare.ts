@@ -61,7 +61,7 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
   const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? Math.min(table.rows, 2 * MEDIAN_SAMPLE) : 0);
   for (const col of table.columns) {
     if (col.kind === 'numeric') {
-      const s = numericStats(col, table.rows, scratch, columnMoments(col, table.rows));
+      const s = numericStats(col, table.rows, scratch);
       if (s.count === 0) {
         stats.push({ ...s.stats, type: 'dropped', warning: 'every value is NULL: the column was dropped from the features' });
         continue;
@@ -165,9 +165,8 @@ function inPlaceMatrix(table: Table, spec: FeatureSpec, byName: Map<string, Colu
   }
   if (!matrix || !(matrix.buffer instanceof SharedArrayBuffer) || table.columns.length !== spec.features.length) return null;
   const n = table.rows;
-  for (const f of spec.features) {
+  for (const f of spec.features as NumericFeature[]) {
     const { nulls } = byName.get(f.name) as Extract<Column, { kind: 'numeric' }>;
-    if (f.kind !== 'numeric') continue;
     const inv = 1 / f.scale;
     for (let i = 0, p = f.offset; i < n; i++, p += d) matrix[p] = nulls[i] ? 0 : (matrix[p]! - f.mean) * inv;
   }
@@ -222,12 +221,12 @@ function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Mo
   return { count, sum, min, max, ss };
 }
 
-function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array, moments: Moments) {
+function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array) {
   const { values, nulls } = col;
   const stride = col.stride ?? 1; // row-major loading: value i is values[offset + i * stride]
   const offset = col.offset ?? 0;
-  const { count, min, max, ss } = moments;
-  const mean = count ? moments.sum / count : 0;
+  const { count, sum, min, max, ss } = columnMoments(col, n);
+  const mean = count ? sum / count : 0;
   const std = count ? Math.sqrt(ss / count) : 0;
   // The median by quickselect (it reorders: on a copy in the scratch array); above
   // MEDIAN_SAMPLE rows on every step-th row, as BigQuery ML's FEATURE_INFO approximates it.

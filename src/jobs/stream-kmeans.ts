@@ -53,8 +53,9 @@ export async function refineByStreaming(
           const X = transform(table, spec);
           for (let i = 0; i < X.length; i++) {
             if (!Number.isFinite(X[i]!)) {
-              const f = spec.features.find((x) => x.offset <= i % d && i % d < x.offset + (x.kind === 'numeric' ? 1 : x.categories.length))!;
-              throw new UserError(`column "${f.name}" has a NaN or infinite value in the streamed rows; filter it out (WHERE ${f.name} <> 'NaN' AND ${f.name} NOT IN ('Infinity', '-Infinity'))`);
+              // Only a numeric input can be NaN or infinite (categories become 0/1).
+              const f = spec.features.find((x) => x.offset === i % d)!;
+              throw new UserError(`column "${f.name}" has a NaN or infinite value in the streamed rows; filter it out (WHERE "${f.name}" <> 'NaN' AND "${f.name}" NOT IN ('Infinity', '-Infinity'))`);
             }
           }
           onBatch(X, table.rows);

@@ -6,6 +6,7 @@
 export class SortScratch {
   a = new Uint32Array(0);
   b = new Uint32Array(0);
+  readonly count = new Uint32Array(65536);
   take(n: number): [Uint32Array, Uint32Array] {
     if (this.a.length < 2 * n) {
       this.a = new Uint32Array(2 * n);
@@ -32,7 +33,7 @@ export function sortedCopy(values: Float64Array, scratch?: SortScratch): Float64
       keys[2 * i + 1] = ~hi >>> 0;
     } else keys[2 * i + 1] = (hi | 0x80000000) >>> 0;
   }
-  const count = new Uint32Array(65536);
+  const count = scratch?.count ?? new Uint32Array(65536);
   for (let digit = 0; digit < 4; digit++) {
     const word = digit >> 1; // little-endian: word 0 holds the low 32 bits
     const shift = (digit & 1) * 16;

@@ -49,7 +49,7 @@ export async function lloyd(s: Space, init: Float64Array, k: number, opts: Lloyd
   // Euclidean: Hamerly's bound lets a row keep its centroid without measuring the others.
   const bounded = s.distance === 'euclidean' && k > 1;
   const lower = bounded ? new Float64Array(n) : null;
-  const previous = new Float64Array(k * d);
+  const previous = bounded ? new Float64Array(k * d) : null;
   let drift = 0;
   for (let it = 0; it < opts.maxIterations; it++) {
     const t0 = performance.now();
@@ -86,10 +86,12 @@ export async function lloyd(s: Space, init: Float64Array, k: number, opts: Lloyd
     if (opts.earlyStop && it > 0 && prevLoss > 0 && (prevLoss - loss) / prevLoss < opts.minRelProgress) break;
     if (it === opts.maxIterations - 1) break;
     prevLoss = loss;
-    previous.set(C);
+    previous?.set(C);
     updateCentroids(s, C, k, labels, dist2, sums, counts);
-    drift = 0;
-    for (let c = 0; c < k; c++) drift = Math.max(drift, Math.sqrt(pointDist2('euclidean', C, c * d, previous, c * d, d)));
+    if (previous) {
+      drift = 0;
+      for (let c = 0; c < k; c++) drift = Math.max(drift, Math.sqrt(pointDist2('euclidean', C, c * d, previous, c * d, d)));
+    }
   }
   const loss = iterations.length ? iterations[iterations.length - 1]!.loss : NaN;
   return { centroids: C, labels, dist2, loss, iterations, converged, timedOut };

@@ -127,7 +127,7 @@ export const NEAREST_LISTED = 5;
  * ml.nearest_centroids value. Each rank is one least() over the distances not yet listed and
  * one CASE for its id: ranking in the function, called below the Gather of a parallel plan,
  * replaced a per-row LATERAL sort and jsonb_agg that ran on one core above it (`npm run bench`,
- * 1M rows, k = 8: ml_predict 17.2 s -> 8.5 s). The list is built by
+ * 1M rows, k = 8: ml_predict 17.2 s -> 7.5 s). The list is built by
  * to_jsonb() of a composite array (2/3 of the time of casting assembled text to jsonb).
  */
 export function nearestFunctionSql(m: CompiledKmeans, qualifiedName: string): string {

@@ -86,10 +86,12 @@ export async function trainEnsemble(
       const rows = whole ? wholeRows : sampleRows(train, sampleSize, rng);
       if (whole) wholeRows.set(train); // the previous tree reordered them
       for (let k = 0; k < K; k++) {
-        for (let r = 0; r < rows.length && K > 1; r++) {
-          const i = rows[r]!;
-          g[i] = gAll[i * K + k]!;
-          h[i] = hAll[i * K + k]!;
+        if (K > 1) {
+          for (let r = 0; r < rows.length; r++) {
+            const i = rows[r]!;
+            g[i] = gAll[i * K + k]!;
+            h[i] = hAll[i * K + k]!;
+          }
         }
         const onLeaf = whole ? (v: number, lo: number, hi: number) => {
           for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
@@ -153,25 +155,19 @@ export function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d: numb
   const K = m.base.length;
   const F = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
-  const all = new Uint32Array(n);
-  for (let i = 0; i < n; i++) all[i] = i;
-  for (const t of m.trees) addTree(F, K, t, X, d, all);
-  return F;
-}
-
-/** Adds a tree's leaf values to the margins of the listed rows (F is n x K; X row-major n x d). */
-function addTree(F: Float64Array, K: number, t: Tree & { group: number }, X: Float64Array, d: number, rows: Uint32Array): void {
-  const feature = Int32Array.from(t.feature);
-  const threshold = Float64Array.from(t.threshold);
-  const left = Int32Array.from(t.left);
-  const right = Int32Array.from(t.right);
-  const value = Float64Array.from(t.value);
-  for (let r = 0; r < rows.length; r++) {
-    const i = rows[r]!;
-    let node = 0;
-    while (feature[node]! >= 0) node = X[i * d + feature[node]!]! <= threshold[node]! ? left[node]! : right[node]!;
-    F[i * K + t.group] += value[node]!;
+  for (const t of m.trees) {
+    const feature = Int32Array.from(t.feature);
+    const threshold = Float64Array.from(t.threshold);
+    const left = Int32Array.from(t.left);
+    const right = Int32Array.from(t.right);
+    const value = Float64Array.from(t.value);
+    for (let i = 0; i < n; i++) {
+      let node = 0;
+      while (feature[node]! >= 0) node = X[i * d + feature[node]!]! <= threshold[node]! ? left[node]! : right[node]!;
+      F[i * K + t.group] += value[node]!;
+    }
   }
+  return F;
 }
 
 /** Per input dimension: split count, total gain and total cover (hessian) of its splits. */
