@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { calinskiHarabasz, daviesBouldin, silhouette } from '../src/metrics/clustering.ts';
+import { calinskiHarabasz, clusteringMetrics, daviesBouldin, silhouette } from '../src/metrics/clustering.ts';
+import { lloyd } from '../src/models/kmeans/lloyd.ts';
 import { makeSpace } from '../src/models/kmeans/geometry.ts';
 import { blobs } from './data.ts';
 import { freshDatabase, rows, type TestDb } from './helpers.ts';
@@ -74,6 +75,17 @@ describe('clustering metrics', () => {
   });
   it('calinski-harabasz matches an independent computation', () => {
     expect(calinskiHarabasz(space, labels, k)).toBeCloseTo(textbookCalinskiHarabasz(rowsX, Array.from(labels), k), 8);
+  });
+  it('after Lloyd converged, the indices taken from its centroids and distances equal the independent ones', async () => {
+    // A far start, so that Lloyd moves and then stops because no row changed cluster.
+    const init = Float64Array.from({ length: k * d }, (_, i) => (i % 5) - 2);
+    const fit = await lloyd(space, init, k, { maxIterations: 100, earlyStop: false, minRelProgress: 0 });
+    expect(fit.converged).toBe(true);
+    const fitLabels = Array.from(fit.labels);
+    const m = clusteringMetrics(space, fit.labels, fit.dist2, k, 1, fit.centroids);
+    expect(m.davies_bouldin_index).toBeCloseTo(textbookDaviesBouldin(rowsX, fitLabels, k), 10);
+    expect(m.calinski_harabasz_score).toBeCloseTo(textbookCalinskiHarabasz(rowsX, fitLabels, k), 8);
+    expect(m.silhouette_score).toBeCloseTo(textbookSilhouette(rowsX, fitLabels, k), 10);
   });
 });
 

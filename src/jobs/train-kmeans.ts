@@ -102,7 +102,8 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   await ctx.checkpoint({ phase: 'evaluate' });
 
   const scores = trained.map((m) => {
-    const sampled = clusteringMetrics(m.space, m.labels, m.dist2, m.k, seed);
+    // Converged Lloyd: the centroids are the members' means (not after streaming moved them).
+    const sampled = clusteringMetrics(m.space, m.labels, m.dist2, m.k, seed, m.converged && !streamed ? m.centroids : undefined);
     // Streaming: the objective, Davies-Bouldin and Calinski-Harabasz are over every row;
     // silhouette (pairs of rows) stays on the sample.
     if (streamed) {
@@ -169,6 +170,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     early_stop: s.earlyStop,
     min_rel_progress: s.minRelProgress,
   };
+  await ctx.checkpoint({ phase: 'write' });
   await writeModel(ctx, {
     modelId: model.id,
     modelName: model.model_name,

@@ -1,5 +1,6 @@
 import { Random } from '../util/random.ts';
 import { pointDist2, rowDist2, type Space } from '../models/kmeans/geometry.ts';
+import { kernels } from '../models/kmeans/kernels.ts';
 
 // Clustering quality metrics on model space, with scikit-learn's definitions (clusters are
 // summarised by the mean of their members; empty clusters are ignored). Distances follow the
@@ -23,11 +24,7 @@ export function memberMeans(s: Space, labels: Int32Array, k: number): { means: F
   const { X, n, d } = s;
   const means = new Float64Array(k * d);
   const counts = new Float64Array(k);
-  for (let i = 0, p = 0; i < n; i++, p += d) {
-    const q = labels[i]! * d;
-    counts[labels[i]!]!++;
-    for (let j = 0; j < d; j++) means[q + j]! += X[p + j]!;
-  }
+  kernels(d).accumulate(X, n, labels, means, counts);
   for (let c = 0; c < k; c++) if (counts[c]! > 0) for (let j = 0; j < d; j++) means[c * d + j]! /= counts[c]!;
   return { means, counts };
 }
@@ -42,15 +39,17 @@ type MemberMeans = ReturnType<typeof memberMeans>;
 
 export function daviesBouldin(s: Space, labels: Int32Array, k: number, members: MemberMeans = memberMeans(s, labels, k)): number | null {
   const { n, d } = s;
-  const { means, counts } = members;
-  const spread = new Float64Array(k);
+  const { means } = members;
+  const spread = new Float64Array(k); // summed distance of the members to their mean
   const meanNorm = Float64Array.from({ length: k }, (_, c) => norm(means, c * d, d));
   for (let i = 0; i < n; i++) spread[labels[i]!]! += Math.sqrt(rowDist2(s, i, means, labels[i]! * d, meanNorm[labels[i]!]));
+  return daviesBouldinOf(s, members, spread);
+}
+
+function daviesBouldinOf(s: Space, { means, counts }: MemberMeans, spread: Float64Array): number | null {
+  const { d } = s;
   const present: number[] = [];
-  for (let c = 0; c < k; c++) if (counts[c]! > 0) {
-    spread[c]! /= counts[c]!;
-    present.push(c);
-  }
+  for (let c = 0; c < counts.length; c++) if (counts[c]! > 0) present.push(c);
   if (present.length < 2) return null;
   let total = 0;
   for (const a of present) {
@@ -58,7 +57,7 @@ export function daviesBouldin(s: Space, labels: Int32Array, k: number, members: 
     for (const b of present) {
       if (a === b) continue;
       const m = Math.sqrt(pointDist2(s.distance, means, a * d, means, b * d, d));
-      const r = m > 0 ? (spread[a]! + spread[b]!) / m : 0; // coincident means: scikit-learn treats the distance as infinite
+      const r = m > 0 ? (spread[a]! / counts[a]! + spread[b]! / counts[b]!) / m : 0; // coincident means: scikit-learn treats the distance as infinite
       if (r > worst) worst = r;
     }
     total += worst;
@@ -68,12 +67,23 @@ export function daviesBouldin(s: Space, labels: Int32Array, k: number, members: 
 
 export function calinskiHarabasz(s: Space, labels: Int32Array, k: number, members: MemberMeans = memberMeans(s, labels, k)): number | null {
   const { X, n, d } = s;
-  const { means, counts } = members;
+  const { means } = members;
+  let within = 0;
+  for (let i = 0, p = 0; i < n; i++, p += d) {
+    const q = labels[i]! * d;
+    for (let j = 0; j < d; j++) within += (X[p + j]! - means[q + j]!) ** 2;
+  }
+  return calinskiHarabaszOf(s, members, within);
+}
+
+/** From the member means, their counts and the within-cluster sum of squares. */
+function calinskiHarabaszOf(s: Space, { means, counts }: MemberMeans, within: number): number | null {
+  const { n, d } = s;
+  const k = counts.length;
   const present = Array.from(counts).filter((c) => c > 0).length;
   if (present < 2 || n <= present) return null;
-  const overall = new Float64Array(d);
-  for (let i = 0, p = 0; i < n; i++, p += d) for (let j = 0; j < d; j++) overall[j]! += X[p + j]!;
-  for (let j = 0; j < d; j++) overall[j]! /= n;
+  const overall = new Float64Array(d); // the mean of every row, as the members' means weighted
+  for (let c = 0; c < k; c++) if (counts[c]! > 0) for (let j = 0; j < d; j++) overall[j]! += (counts[c]! * means[c * d + j]!) / n;
   let between = 0;
   for (let c = 0; c < k; c++) {
     if (!counts[c]) continue;
@@ -81,12 +91,20 @@ export function calinskiHarabasz(s: Space, labels: Int32Array, k: number, member
     for (let j = 0; j < d; j++) acc += (means[c * d + j]! - overall[j]!) ** 2;
     between += counts[c]! * acc;
   }
-  let within = 0;
-  for (let i = 0, p = 0; i < n; i++, p += d) {
-    const q = labels[i]! * d;
-    for (let j = 0; j < d; j++) within += (X[p + j]! - means[q + j]!) ** 2;
-  }
   return within === 0 ? 1 : (between * (n - present)) / (within * (present - 1));
+}
+
+/**
+ * m distinct row numbers out of n, uniformly, in increasing order (Floyd's algorithm: m draws,
+ * no array of all n rows).
+ */
+function sampleRows(n: number, m: number, rng: Random): Int32Array {
+  const chosen = new Set<number>();
+  for (let j = n - m; j < n; j++) {
+    const t = rng.int(j + 1);
+    chosen.add(chosen.has(t) ? j : t);
+  }
+  return Int32Array.from(chosen).sort();
 }
 
 /**
@@ -95,21 +113,7 @@ export function calinskiHarabasz(s: Space, labels: Int32Array, k: number, member
  */
 export function silhouette(s: Space, labels: Int32Array, k: number, seed: number): { score: number | null; sampleSize: number } {
   const { n, d, X } = s;
-  let rows: Int32Array;
-  if (n <= SILHOUETTE_EXACT_MAX) rows = Int32Array.from({ length: n }, (_, i) => i);
-  else {
-    // Partial Fisher-Yates: the first m entries become a uniform sample without replacement.
-    const rng = new Random(seed);
-    const all = new Int32Array(n);
-    for (let i = 0; i < n; i++) all[i] = i;
-    for (let i = 0; i < SILHOUETTE_SAMPLE; i++) {
-      const j = i + rng.int(n - i);
-      const t = all[i]!;
-      all[i] = all[j]!;
-      all[j] = t;
-    }
-    rows = all.slice(0, SILHOUETTE_SAMPLE).sort();
-  }
+  const rows = n <= SILHOUETTE_EXACT_MAX ? Int32Array.from({ length: n }, (_, i) => i) : sampleRows(n, SILHOUETTE_SAMPLE, new Random(seed));
   const m = rows.length;
   const sizes = new Float64Array(k);
   for (let a = 0; a < m; a++) sizes[labels[rows[a]!]!]!++;
@@ -122,34 +126,9 @@ export function silhouette(s: Space, labels: Int32Array, k: number, seed: number
     S.set(X.subarray(rows[a]! * d, rows[a]! * d + d), a * d);
     L[a] = labels[rows[a]!]!;
   }
-  const rowNorm = s.distance === 'cosine' ? Float64Array.from({ length: m }, (_, a) => norm(S, a * d, d)) : null;
-  for (let a = 0; a < m; a++) {
-    const ia = a * d;
-    const la = L[a]!;
-    let own = 0; // this row's sums are gathered in scalars where they can be
-    for (let b = a + 1; b < m; b++) {
-      const ib = b * d;
-      let dist: number;
-      if (rowNorm) {
-        let dot = 0;
-        for (let j = 0; j < d; j++) dot += S[ia + j]! * S[ib + j]!;
-        const nn = rowNorm[a]! * rowNorm[b]!;
-        dist = Math.sqrt(nn > 0 ? Math.max(0, 1 - dot / nn) : 1);
-      } else {
-        let acc = 0;
-        for (let j = 0; j < d; j++) {
-          const t = S[ia + j]! - S[ib + j]!;
-          acc += t * t;
-        }
-        dist = Math.sqrt(acc);
-      }
-      const lb = L[b]!;
-      if (lb === la) own += dist;
-      else sums[a * k + lb]! += dist;
-      sums[b * k + la]! += dist;
-    }
-    sums[a * k + la]! += own;
-  }
+  const kern = kernels(d);
+  if (s.distance === 'cosine') kern.pairSumsCosine(S, L, m, k, sums, Float64Array.from({ length: m }, (_, a) => norm(S, a * d, d)));
+  else kern.pairSumsEuclidean(S, L, m, k, sums, null);
   let total = 0;
   for (let a = 0; a < m; a++) {
     const la = labels[rows[a]!]!;
@@ -163,16 +142,33 @@ export function silhouette(s: Space, labels: Int32Array, k: number, seed: number
   return { score: total / m, sampleSize: m };
 }
 
-export function clusteringMetrics(s: Space, labels: Int32Array, dist2: Float64Array, k: number, seed: number): ClusteringMetrics {
+/**
+ * Every metric of a clustering. `centroids`, when given, must be the members' means (Lloyd's
+ * centroids once no row changed cluster): then, for Euclidean models, both indices come from the
+ * rows' distances to their centroid (dist2) instead of two more passes over the rows
+ * (1M x 8: ~0.06 s).
+ */
+export function clusteringMetrics(s: Space, labels: Int32Array, dist2: Float64Array, k: number, seed: number, centroids?: Float64Array): ClusteringMetrics {
+  const { n } = s;
   let msd = 0;
-  for (let i = 0; i < s.n; i++) msd += dist2[i]!;
+  for (let i = 0; i < n; i++) msd += dist2[i]!;
   const sil = silhouette(s, labels, k, seed);
-  const members = memberMeans(s, labels, k); // one pass for both indices
-  return {
-    davies_bouldin_index: daviesBouldin(s, labels, k, members),
-    mean_squared_distance: msd / s.n,
-    silhouette_score: sil.score,
-    silhouette_sample_size: sil.sampleSize,
-    calinski_harabasz_score: calinskiHarabasz(s, labels, k, members),
-  };
+  let davies_bouldin_index: number | null;
+  let calinski_harabasz_score: number | null;
+  if (centroids && s.distance === 'euclidean') {
+    const counts = new Float64Array(k);
+    const spread = new Float64Array(k);
+    for (let i = 0; i < n; i++) {
+      counts[labels[i]!]!++;
+      spread[labels[i]!]! += Math.sqrt(dist2[i]!);
+    }
+    const members = { means: centroids, counts };
+    davies_bouldin_index = daviesBouldinOf(s, members, spread);
+    calinski_harabasz_score = calinskiHarabaszOf(s, members, msd);
+  } else {
+    const members = memberMeans(s, labels, k); // one pass for both indices
+    davies_bouldin_index = daviesBouldin(s, labels, k, members);
+    calinski_harabasz_score = calinskiHarabasz(s, labels, k, members);
+  }
+  return { davies_bouldin_index, mean_squared_distance: msd / n, silhouette_score: sil.score, silhouette_sample_size: sil.sampleSize, calinski_harabasz_score };
 }

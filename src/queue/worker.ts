@@ -25,6 +25,29 @@ interface Running {
   stopping: boolean;
   leaseLost: boolean;
   progress: Record<string, unknown> | null;
+  clock: PhaseClock;
+}
+
+/** Seconds spent per progress phase (loading is everything before the first named phase). */
+class PhaseClock {
+  private readonly started = performance.now();
+  private phase = 'load';
+  private since = this.started;
+  readonly seconds: Record<string, number> = {};
+  enter(phase: unknown): void {
+    if (typeof phase !== 'string' || phase === this.phase) return;
+    this.stop();
+    this.phase = phase;
+  }
+  stop(): Record<string, number> {
+    const now = performance.now();
+    this.seconds[this.phase] = Math.round(((this.seconds[this.phase] ?? 0) + (now - this.since) / 1000) * 1000) / 1000;
+    this.since = now;
+    return this.seconds;
+  }
+  total(): number {
+    return Math.round(performance.now() - this.started) / 1000;
+  }
 }
 
 /**
@@ -126,7 +149,7 @@ export class Worker {
   }
 
   private launch(job: ClaimedJob): void {
-    const state: Running = { job, adopted: new Set(), cancelled: false, stopping: this.stopping, leaseLost: false, progress: null };
+    const state: Running = { job, adopted: new Set(), cancelled: false, stopping: this.stopping, leaseLost: false, progress: null, clock: new PhaseClock() };
     this.running.set(job.id, state);
     log.info('job claimed', { job: job.id, kind: job.kind, attempt: job.attempts });
     const p = this.execute(state).finally(() => {
@@ -148,6 +171,7 @@ export class Worker {
       maxBytes: this.maxBytes,
       checkpoint: async (progress) => {
         state.progress = progress;
+        state.clock.enter(progress.phase);
         // Let timers (heartbeats) and notifications (cancel) run between iterations.
         await new Promise<void>((r) => setImmediate(r));
         if (state.leaseLost) throw new LeaseLost(job.id);
@@ -162,7 +186,8 @@ export class Worker {
     try {
       await runJob(ctx);
       this.counts.ready++;
-      log.info('job ready', { job: job.id });
+      const phases = state.clock.stop();
+      log.info('job ready', { job: job.id, seconds: state.clock.total(), phases });
     } catch (err) {
       await this.settle(state, err).catch((e) => log.error('could not record job outcome', { job: job.id, error: messageOf(e) }));
     }

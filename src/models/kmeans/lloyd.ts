@@ -1,4 +1,5 @@
 import { norms, pointDist2, type Space } from './geometry.ts';
+import { kernels } from './kernels.ts';
 
 export interface IterationInfo {
   iteration: number;
@@ -106,94 +107,17 @@ export async function lloyd(s: Space, init: Float64Array, k: number, opts: Lloyd
  * yet assigned). On 1M x 8, k = 8 the second and later passes cost ~1/4 of a full one.
  */
 export function assignBounded(s: Space, C: Float64Array, k: number, labels: Int32Array, dist2: Float64Array, lower: Float64Array, drift: number): number {
-  const { X, n, d } = s;
-  let changed = 0;
-  for (let i = 0, p = 0; i < n; i++, p += d) {
-    const own = labels[i]!;
-    if (own >= 0) {
-      const bound = lower[i]! - drift;
-      lower[i] = bound;
-      let acc = 0;
-      for (let j = 0, q = own * d; j < d; j++, q++) {
-        const t = X[p + j]! - C[q]!;
-        acc += t * t;
-      }
-      // Strictly inside the bound (with room for rounding): no other centroid can be as near.
-      if (bound > 0 && acc < bound * bound * (1 - 1e-9)) {
-        dist2[i] = acc;
-        continue;
-      }
-    }
-    let best = Infinity;
-    let second = Infinity;
-    let bc = 0;
-    for (let c = 0, q = 0; c < k; c++, q += d) {
-      let acc = 0;
-      for (let j = 0; j < d; j++) {
-        const t = X[p + j]! - C[q + j]!;
-        acc += t * t;
-      }
-      if (acc < best) {
-        second = best;
-        best = acc;
-        bc = c;
-      } else if (acc < second) second = acc;
-    }
-    if (own !== bc) changed++;
-    labels[i] = bc;
-    dist2[i] = best;
-    lower[i] = Math.sqrt(second);
-  }
-  return changed;
+  return kernels(s.d).nearestBounded(s.X, C, s.n, k, labels, dist2, lower, drift);
 }
 
 /**
- * Assigns each row to its nearest centroid; returns how many rows changed cluster. (Its
- * Euclidean loop is assignBounded's without the bounds: tracking the second nearest there made
- * plain assignment 30% slower, 105 -> 135 ms on 1M x 8, k = 8, so the two loops stay apart.)
+ * Assigns each row to its nearest centroid; returns how many rows changed cluster. (Kept apart
+ * from assignBounded: tracking the second nearest made plain assignment 30% slower.)
  */
 export function assign(s: Space, C: Float64Array, k: number, labels: Int32Array, dist2: Float64Array): number {
-  const { X, n, d } = s;
-  let changed = 0;
-  if (s.distance === 'euclidean') {
-    for (let i = 0, p = 0; i < n; i++, p += d) {
-      let best = Infinity;
-      let bc = 0;
-      for (let c = 0, q = 0; c < k; c++, q += d) {
-        let acc = 0;
-        for (let j = 0; j < d; j++) {
-          const t = X[p + j]! - C[q + j]!;
-          acc += t * t;
-        }
-        if (acc < best) {
-          best = acc;
-          bc = c;
-        }
-      }
-      if (labels[i] !== bc) changed++;
-      labels[i] = bc;
-      dist2[i] = best;
-    }
-    return changed;
-  }
-  const cn = norms(C, k, d);
-  for (let i = 0, p = 0; i < n; i++, p += d) {
-    let best = Infinity;
-    let bc = 0;
-    for (let c = 0, q = 0; c < k; c++, q += d) {
-      let dot = 0;
-      for (let j = 0; j < d; j++) dot += X[p + j]! * C[q + j]!;
-      const dd = cn[c]! > 0 ? Math.max(0, 1 - dot / cn[c]!) : 1;
-      if (dd < best) {
-        best = dd;
-        bc = c;
-      }
-    }
-    if (labels[i] !== bc) changed++;
-    labels[i] = bc;
-    dist2[i] = best;
-  }
-  return changed;
+  const { nearestEuclidean, nearestCosine } = kernels(s.d);
+  if (s.distance === 'euclidean') return nearestEuclidean(s.X, C, s.n, k, labels, dist2, C);
+  return nearestCosine(s.X, C, s.n, k, labels, dist2, norms(C, k, s.d));
 }
 
 /** Centroids = means of their rows; an empty cluster takes the row farthest from its centroid. */
@@ -209,11 +133,7 @@ export function updateCentroids(
   const { X, n, d } = s;
   sums.fill(0);
   counts.fill(0);
-  for (let i = 0, p = 0; i < n; i++, p += d) {
-    const q = labels[i]! * d;
-    counts[labels[i]!]!++;
-    for (let j = 0; j < d; j++) sums[q + j]! += X[p + j]!;
-  }
+  kernels(d).accumulate(X, n, labels, sums, counts);
   const taken = new Set<number>();
   for (let c = 0; c < k; c++) {
     if (counts[c]! > 0) {
