@@ -1,4 +1,5 @@
 import type { Column, Table } from '../data/columns.ts';
+import { featureKernels } from './kernels.ts';
 import { UserError } from '../util/errors.ts';
 
 // Feature preparation fitted at training time and replayed at scoring time (the generated SQL
@@ -59,9 +60,10 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
   let offset = 0;
   // One scratch array for every column's median (memory is slow to touch the first time).
   const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? Math.min(table.rows, 2 * MEDIAN_SAMPLE) : 0);
-  for (const col of table.columns) {
+  const fast = matrixMoments(table);
+  for (const [index, col] of table.columns.entries()) {
     if (col.kind === 'numeric') {
-      const s = numericStats(col, table.rows, scratch);
+      const s = numericStats(col, table.rows, scratch, fast?.[index]);
       if (s.count === 0) {
         stats.push({ ...s.stats, type: 'dropped', warning: 'every value is NULL: the column was dropped from the features' });
         continue;
@@ -165,8 +167,15 @@ function inPlaceMatrix(table: Table, spec: FeatureSpec, byName: Map<string, Colu
   }
   if (!matrix || !(matrix.buffer instanceof SharedArrayBuffer) || table.columns.length !== spec.features.length) return null;
   const n = table.rows;
+  const kernels = featureKernels(d);
+  const nulls = spec.features.map((f) => (byName.get(f.name) as NumericColumn).nulls);
+  if (kernels && nulls.every((z) => z.indexOf(1) < 0)) {
+    const features = spec.features as NumericFeature[];
+    kernels.standardize(matrix, n, Float64Array.from(features, (f) => f.mean), Float64Array.from(features, (f) => 1 / f.scale));
+    return matrix.subarray(0, n * d);
+  }
   for (const f of spec.features as NumericFeature[]) {
-    const { nulls } = byName.get(f.name) as Extract<Column, { kind: 'numeric' }>;
+    const { nulls } = byName.get(f.name) as NumericColumn;
     const inv = 1 / f.scale;
     for (let i = 0, p = f.offset; i < n; i++, p += d) matrix[p] = nulls[i] ? 0 : (matrix[p]! - f.mean) * inv;
   }
@@ -181,6 +190,29 @@ interface Moments {
   min: number;
   max: number;
   ss: number; // sum of squared deviations from the mean
+}
+
+type NumericColumn = Extract<Column, { kind: 'numeric' }>;
+
+/**
+ * Every column's moments in one sweep, when the table is one row-major matrix of numeric
+ * columns without NULLs (else null: columnMoments per column, which also names a NaN's row).
+ */
+function matrixMoments(table: Table): Moments[] | null {
+  const d = table.columns.length;
+  const cols = table.columns.filter((c): c is NumericColumn => c.kind === 'numeric' && c.stride === d);
+  const kernels = featureKernels(d);
+  const one = (c: NumericColumn, j: number) => c.offset === j && c.values.buffer === cols[0]!.values.buffer && c.nulls.indexOf(1) < 0;
+  if (!kernels || cols.length !== d || !cols.every(one)) return null;
+  const n = table.rows;
+  const M = cols[0]!.values;
+  const shift = Float64Array.from(cols, (_, j) => (n > 0 ? M[j]! : 0));
+  const out = new Float64Array(5 * d);
+  if (Number.isNaN(kernels.moments(M, n, shift, out))) return null;
+  return cols.map((_, j) => {
+    const [sum, min, max, s1, s2] = out.subarray(5 * j, 5 * j + 5) as unknown as number[];
+    return { count: n, sum: sum!, min: min!, max: max!, ss: n ? Math.max(0, s2! - (s1! * s1!) / n) : 0 };
+  });
 }
 
 /**
@@ -221,11 +253,11 @@ function columnMoments(col: Extract<Column, { kind: 'numeric' }>, n: number): Mo
   return { count, sum, min, max, ss };
 }
 
-function numericStats(col: Extract<Column, { kind: 'numeric' }>, n: number, scratch: Float64Array) {
+function numericStats(col: NumericColumn, n: number, scratch: Float64Array, moments = columnMoments(col, n)) {
   const { values, nulls } = col;
   const stride = col.stride ?? 1; // row-major loading: value i is values[offset + i * stride]
   const offset = col.offset ?? 0;
-  const { count, sum, min, max, ss } = columnMoments(col, n);
+  const { count, sum, min, max, ss } = moments;
   const mean = count ? sum / count : 0;
   const std = count ? Math.sqrt(ss / count) : 0;
   // The median by quickselect (it reorders: on a copy in the scratch array); above

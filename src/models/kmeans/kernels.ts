@@ -8,7 +8,7 @@
 // bit-identical. The source is built from the integer d alone (no user text reaches it).
 // Above UNROLL_MAX dimensions the same kernels keep the inner loop.
 
-export const UNROLL_MAX = 32;
+import { UNROLL_MAX, unroll } from '../../util/unroll.ts';
 
 /** Nearest centroid of every row (Euclidean or cosine); returns how many rows changed label. */
 type NearestFn = (X: Float64Array, C: Float64Array, n: number, k: number, labels: Int32Array, dist2: Float64Array, cn: Float64Array) => number;
@@ -37,11 +37,7 @@ export interface Kernels {
  */
 function perDim(d: number, each: (x: string, j: string) => string): { load: string; body: string } {
   if (d > UNROLL_MAX) return { load: '', body: `for (let j = 0; j < ${d}; j++) { ${each('X[p + j]', 'j')} }` };
-  const js = Array.from({ length: d }, (_, j) => j);
-  return {
-    load: js.map((j) => `const x${j} = X[p + ${j}];`).join(' '),
-    body: js.map((j) => each(`x${j}`, String(j))).join(' '),
-  };
+  return { load: unroll(d, (j) => `const x${j} = X[p + ${j}];`), body: unroll(d, (j) => each(`x${j}`, String(j))) };
 }
 
 function compile(d: number): Kernels {
