@@ -1,8 +1,5 @@
-import { mkdtempSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildSync } from 'esbuild';
+import { availableParallelism } from 'node:os';
+import { bundledEntry } from '../../util/bundle.ts';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../../util/errors.ts';
 import type { Space } from './geometry.ts';
@@ -13,18 +10,7 @@ import { runRestart, type RestartSettings, type RestartTask } from './restarts.t
 // so that restarts use every core and the main thread stays free for heartbeats and NOTIFY.
 // Small problems run inline: starting a thread (and its TypeScript loader) costs ~0.2 s.
 
-// Worker threads run plain JavaScript: the thread's TypeScript is bundled once per process with
-// esbuild (already here for tsx). Loading tsx in every thread instead cost ~70 MB and ~0.3 s
-// per thread (1M x 8, `npm run bench`: sidecar peak RSS 432 MB with tsx threads, 392 MB bundled).
-let entry: URL | null = null;
-export function threadEntry(): URL {
-  if (entry) return entry;
-  const source = fileURLToPath(new URL('./thread.ts', import.meta.url));
-  const out = join(mkdtempSync(join(tmpdir(), 'sqlml-thread-')), 'thread.mjs');
-  buildSync({ entryPoints: [source], bundle: true, format: 'esm', platform: 'node', target: 'node20', outfile: out, logLevel: 'silent' });
-  entry = pathToFileURL(out);
-  return entry;
-}
+export const threadEntry = (): URL => bundledEntry(new URL('./thread.ts', import.meta.url));
 const INLINE_WORK = 20_000_000; // rows x dims x k x tasks below which threads do not pay off
 
 export interface TaskProgress {

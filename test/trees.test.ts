@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { binMatrix } from '../src/models/trees/bins.ts';
+import { growTree, TreeWork, type Tree, type TreeParams } from '../src/models/trees/grow.ts';
+import { Random } from '../src/util/random.ts';
+
+describe('tree growth', () => {
+  const n = 12_000;
+  const d = 7; // not a multiple of 4: padding bytes in the bin rows
+  const rng = new Random(11);
+  const X = new Float64Array(n * d);
+  for (let i = 0; i < n * d; i++) X[i] = i % d === 6 ? Math.floor(rng.next() * 5) : rng.next() * 10 - 5;
+  const train = Uint32Array.from({ length: n - 1000 }, (_, i) => i + 1000);
+  const binned = binMatrix(X, n, d, train, 1);
+  const g = Float64Array.from({ length: n }, (_, i) => Math.sin(X[i * d]!) + X[i * d + 1]! * 0.1 - (X[i * d + 6]! === 2 ? 1 : 0) + (rng.next() - 0.5));
+  const h = Float64Array.from({ length: n }, () => 0.25 + rng.next() * 0.1);
+
+  const grow = (work: TreeWork, p: TreeParams) => {
+    const rows = Uint32Array.from(train);
+    const leaves: [number, number[]][] = [];
+    const { tree } = growTree(binned, rows, g, h, p, new Random(5), (v, lo, hi) => leaves.push([v, Array.from(rows.subarray(lo, hi)).sort((a: number, b: number) => a - b)]), work);
+    return { tree, leaves };
+  };
+
+  for (const [name, p] of [
+    ['depth 6', { maxDepth: 6, minChildWeight: 1, l1: 0, l2: 1, minSplitLoss: 0, colsampleBynode: 1, learnRate: 0.1 }],
+    ['depth 9, l1, a feature sample per node', { maxDepth: 9, minChildWeight: 2, l1: 0.5, l2: 1, minSplitLoss: 0.01, colsampleBynode: 0.7, learnRate: 0.3 }],
+  ] as [string, TreeParams][]) {
+    it(`${name}: the same tree and leaves in fresh and in reused working memory`, () => {
+      const alone = grow(new TreeWork(), p);
+      const work = new TreeWork();
+      grow(work, { ...p, maxDepth: 3 }); // another tree's buffers first
+      const again = grow(work, p);
+      expect(again.tree).toEqual(alone.tree);
+      expect(again.leaves).toEqual(alone.leaves);
+      // Every training row in exactly one leaf, and the tree really split the rows.
+      const all = alone.leaves.flatMap(([, r]) => r).sort((a, b) => a - b);
+      expect(all).toEqual(Array.from(train));
+      expect(alone.tree.feature.filter((f: number) => f >= 0).length).toBeGreaterThan(20);
+    });
+  }
+
+  it('a split is the best of every candidate (brute force over the root)', () => {
+    const p: TreeParams = { maxDepth: 1, minChildWeight: 1, l1: 0, l2: 1, minSplitLoss: 0, colsampleBynode: 1, learnRate: 1 };
+    const { tree } = grow(new TreeWork(), p);
+    const score = (G: number, H: number) => (G * G) / (H + 1);
+    let G = 0;
+    let H = 0;
+    for (const i of train) {
+      G += g[i]!;
+      H += h[i]!;
+    }
+    let best = -Infinity;
+    for (let f = 0; f < d; f++) {
+      for (const edge of binned.edges[f]!) {
+        let GL = 0;
+        let HL = 0;
+        for (const i of train) {
+          if (X[i * d + f]! <= edge) {
+            GL += g[i]!;
+            HL += h[i]!;
+          }
+        }
+        if (HL >= 1 && H - HL >= 1) best = Math.max(best, score(GL, HL) + score(G - GL, H - HL) - score(G, H));
+      }
+    }
+    expect((tree as Tree).gain[0]!).toBeCloseTo(best, 6);
+  });
+});
