@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { binMatrix } from '../src/models/trees/bins.ts';
+import { binMatrix, binOf } from '../src/models/trees/bins.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from '../src/models/trees/grow.ts';
 import { Random } from '../src/util/random.ts';
 
@@ -64,5 +64,29 @@ describe('tree growth', () => {
       }
     }
     expect((tree as Tree).gain[0]!).toBeCloseTo(best, 6);
+  });
+
+  it('every value falls in the bin the edges say (uniform, skewed, few distinct, constant, negative columns)', () => {
+    const m = 30_000;
+    const cols = 5;
+    const r = new Random(3);
+    const Y = new Float64Array(m * cols);
+    for (let i = 0; i < m; i++) {
+      Y[i * cols] = r.next() * 100;
+      Y[i * cols + 1] = Math.exp(r.next() * 30); // edges crowd at the low end
+      Y[i * cols + 2] = Math.floor(r.next() * 7) / 3;
+      Y[i * cols + 3] = 4.25;
+      Y[i * cols + 4] = -1e6 + r.next() * 1e-3;
+    }
+    const all = Uint32Array.from({ length: m }, (_, i) => i);
+    const b = binMatrix(Y, m, cols, all.subarray(0, 20_000), 1);
+    for (let f = 0; f < cols; f++) {
+      for (let i = 0; i < m; i++) {
+        const want = binOf(b.edges[f]!, Y[i * cols + f]!);
+        if (b.cols[f * m + i] !== want || b.bins[i * b.stride + f] !== want) expect([f, i, b.cols[f * m + i]]).toEqual([f, i, want]);
+      }
+    }
+    expect(b.edges[0]!.length).toBeGreaterThan(200);
+    expect(b.edges[2]!.length).toBe(6);
   });
 });
