@@ -19,6 +19,13 @@ export interface Binned {
   bins: Uint8Array; // n x stride, row-major (histograms); padding bytes are 0
   cols: Uint8Array; // nf x n, column-major (partitions read one feature of ascending rows)
   edges: Float64Array[]; // per feature, ascending upper edges of bins 0..nb-2 (the last bin is open)
+  /**
+   * Histogram layout: feature f's (G, H) pairs start at slots[f] (doubles), one pair per bin it
+   * has (edges + 1), so that a histogram is no larger than the features' bins (zeroing and
+   * subtracting histograms is per node); the padding features of the last word share one pair.
+   */
+  slots: Int32Array; // per byte of a row (stride)
+  histSize: number; // doubles in a histogram
 }
 
 /** Bins the row-major n x d matrix X, with edges fitted on the rows in `fitRows`. */
@@ -42,7 +49,15 @@ export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32
       cols[f * n + i] = bin;
     });
   }
-  return { n, nf: d, stride: rowBytes, bins, cols, edges };
+  const slots = new Int32Array(rowBytes);
+  let histSize = 0;
+  for (let f = 0; f < d; f++) {
+    slots[f] = histSize;
+    histSize += 2 * (edges[f]!.length + 1);
+  }
+  slots.fill(histSize, d); // padding: always bin 0
+  histSize += 2;
+  return { n, nf: d, stride: rowBytes, bins, cols, edges, slots, histSize };
 }
 
 function edgesOf(sample: Float64Array, scratch: SortScratch, unique: Float64Array): Float64Array {

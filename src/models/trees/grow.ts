@@ -35,7 +35,6 @@ export interface Tree {
   gain: number[];
 }
 
-const B = 256; // histogram slots per feature (bins 0..255), each a (G, H) pair
 
 /**
  * Working memory kept from tree to tree: memory is slow to touch the first time on these
@@ -88,7 +87,7 @@ export function growTree(
   const splitBin: number[] = [];
   const { nf } = data;
   const m = rows.length;
-  const size = data.stride * B * 2;
+  const size = data.histSize;
   // Gradient pairs side by side, so that a histogram pass fetches a row's pair at once.
   const gh = work.gradientPairs(data.n);
   for (let i = 0; i < m; i++) {
@@ -107,7 +106,7 @@ export function growTree(
   const rootHist = histogram(data, rows, gh, 0, m, take());
   let G0 = 0;
   let H0 = 0;
-  for (let at = 0; at < 2 * B; at += 2) {
+  for (let at = data.slots[0]!, end = at + 2 * (data.edges[0]!.length + 1); at < end; at += 2) {
     G0 += rootHist[at]!;
     H0 += rootHist[at + 1]!;
   }
@@ -215,7 +214,7 @@ export function growTree(
       const nb = data.edges[f]!.length; // split after bins 0..nb-1
       let GL = 0;
       let HL = 0;
-      for (let b = 0, at = f * 2 * B; b < nb; b++, at += 2) {
+      for (let b = 0, at = data.slots[f]!; b < nb; b++, at += 2) {
         const hb = hist[at + 1]!;
         if (hb === 0) continue; // an empty bin: the same split as the bin before
         GL += hist[at]!;
@@ -252,57 +251,59 @@ export function growTree(
 /**
  * (G, H) per (feature, bin) over positions [lo, hi) of rows, into `hist` (zeroed). A row's bins
  * are read four at a time as one 32-bit word (30% faster than byte by byte); the padding
- * features' counts land in slots nobody reads. Compiled per row width (util/unroll.ts): the
- * words of a row and their slots written out.
+ * features' counts land in a pair nobody reads. Compiled per histogram layout (util/unroll.ts):
+ * the words of a row and their slots written out (~15% faster than the loops).
  */
 function histogram(data: Binned, rows: Uint32Array, gh: Float64Array, lo: number, hi: number, hist: Float64Array): Float64Array {
-  const words = data.stride >> 2;
   const w32 = new Uint32Array(data.bins.buffer, data.bins.byteOffset, data.bins.length >> 2);
-  histogramKernel(words)(w32, rows, gh, lo, hi, hist);
+  histogramKernel(data.slots)(w32, rows, gh, lo, hi, hist);
   return hist;
 }
 
 type HistogramFn = (w32: Uint32Array, rows: Uint32Array, gh: Float64Array, lo: number, hi: number, hist: Float64Array) => void;
-const histogramKernels = new Map<number, HistogramFn>();
+const histogramKernels = new Map<string, HistogramFn>();
 
-function histogramKernel(words: number): HistogramFn {
-  let fn = histogramKernels.get(words);
+/** The histogram pass for one layout (Binned.slots; the row width is its length). */
+function histogramKernel(slots: Int32Array): HistogramFn {
+  const key = slots.join(',');
+  let fn = histogramKernels.get(key);
   if (fn) return fn;
+  const words = slots.length >> 2;
   const slot = (q: number, byte: number) => {
-    const base = q * 8 * B + byte * 2 * B;
     const bin = byte === 0 ? `(w${q} & 255)` : byte === 3 ? `(w${q} >>> 24)` : `((w${q} >>> ${8 * byte}) & 255)`;
-    return `b = ${base} + 2 * ${bin}; hist[b] += g; hist[b + 1] += h;`;
+    return `b = ${slots[4 * q + byte]} + 2 * ${bin}; hist[b] += g; hist[b + 1] += h;`;
   };
-  const body =
-    words > UNROLL_MAX
-      ? null
-      : `
-    let b = 0;
-    for (let i = lo; i < hi; i++) {
-      const row = rows[i];
-      const g = gh[2 * row], h = gh[2 * row + 1];
-      const at = row * ${words};
-      ${unroll(words, (q) => `const w${q} = w32[at + ${q}];`)}
-      ${unroll(words, (q) => unroll(4, (byte) => slot(q, byte)))}
-    }`;
-  fn = body
-    ? (new Function('w32', 'rows', 'gh', 'lo', 'hi', 'hist', body) as HistogramFn)
-    : (w32, rows, gh, lo, hi, hist) => {
-        for (let i = lo; i < hi; i++) {
-          const row = rows[i]!;
-          const g = gh[2 * row]!;
-          const h = gh[2 * row + 1]!;
-          for (let q = 0, at = row * words, base = 0; q < words; q++, at++, base += 8 * B) {
-            const w = w32[at]!;
-            for (let byte = 0; byte < 4; byte++) {
-              const b = base + byte * 2 * B + 2 * ((w >>> (8 * byte)) & 255);
-              hist[b] += g;
-              hist[b + 1] += h;
+  fn =
+    words <= UNROLL_MAX
+      ? (new Function(
+          'w32', 'rows', 'gh', 'lo', 'hi', 'hist',
+          `let b = 0;
+          for (let i = lo; i < hi; i++) {
+            const row = rows[i];
+            const g = gh[2 * row], h = gh[2 * row + 1];
+            const at = row * ${words};
+            ${unroll(words, (q) => `const w${q} = w32[at + ${q}];`)}
+            ${unroll(words, (q) => unroll(4, (byte) => slot(q, byte)))}
+          }`,
+        ) as HistogramFn)
+      : (w32, rows, gh, lo, hi, hist) => {
+          for (let i = lo; i < hi; i++) {
+            const row = rows[i]!;
+            const g = gh[2 * row]!;
+            const h = gh[2 * row + 1]!;
+            for (let q = 0, at = row * words; q < words; q++, at++) {
+              const w = w32[at]!;
+              for (let byte = 0; byte < 4; byte++) {
+                const b = slots[4 * q + byte]! + 2 * ((w >>> (8 * byte)) & 255);
+                hist[b] += g;
+                hist[b + 1] += h;
+              }
             }
           }
-        }
-      };
-  histogramKernels.set(words, fn);
+        };
+  // Layouts differ by data set: keep the last few (a long-running sidecar sees many).
+  if (histogramKernels.size >= 32) histogramKernels.delete(histogramKernels.keys().next().value!);
+  histogramKernels.set(key, fn);
   return fn;
 }
 
