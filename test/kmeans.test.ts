@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { kmeans as mlKmeans } from 'ml-kmeans';
 import { makeSpace } from '../src/models/kmeans/geometry.ts';
 import { kmeansPlusPlus } from '../src/models/kmeans/init.ts';
-import { lloyd } from '../src/models/kmeans/lloyd.ts';
+import { assign, assignBounded, lloyd, updateCentroids } from '../src/models/kmeans/lloyd.ts';
 import { trainKmeans } from '../src/models/kmeans/train.ts';
 import { Random } from '../src/util/random.ts';
 import { blobs, toRows } from './data.ts';
@@ -178,4 +178,56 @@ describe('stable ids', () => {
     expect(m.loss).toBeLessThanOrEqual(bestFull * 1.005);
     expect(m.loss).toBeCloseTo(objective(X, n, d, Array.from({ length: k }, (_, c) => Array.from(m.centroids.subarray(c * d, c * d + d)))), 9);
   });
+});
+
+describe('compiled assignment kernels', () => {
+  // Written out per feature count up to 32 dimensions, loops above: both against plain loops here.
+  for (const d of [3, 8, 40]) {
+    for (const distance of ['euclidean', 'cosine'] as const) {
+      it(`d = ${d}, ${distance}: nearest centroid, bounded assignment and member sums as computed by hand`, () => {
+        const n = 500;
+        const k = 6;
+        const rng = new Random(d);
+        const X = Float64Array.from({ length: n * d }, () => rng.next() * 4 - 2);
+        const C = Float64Array.from({ length: k * d }, () => rng.next() * 4 - 2);
+        const space = makeSpace(X, n, d, distance);
+        const labels = new Int32Array(n).fill(-1);
+        const dist2 = new Float64Array(n);
+        assign(space, C, k, labels, dist2);
+        const cn = Array.from({ length: k }, (_, c) => Math.hypot(...C.subarray(c * d, c * d + d)));
+        for (let i = 0; i < n; i++) {
+          const byHand = Array.from({ length: k }, (_, c) => {
+            let sq = 0;
+            let dot = 0;
+            for (let j = 0; j < d; j++) {
+              sq += (space.X[i * d + j]! - C[c * d + j]!) ** 2;
+              dot += space.X[i * d + j]! * C[c * d + j]!;
+            }
+            return distance === 'euclidean' ? sq : Math.max(0, 1 - dot / cn[c]!);
+          });
+          const best = byHand.indexOf(Math.min(...byHand));
+          expect([i, labels[i]]).toEqual([i, best]);
+          expect(dist2[i]).toBeCloseTo(byHand[best]!, 12);
+        }
+        if (distance === 'euclidean') {
+          const bounded = new Int32Array(n).fill(-1);
+          const d2 = new Float64Array(n);
+          const lower = new Float64Array(n);
+          expect(assignBounded(space, C, k, bounded, d2, lower, 0)).toBe(n);
+          expect(Array.from(bounded)).toEqual(Array.from(labels));
+          for (let i = 0; i < n; i++) expect(lower[i]! ** 2).toBeGreaterThanOrEqual(d2[i]! * (1 - 1e-12));
+        }
+        const sums = new Float64Array(k * d);
+        const counts = new Float64Array(k);
+        const moved = Float64Array.from(C);
+        updateCentroids(space, moved, k, labels, dist2, sums, counts);
+        for (let c = 0; c < k; c++) {
+          const members = Array.from(labels).flatMap((l, i) => (l === c ? [i] : []));
+          expect(counts[c]).toBe(members.length);
+          if (members.length === 0) continue;
+          for (let j = 0; j < d; j++) expect(moved[c * d + j]).toBeCloseTo(members.reduce((s, i) => s + space.X[i * d + j]!, 0) / members.length, 12);
+        }
+      });
+    }
+  }
 });
