@@ -35,6 +35,12 @@ describe('the sqlml command', () => {
       await t.pool.query(`CALL ml_train('cli_seg', 'kmeans', 'SELECT frequency, monetary FROM demo.customer_features', '{"num_clusters": 3}')`);
       const [m] = await rows<{ state: string }>(t.pool, `SELECT state FROM ml_models WHERE model_name = 'cli_seg'`);
       expect(m!.state).toBe('ready');
+      // The log line says where the job's time went, phase by phase, adding up to its seconds.
+      const line = (await child.waitFor(/job ready \{.*"phases"/)).split('\n').find((l) => l.includes('job ready'))!;
+      const { seconds, phases } = JSON.parse(line.slice(line.indexOf('{'))) as { seconds: number; phases: Record<string, number> };
+      expect(Object.keys(phases)).toEqual(['load', 'prepare', 'train', 'evaluate', 'stability', 'explain', 'write']);
+      const sum = Object.values(phases).reduce((a, b) => a + b, 0);
+      expect(Math.abs(sum - seconds)).toBeLessThan(0.01);
     } finally {
       child.kill('SIGTERM');
     }
