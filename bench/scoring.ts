@@ -1,5 +1,5 @@
 import type { BenchDb } from './lib.ts';
-import { fmt, seconds, startSidecar } from './lib.ts';
+import { fmt, median, seconds, startSidecar } from './lib.ts';
 import { makeBlobs } from './training.ts';
 
 // In-database scoring of every row, nearest of 8 centroids: the generated function and
@@ -38,16 +38,24 @@ export async function benchScoring(db: BenchDb, o: { rows: number }): Promise<Sc
   const fn = `SELECT sum(${name}_predict(${args})) FROM ${table}`;
   const predict = `SELECT sum(centroid_id) FROM ml_predict('${name}', 'SELECT * FROM ${table}')`;
   await db.pool.query(lateral); // warm the cache
-  const [lateralSeconds, l] = await seconds(() => db.pool.query(lateral));
-  const [functionSeconds, f] = await seconds(() => db.pool.query(fn));
-  const [predictSeconds, p] = await seconds(() => db.pool.query(predict));
+  // Three rounds of the three queries, interleaved, and each one's median: this machine's speed
+  // drifts by tens of percent over tens of seconds, which one run of each turned into the ratio.
+  const times: [number[], number[], number[]] = [[], [], []];
+  const sums = new Set<string>();
+  for (let round = 0; round < 3; round++) {
+    for (const [i, q] of [lateral, fn, predict].entries()) {
+      const [s, r] = await seconds(() => db.pool.query(q));
+      times[i]!.push(s);
+      sums.add(String(r.rows[0].sum));
+    }
+  }
   const plan = await db.pool.query(`EXPLAIN ${fn}`);
   return {
     rows: o.rows,
-    lateralSeconds,
-    functionSeconds,
-    predictSeconds,
-    agree: l.rows[0].sum === f.rows[0].sum && f.rows[0].sum === p.rows[0].sum,
+    lateralSeconds: median(times[0]),
+    functionSeconds: median(times[1]),
+    predictSeconds: median(times[2]),
+    agree: sums.size === 1,
     parallelPlan: plan.rows.some((r) => /Gather/.test(r['QUERY PLAN'])),
   };
 }
