@@ -10,8 +10,11 @@
 
 import { UNROLL_MAX, unroll } from '../../util/unroll.ts';
 
-/** Nearest centroid of every row (Euclidean or cosine); returns how many rows changed label. */
-type NearestFn = (X: Float64Array, C: Float64Array, n: number, k: number, labels: Int32Array, dist2: Float64Array, cn: Float64Array) => number;
+/**
+ * Nearest centroid of every row (Euclidean, or cosine given the centroids' norms cn); returns
+ * how many rows changed label.
+ */
+type NearestFn = (X: Float64Array, C: Float64Array, n: number, k: number, labels: Int32Array, dist2: Float64Array, cn: Float64Array | null) => number;
 /** Nearest with Hamerly bounds (Euclidean): see assignBounded in lloyd.ts. */
 type BoundedFn = (X: Float64Array, C: Float64Array, n: number, k: number, labels: Int32Array, dist2: Float64Array, lower: Float64Array, drift: number) => number;
 /** Per-cluster sums of the rows and member counts. */

@@ -116,7 +116,7 @@ export function assignBounded(s: Space, C: Float64Array, k: number, labels: Int3
  */
 export function assign(s: Space, C: Float64Array, k: number, labels: Int32Array, dist2: Float64Array): number {
   const { nearestEuclidean, nearestCosine } = kernels(s.d);
-  if (s.distance === 'euclidean') return nearestEuclidean(s.X, C, s.n, k, labels, dist2, C);
+  if (s.distance === 'euclidean') return nearestEuclidean(s.X, C, s.n, k, labels, dist2, null);
   return nearestCosine(s.X, C, s.n, k, labels, dist2, norms(C, k, s.d));
 }
 

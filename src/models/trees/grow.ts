@@ -273,34 +273,28 @@ function histogramKernel(slots: Int32Array): HistogramFn {
     const bin = byte === 0 ? `(w${q} & 255)` : byte === 3 ? `(w${q} >>> 24)` : `((w${q} >>> ${8 * byte}) & 255)`;
     return `b = ${slots[4 * q + byte]} + 2 * ${bin}; hist[b] += g; hist[b + 1] += h;`;
   };
-  fn =
+  // Up to UNROLL_MAX words a row written out with the slots as constants; wider rows loop.
+  const perRow =
     words <= UNROLL_MAX
-      ? (new Function(
-          'w32', 'rows', 'gh', 'lo', 'hi', 'hist',
-          `let b = 0;
-          for (let i = lo; i < hi; i++) {
-            const row = rows[i];
-            const g = gh[2 * row], h = gh[2 * row + 1];
-            const at = row * ${words};
-            ${unroll(words, (q) => `const w${q} = w32[at + ${q}];`)}
-            ${unroll(words, (q) => unroll(4, (byte) => slot(q, byte)))}
-          }`,
-        ) as HistogramFn)
-      : (w32, rows, gh, lo, hi, hist) => {
-          for (let i = lo; i < hi; i++) {
-            const row = rows[i]!;
-            const g = gh[2 * row]!;
-            const h = gh[2 * row + 1]!;
-            for (let q = 0, at = row * words; q < words; q++, at++) {
-              const w = w32[at]!;
-              for (let byte = 0; byte < 4; byte++) {
-                const b = slots[4 * q + byte]! + 2 * ((w >>> (8 * byte)) & 255);
-                hist[b] += g;
-                hist[b + 1] += h;
-              }
-            }
-          }
-        };
+      ? `${unroll(words, (q) => `const w${q} = w32[at + ${q}];`)}
+         ${unroll(words, (q) => unroll(4, (byte) => slot(q, byte)))}`
+      : `for (let q = 0; q < ${words}; q++) {
+           const w = w32[at + q];
+           for (let byte = 0; byte < 4; byte++) {
+             b = slots[4 * q + byte] + 2 * ((w >>> (8 * byte)) & 255); hist[b] += g; hist[b + 1] += h;
+           }
+         }`;
+  const compiled = new Function(
+    'w32', 'rows', 'gh', 'lo', 'hi', 'hist', 'slots',
+    `let b = 0;
+    for (let i = lo; i < hi; i++) {
+      const row = rows[i];
+      const g = gh[2 * row], h = gh[2 * row + 1];
+      const at = row * ${words};
+      ${perRow}
+    }`,
+  ) as (...args: [...Parameters<HistogramFn>, Int32Array]) => void;
+  fn = (w32, rows, gh, lo, hi, hist) => compiled(w32, rows, gh, lo, hi, hist, slots);
   // Layouts differ by data set: keep the last few (a long-running sidecar sees many).
   if (histogramKernels.size >= 32) histogramKernels.delete(histogramKernels.keys().next().value!);
   histogramKernels.set(key, fn);
