@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { binMatrix, binOf } from '../src/models/trees/bins.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from '../src/models/trees/grow.ts';
+import { binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss } from '../src/models/supervised/target.ts';
 import { Random } from '../src/util/random.ts';
 
 describe('tree growth', () => {
@@ -110,4 +111,47 @@ describe('tree growth', () => {
     expect(b.edges[0]!.length).toBeGreaterThan(200);
     expect(b.edges[2]!.length).toBe(6);
   });
+});
+
+describe('binary gradients from cached exp(-margin)', () => {
+  // Margins from -300 to 300 (past the 1e100 cut-over to the exact path), unit and class weights,
+  // and E drifted by a boosting-like product of per-leaf factors.
+  const n = 5000;
+  const rng = new Random(3);
+  const F = Float64Array.from({ length: n }, (_, i) => (i < 20 ? (i - 10) * 30 : (rng.next() - 0.5) * 16));
+  const y = Float64Array.from({ length: n }, () => (rng.next() < 0.4 ? 1 : 0));
+  const rows = Uint32Array.from({ length: n - 7 }, (_, i) => i + 7);
+  for (const [name, w] of [
+    ['unit weights', new Float64Array(n).fill(1)],
+    ['class weights', Float64Array.from(y, (v) => (v === 1 ? 2.5 : 0.6))],
+  ] as const) {
+    it(`${name}: the same gradients, hessians and loss as computing exp and log per row`, () => {
+      const t = { problem: 'binary' as const, y, w, classes: ['f', 't'], K: 1 };
+      const E = new Float64Array(n);
+      const Fd = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        // 50 leaf updates of +-0.1: the kept E carries 50 rounding steps.
+        let m = F[i]!;
+        let e = Math.exp(-m);
+        for (let r = 0; r < 50; r++) {
+          const v = ((i + r) % 3) - 1 === 0 ? 0.1 : -0.1;
+          m += v;
+          e *= Math.exp(-v);
+        }
+        Fd[i] = m;
+        E[i] = e;
+      }
+      const g1 = new Float64Array(n), h1 = new Float64Array(n), g2 = new Float64Array(n), h2 = new Float64Array(n);
+      const exact = gradients(t, Fd, rows, g1, h1);
+      const cached = binaryGradientsFromExp(t, Fd, E, rows, g2, h2);
+      expect(Math.abs(cached - exact)).toBeLessThan(1e-12 * exact);
+      expect(Math.abs(binaryLossFromExp(t, Fd, E, rows) - meanLoss(t, Fd, rows))).toBeLessThan(1e-12 * exact);
+      for (const i of rows) {
+        expect(Math.abs(g2[i]! - g1[i]!)).toBeLessThanOrEqual(1e-12 * Math.max(1e-300, Math.abs(g1[i]!)) + 1e-300);
+        // 1e-15 absolute: the per-row path's 1 - p loses the last digits of p (1 - p) near p = 1.
+        expect(Math.abs(h2[i]! - h1[i]!)).toBeLessThanOrEqual(1e-12 * h1[i]! + 1e-15);
+      }
+      expect(g2[0]).toBe(0); // rows not listed are not written
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import { Random } from '../../util/random.ts';
-import { baseMargins, gradients, meanLoss, type Target } from '../supervised/target.ts';
+import { baseMargins, binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
 import { addLeafValues, growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
 
@@ -51,6 +51,8 @@ export async function trainEnsemble(
   const base = baseMargins(target, train);
   let F: Float64Array = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = base[k]!;
+  // Binary: exp(-margin) per row, updated by a factor per leaf (see binaryGradientsFromExp).
+  const E = target.problem === 'binary' ? F.map((m) => Math.exp(-m)) : null;
   const gAll = new Float64Array(n * K);
   const hAll = new Float64Array(n * K);
   // One margin per row: the tree reads the gradients in place; otherwise one class's column.
@@ -68,7 +70,7 @@ export async function trainEnsemble(
   for (let round = 0; round < p.rounds; round++) {
     const started = performance.now();
     // The loss of the model so far comes with the gradients; it is the previous round's.
-    const trainLoss = gradients(target, F, train, gAll, hAll);
+    const trainLoss = E ? binaryGradientsFromExp(target, F, E, train, gAll, hAll) : gradients(target, F, train, gAll, hAll);
     if (round > 0) {
       history[round - 1]!.loss = trainLoss;
       const prev = round > 1 ? history[round - 2]!.loss : Infinity;
@@ -93,9 +95,16 @@ export async function trainEnsemble(
             h[i] = hAll[i * K + k]!;
           }
         }
-        const onLeaf = whole ? (v: number, lo: number, hi: number) => {
+        const onLeaf = !whole ? undefined : E ? (v: number, lo: number, hi: number) => {
+          const factor = Math.exp(-v);
+          for (let j = lo; j < hi; j++) {
+            const i = rows[j]!;
+            F[i] += v;
+            E[i] *= factor;
+          }
+        } : (v: number, lo: number, hi: number) => {
           for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
-        } : undefined;
+        };
         const { tree, splitBin } = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf, work);
         roundTrees.push({ ...tree, group: k });
         roundBins.push(splitBin);
@@ -103,9 +112,9 @@ export async function trainEnsemble(
     }
     const walk = whole ? (evalRows ?? new Uint32Array(0)) : evalRows ? concat(train, evalRows) : train;
     // The rows not in the leaves' ranges walk the tree on their bins (16 bytes a row, not 128).
-    roundTrees.forEach((tree, j) => addLeafValues(data, tree, roundBins[j]!, walk, F, K, tree.group));
+    roundTrees.forEach((tree, j) => addLeafValues(data, tree, roundBins[j]!, walk, F, K, tree.group, E));
     trees.push(...roundTrees);
-    const evalLoss = hasEval ? meanLoss(target, F, evalRows!) : null;
+    const evalLoss = !hasEval ? null : E ? binaryLossFromExp(target, F, E, evalRows!) : meanLoss(target, F, evalRows!);
     const info = { iteration: round, loss: NaN, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };
     history.push(info);
     await onRound(info);

@@ -312,13 +312,17 @@ function newNode(t: Tree): number {
   return t.feature.length - 1;
 }
 
-/** Adds the tree's leaf value of each listed binned row to F[row * K + k]: bins <= splitBin go left. */
-export function addLeafValues(data: Binned, t: Tree, splitBin: number[], rows: Uint32Array, F: Float64Array, K: number, k: number): void {
+/**
+ * Adds the tree's leaf value of each listed binned row to F[row * K + k]: bins <= splitBin go
+ * left. With E (binary margins' exp(-F)), multiplies E[row] by exp(-value) too.
+ */
+export function addLeafValues(data: Binned, t: Tree, splitBin: number[], rows: Uint32Array, F: Float64Array, K: number, k: number, E: Float64Array | null = null): void {
   const feature = Int32Array.from(t.feature);
   const at = Int32Array.from(splitBin, (b) => b ?? 0);
   const left = Int32Array.from(t.left);
   const right = Int32Array.from(t.right);
   const value = Float64Array.from(t.value);
+  const factor = E ? value.map((v) => Math.exp(-v)) : value;
   const { bins, stride } = data;
   for (let r = 0; r < rows.length; r++) {
     const i = rows[r]!;
@@ -326,5 +330,6 @@ export function addLeafValues(data: Binned, t: Tree, splitBin: number[], rows: U
     let node = 0;
     while (feature[node]! >= 0) node = bins[base + feature[node]!]! <= at[node]! ? left[node]! : right[node]!;
     F[i * K + k] += value[node]!;
+    if (E) E[i] *= factor[node]!;
   }
 }
