@@ -15,11 +15,26 @@ describe('tree growth', () => {
   const g = Float64Array.from({ length: n }, (_, i) => Math.sin(X[i * d]!) + X[i * d + 1]! * 0.1 - (X[i * d + 6]! === 2 ? 1 : 0) + (rng.next() - 0.5));
   const h = Float64Array.from({ length: n }, () => 0.25 + rng.next() * 0.1);
 
+  const gh = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    gh[2 * i] = g[i]!;
+    gh[2 * i + 1] = h[i]!;
+  }
+  const firstRows = Uint32Array.from({ length: 1000 }, (_, i) => i); // not trained on: passengers
+
+  /** The tree, and its leaves with their rows (sorted) as growTree labelled them. */
   const grow = (work: TreeWork, p: TreeParams) => {
-    const rows = Uint32Array.from(train);
-    const leaves: [number, number[]][] = [];
-    const { tree } = growTree(binned, rows, g, h, p, new Random(5), (v, lo, hi) => leaves.push([v, Array.from(rows.subarray(lo, hi)).sort((a: number, b: number) => a - b)]), work);
-    return { tree, leaves };
+    const { tree, leafOf } = growTree(binned, Uint32Array.from(train), gh, p, new Random(5), work, Uint32Array.from(firstRows));
+    const leaves = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) leaves.set(leafOf[i]!, [...(leaves.get(leafOf[i]!) ?? []), i]);
+    return { tree: structuredClone(tree), leaves: [...leaves].sort((a, b) => a[0] - b[0]) };
+  };
+
+  /** The leaf a raw row reaches walking the tree on its values (x <= threshold goes left). */
+  const walk = (tree: Tree, i: number) => {
+    let node = 0;
+    while (tree.feature[node]! >= 0) node = X[i * d + tree.feature[node]!]! <= tree.threshold[node]! ? tree.left[node]! : tree.right[node]!;
+    return node;
   };
 
   for (const [name, p] of [
@@ -33,10 +48,23 @@ describe('tree growth', () => {
       const again = grow(work, p);
       expect(again.tree).toEqual(alone.tree);
       expect(again.leaves).toEqual(alone.leaves);
-      // Every training row in exactly one leaf, and the tree really split the rows.
-      const all = alone.leaves.flatMap(([, r]) => r).sort((a, b) => a - b);
-      expect(all).toEqual(Array.from(train));
+      // The tree really split the rows, and only leaves hold rows.
       expect(alone.tree.feature.filter((f: number) => f >= 0).length).toBeGreaterThan(20);
+      for (const [node] of alone.leaves) expect(alone.tree.feature[node]).toBe(-1);
+    });
+
+    it(`${name}: every training row and passenger is labelled with the leaf its values reach`, () => {
+      const { tree, leaves } = grow(new TreeWork(), p);
+      for (const [node, rows] of leaves) for (const i of rows) expect(walk(tree, i)).toBe(node);
+      // A leaf's value is -G / (H + l2) of its training rows (scaled), passengers not counted.
+      if (p.l1 === 0) {
+        for (const [node, rows] of leaves) {
+          let G = 0;
+          let H = 0;
+          for (const i of rows) if (i >= 1000) (G += g[i]!), (H += h[i]!);
+          expect(tree.value[node]!).toBeCloseTo((-G / (H + p.l2)) * p.learnRate, 10);
+        }
+      }
     });
   }
 
@@ -83,7 +111,9 @@ describe('tree growth', () => {
     // The signal sits in the last feature, which only the looped pass's last word holds.
     const G1 = Float64Array.from({ length: m }, (_, i) => (Y[i * wide + wide - 1]! > 9 ? 1 : -1) + (r.next() - 0.5) * 0.1);
     const H1 = new Float64Array(m).fill(1);
-    const { tree } = growTree(b, Uint32Array.from(all), G1, H1, stump, new Random(5));
+    const GH1 = new Float64Array(2 * m);
+    G1.forEach((v, i) => (GH1[2 * i] = v, GH1[2 * i + 1] = H1[i]!));
+    const { tree } = growTree(b, Uint32Array.from(all), GH1, stump, new Random(5));
     expect((tree as Tree).feature[0]).toBe(wide - 1);
     expect((tree as Tree).gain[0]!).toBeCloseTo(bruteForceRootGain(Y, wide, b.edges, all, G1, H1), 6);
   });
@@ -141,9 +171,12 @@ describe('binary gradients from cached exp(-margin)', () => {
         Fd[i] = m;
         E[i] = e;
       }
-      const g1 = new Float64Array(n), h1 = new Float64Array(n), g2 = new Float64Array(n), h2 = new Float64Array(n);
-      const exact = gradients(t, Fd, rows, g1, h1);
-      const cached = binaryGradientsFromExp(t, Fd, E, rows, g2, h2);
+      const gh1 = new Float64Array(2 * n);
+      const gh2 = new Float64Array(2 * n);
+      const exact = gradients(t, Fd, rows, gh1);
+      const cached = binaryGradientsFromExp(t, Fd, E, rows, gh2);
+      const g1 = gh1.filter((_, j) => j % 2 === 0), h1 = gh1.filter((_, j) => j % 2 === 1);
+      const g2 = gh2.filter((_, j) => j % 2 === 0), h2 = gh2.filter((_, j) => j % 2 === 1);
       expect(Math.abs(cached - exact)).toBeLessThan(1e-12 * exact);
       expect(Math.abs(binaryLossFromExp(t, Fd, E, rows) - meanLoss(t, Fd, rows))).toBeLessThan(1e-12 * exact);
       for (const i of rows) {

@@ -147,6 +147,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
     global: globalExplanation(served, servedX, target, split.eval ?? split.train),
   };
   const { stats } = prepare(familyOf(served.candidate.modelType));
+  await ctx.checkpoint({ phase: 'write', model_type: served.candidate.modelType });
   await writeSupervisedModel(ctx, {
     modelId: model.id,
     modelName: model.model_name,

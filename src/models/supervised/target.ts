@@ -49,9 +49,10 @@ export function baseMargins(t: Target, rows: Uint32Array): number[] {
 
 /**
  * Gradient and hessian of the loss at margins F (n x K, row-major) for the given rows, written
- * into g and h (same layout), and the weighted mean loss over those rows.
+ * side by side into gh (n x K pairs: gh[2 (i K + k)] = g, gh[2 (i K + k) + 1] = h, the layout
+ * a tree's histogram pass reads), and the weighted mean loss over those rows.
  */
-export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Float64Array, h: Float64Array): number {
+export function gradients(t: Target, F: Float64Array, rows: Uint32Array, gh: Float64Array): number {
   const K = t.K;
   let loss = 0;
   let sw = 0;
@@ -59,8 +60,8 @@ export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Floa
     for (const i of rows) {
       const r = F[i]! - t.y[i]!;
       const w = t.w[i]!;
-      g[i] = w * r;
-      h[i] = w;
+      gh[2 * i] = w * r;
+      gh[2 * i + 1] = w;
       loss += w * r * r;
       sw += w;
     }
@@ -73,8 +74,8 @@ export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Floa
       const p = m >= 0 ? 1 / (1 + e) : e / (1 + e);
       const y = t.y[i]!;
       const w = t.w[i]!;
-      g[i] = w * (p - y);
-      h[i] = w * Math.max(p * (1 - p), 1e-16);
+      gh[2 * i] = w * (p - y);
+      gh[2 * i + 1] = w * Math.max(p * (1 - p), 1e-16);
       loss += w * (Math.log1p(e) + (m > 0 ? m : 0) - y * m);
       sw += w;
     }
@@ -85,8 +86,8 @@ export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Floa
       const y = t.y[i]!;
       const w = t.w[i]!;
       for (let k = 0; k < K; k++) {
-        g[i * K + k] = w * (p[k]! - (k === y ? 1 : 0));
-        h[i * K + k] = w * Math.max(p[k]! * (1 - p[k]!), 1e-16);
+        gh[2 * (i * K + k)] = w * (p[k]! - (k === y ? 1 : 0));
+        gh[2 * (i * K + k) + 1] = w * Math.max(p[k]! * (1 - p[k]!), 1e-16);
       }
       loss -= w * Math.log(Math.max(p[y]!, 1e-15));
       sw += w;
@@ -103,7 +104,7 @@ export function gradients(t: Target, F: Float64Array, rows: Uint32Array, g: Floa
  * (each factor is in (1, 1e100), flushed before 1e200). Rows whose E has grown past 1e100
  * (margins below -230) take the exact path.
  */
-export function binaryGradientsFromExp(t: Target, F: Float64Array, E: Float64Array, rows: Uint32Array, g: Float64Array, h: Float64Array): number {
+export function binaryGradientsFromExp(t: Target, F: Float64Array, E: Float64Array, rows: Uint32Array, gh: Float64Array): number {
   const { y, w } = t;
   let logs = 0;
   let prod = 1;
@@ -117,15 +118,15 @@ export function binaryGradientsFromExp(t: Target, F: Float64Array, E: Float64Arr
     const yi = y[i]!;
     sw += wi;
     if (!(e < 1e100)) {
-      g[i] = wi * (sigmoid(m) - yi);
-      h[i] = wi * 1e-16;
+      gh[2 * i] = wi * (sigmoid(m) - yi);
+      gh[2 * i + 1] = wi * 1e-16;
       logs += wi * logLoss1(m, yi);
       continue;
     }
     const d = 1 + e;
     const p = 1 / d;
-    g[i] = wi * (p - yi);
-    h[i] = wi * Math.max(e * p * p, 1e-16); // p (1 - p), with 1 - p = e p
+    gh[2 * i] = wi * (p - yi);
+    gh[2 * i + 1] = wi * Math.max(e * p * p, 1e-16); // p (1 - p), with 1 - p = e p
     lin += wi * (1 - yi) * m;
     if (wi === 1) {
       prod *= d;

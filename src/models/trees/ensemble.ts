@@ -1,7 +1,7 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
-import { addLeafValues, growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
+import { growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -53,11 +53,8 @@ export async function trainEnsemble(
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = base[k]!;
   // Binary: exp(-margin) per row, updated by a factor per leaf (see binaryGradientsFromExp).
   const E = target.problem === 'binary' ? F.map((m) => Math.exp(-m)) : null;
-  const gAll = new Float64Array(n * K);
-  const hAll = new Float64Array(n * K);
-  // One margin per row: the tree reads the gradients in place; otherwise one class's column.
-  const g = K === 1 ? gAll : new Float64Array(n);
-  const h = K === 1 ? hAll : new Float64Array(n);
+  // Gradient pairs of every margin (n x K pairs); a multiclass tree reads one class's copy.
+  const ghAll = new Float64Array(2 * n * K);
   let trees: Ensemble['trees'] = [];
   const history: RoundInfo[] = [];
   const sampleSize = Math.max(1, Math.round(train.length * p.subsample));
@@ -66,11 +63,18 @@ export async function trainEnsemble(
   let timedOut = false;
   let best = { loss: Infinity, round: -1, trees: 0 };
   const work = new TreeWork();
+  const gh = K === 1 ? ghAll : work.gradientPairs(n);
+  // Every tree labels the leaf of every training and evaluation row: its sample's rows as it
+  // splits them, the others as passengers that follow the splits.
+  const whole = p.subsample >= 1;
   const wholeRows = new Uint32Array(train.length);
+  const evalCopy = new Uint32Array(evalRows?.length ?? 0);
+  const labelled = hasEval ? concat(train, evalRows!) : train;
+  const inSample = whole ? null : new Uint8Array(n);
   for (let round = 0; round < p.rounds; round++) {
     const started = performance.now();
     // The loss of the model so far comes with the gradients; it is the previous round's.
-    const trainLoss = E ? binaryGradientsFromExp(target, F, E, train, gAll, hAll) : gradients(target, F, train, gAll, hAll);
+    const trainLoss = E ? binaryGradientsFromExp(target, F, E, train, ghAll) : gradients(target, F, train, ghAll);
     if (round > 0) {
       history[round - 1]!.loss = trainLoss;
       const prev = round > 1 ? history[round - 2]!.loss : Infinity;
@@ -80,39 +84,30 @@ export async function trainEnsemble(
       }
     }
     const roundTrees: (Tree & { group: number })[] = [];
-    const roundBins: number[][] = [];
-    // Every training row is in each tree's sample when subsample = 1: the leaves' row ranges
-    // update the predictions; otherwise (and for evaluation rows) rows walk the tree.
-    const whole = p.subsample >= 1;
     for (let t = 0; t < p.numParallelTree; t++) {
-      const rows = whole ? wholeRows : sampleRows(train, sampleSize, rng);
-      if (whole) wholeRows.set(train); // the previous tree reordered them
+      let rows: Uint32Array;
+      let passengers: Uint32Array;
+      if (whole) {
+        rows = wholeRows;
+        rows.set(train); // the previous tree reordered them
+        passengers = evalCopy;
+        if (hasEval) passengers.set(evalRows!);
+      } else {
+        ({ rows, passengers } = sampleRows(train, sampleSize, rng, inSample!, hasEval ? evalRows! : null));
+      }
       for (let k = 0; k < K; k++) {
         if (K > 1) {
           for (let r = 0; r < rows.length; r++) {
             const i = rows[r]!;
-            g[i] = gAll[i * K + k]!;
-            h[i] = hAll[i * K + k]!;
+            gh[2 * i] = ghAll[2 * (i * K + k)]!;
+            gh[2 * i + 1] = ghAll[2 * (i * K + k) + 1]!;
           }
         }
-        const onLeaf = !whole ? undefined : E ? (v: number, lo: number, hi: number) => {
-          const factor = Math.exp(-v);
-          for (let j = lo; j < hi; j++) {
-            const i = rows[j]!;
-            F[i] += v;
-            E[i] *= factor;
-          }
-        } : (v: number, lo: number, hi: number) => {
-          for (let j = lo; j < hi; j++) F[rows[j]! * K + k] += v;
-        };
-        const { tree, splitBin } = growTree(data, rows, g, h, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, onLeaf, work);
+        const { tree, leafOf } = growTree(data, rows, gh, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, work, passengers);
+        addLeafValues(tree, leafOf, labelled, F, K, k, E);
         roundTrees.push({ ...tree, group: k });
-        roundBins.push(splitBin);
       }
     }
-    const walk = whole ? (evalRows ?? new Uint32Array(0)) : evalRows ? concat(train, evalRows) : train;
-    // The rows not in the leaves' ranges walk the tree on their bins (16 bytes a row, not 128).
-    roundTrees.forEach((tree, j) => addLeafValues(data, tree, roundBins[j]!, walk, F, K, tree.group, E));
     trees.push(...roundTrees);
     const evalLoss = !hasEval ? null : E ? binaryLossFromExp(target, F, E, evalRows!) : meanLoss(target, F, evalRows!);
     const info = { iteration: round, loss: NaN, evalLoss, learnRate: p.learnRate, durationMs: performance.now() - started };
@@ -140,16 +135,49 @@ export async function trainEnsemble(
   return { model: { base, trees }, margins: F, history, stoppedEarly, timedOut };
 }
 
-function sampleRows(train: Uint32Array, m: number, rng: Random): Uint32Array {
-  // Partial Fisher-Yates on a copy: m distinct rows.
+/**
+ * m distinct training rows drawn by a partial Fisher-Yates shuffle, and the rest (with the
+ * evaluation rows) as passengers; both in the order of `train`.
+ */
+function sampleRows(train: Uint32Array, m: number, rng: Random, inSample: Uint8Array, evalRows: Uint32Array | null): { rows: Uint32Array; passengers: Uint32Array } {
   const a = Uint32Array.from(train);
   for (let i = 0; i < m; i++) {
     const j = i + rng.int(a.length - i);
     const t = a[i]!;
     a[i] = a[j]!;
     a[j] = t;
+    inSample[a[i]!] = 1;
   }
-  return a.subarray(0, m).sort();
+  const rows = new Uint32Array(m);
+  const passengers = new Uint32Array(train.length - m + (evalRows?.length ?? 0));
+  let r = 0;
+  let q = 0;
+  for (const i of train) {
+    if (inSample[i]) rows[r++] = i;
+    else passengers[q++] = i;
+    inSample[i] = 0;
+  }
+  if (evalRows) passengers.set(evalRows, q);
+  return { rows, passengers };
+}
+
+/** Adds each labelled row's leaf value to F[row * K + k]; with E (binary), E[row] *= exp(-value). */
+function addLeafValues(tree: Tree, leafOf: Int32Array, rows: Uint32Array, F: Float64Array, K: number, k: number, E: Float64Array | null): void {
+  const value = Float64Array.from(tree.value);
+  if (E) {
+    const factor = value.map((v) => Math.exp(-v));
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]!;
+      const node = leafOf[i]!;
+      F[i] += value[node]!;
+      E[i] *= factor[node]!;
+    }
+  } else {
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]!;
+      F[i * K + k] += value[leafOf[i]!]!;
+    }
+  }
 }
 
 function concat(a: Uint32Array, b: Uint32Array): Uint32Array {

@@ -44,10 +44,11 @@ export interface Tree {
 export class TreeWork {
   private pairs = new Float64Array(0);
   private scratch = new Uint32Array(0);
+  private leaves = new Int32Array(0);
   private pool: Float64Array[] = [];
   private poolSize = 0;
 
-  /** Room for (G, H) pairs of `rows` rows. */
+  /** Room for (g, h) pairs of `rows` rows, side by side: gh[2 row], gh[2 row + 1]. */
   gradientPairs(rows: number): Float64Array {
     if (this.pairs.length < 2 * rows) this.pairs = new Float64Array(2 * rows);
     return this.pairs;
@@ -56,6 +57,12 @@ export class TreeWork {
   rows(length: number): Uint32Array {
     if (this.scratch.length < length) this.scratch = new Uint32Array(length);
     return this.scratch;
+  }
+
+  /** The leaf of each row (growTree's answer; valid for the rows it was given). */
+  leafOf(rows: number): Int32Array {
+    if (this.leaves.length < rows) this.leaves = new Int32Array(rows);
+    return this.leaves;
   }
 
   /** The recycled histogram buffers (of `size` doubles); growTree returns them when done. */
@@ -69,33 +76,26 @@ export class TreeWork {
 }
 
 /**
- * Grows a tree on rows (reordered in place). `onLeaf(value, lo, hi)` is told each leaf's value
- * and its rows' range in `rows`, so the caller updates its predictions without a traversal.
+ * Grows a tree on `rows` (reordered in place) with gradient pairs gh (g, h side by side per row,
+ * TreeWork.gradientPairs). `passengers` are rows that follow the splits without weighing in
+ * (evaluation rows, rows outside a subsample). Returns the tree and each row's leaf (for rows
+ * and passengers), so the caller updates its predictions without walking the tree.
  */
 export function growTree(
   data: Binned,
   rows: Uint32Array,
-  g: Float64Array,
-  h: Float64Array,
+  gh: Float64Array,
   p: TreeParams,
   rng: Random,
-  onLeaf?: (value: number, lo: number, hi: number) => void,
   work: TreeWork = new TreeWork(),
-): { tree: Tree; splitBin: number[] } {
+  passengers: Uint32Array = new Uint32Array(0),
+): { tree: Tree; leafOf: Int32Array } {
   const tree: Tree = { feature: [], threshold: [], left: [], right: [], value: [], cover: [], gain: [] };
-  // Per node, the bin its split goes left at or below (the training rows' bins walk the tree).
-  const splitBin: number[] = [];
   const { nf } = data;
   const m = rows.length;
   const size = data.histSize;
-  // Gradient pairs side by side, so that a histogram pass fetches a row's pair at once.
-  const gh = work.gradientPairs(data.n);
-  for (let i = 0; i < m; i++) {
-    const row = rows[i]!;
-    gh[2 * row] = g[row]!;
-    gh[2 * row + 1] = h[row]!;
-  }
-  const scratch = work.rows(m);
+  const scratch = work.rows(Math.max(m, passengers.length));
+  const leafOf = work.leafOf(data.n);
   const features = new Int32Array(nf);
   const pool = work.histograms(size);
   const take = () => pool.pop()?.fill(0) ?? new Float64Array(size);
@@ -112,14 +112,20 @@ export function growTree(
   }
   interface Pending {
     node: number;
-    lo: number;
+    lo: number; // rows[lo, hi)
     hi: number;
+    plo: number; // passengers[plo, phi)
+    phi: number;
     depth: number;
     hist: Float64Array | null; // null below the last split level
     G: number;
     H: number;
   }
-  const stack: Pending[] = [{ node: newNode(tree), lo: 0, hi: m, depth: 0, hist: rootHist, G: G0, H: H0 }];
+  const stack: Pending[] = [{ node: newNode(tree), lo: 0, hi: m, plo: 0, phi: passengers.length, depth: 0, hist: rootHist, G: G0, H: H0 }];
+  const leaf = (node: number, G: number, H: number) => {
+    tree.cover[node] = H;
+    tree.value[node] = (-soft(G) / (H + l2)) * p.learnRate;
+  };
   // The best split of the node bestSplit last looked at.
   let bestF = -1;
   let bestBin = 0;
@@ -128,61 +134,54 @@ export function growTree(
   let bestGain = 0;
   while (stack.length) {
     const s = stack.pop()!;
-    tree.cover[s.node] = s.H;
-    tree.value[s.node] = (-soft(s.G) / (s.H + l2)) * p.learnRate;
+    leaf(s.node, s.G, s.H);
     if (!(s.depth < p.maxDepth && s.hi - s.lo >= 2 && s.H >= 2 * p.minChildWeight && bestSplit(s))) {
       if (s.hist) pool.push(s.hist);
-      onLeaf?.(tree.value[s.node]!, s.lo, s.hi);
+      for (let i = s.lo; i < s.hi; i++) leafOf[rows[i]!] = s.node;
+      for (let i = s.plo; i < s.phi; i++) leafOf[passengers[i]!] = s.node;
       continue;
     }
     const f = bestF;
     const bin = bestBin;
     const GL = bestGL;
     const HL = bestHL;
-
-    // Partition rows[lo, hi) into left (bin <= bin) and right, stably.
-    let l = s.lo;
-    let r = 0;
     const col = data.cols.subarray(f * data.n, (f + 1) * data.n);
-    // Branch-free: each row is written to both sides and only one cursor moves, by a sign bit
-    // rather than a comparison (which compiles to a branch that mispredicts half the time):
-    // 1 ns a row instead of 4-8.
-    for (let i = s.lo; i < s.hi; i++) {
-      const row = rows[i]!;
-      const right = (bin - col[row]!) >>> 31;
-      rows[l] = row;
-      scratch[r] = row;
-      l += 1 - right;
-      r += right;
-    }
-    rows.set(scratch.subarray(0, r), l);
-    const mid = l;
-
     const leftNode = newNode(tree);
-    const rightNode = newNode(tree);
+    const rightNode = newNode(tree); // = leftNode + 1
     tree.feature[s.node] = f;
     tree.threshold[s.node] = data.edges[f]![bin]!;
-    splitBin[s.node] = bin;
     tree.left[s.node] = leftNode;
     tree.right[s.node] = rightNode;
     tree.gain[s.node] = bestGain;
 
-    // Children at the last level become leaves: they need no histogram.
-    let leftHist: Float64Array | null = null;
-    let rightHist: Float64Array | null = null;
-    if (s.depth + 1 >= p.maxDepth) pool.push(s.hist!);
-    else {
-      const leftSmaller = mid - s.lo <= s.hi - mid;
-      const small = leftSmaller ? histogram(data, rows, gh, s.lo, mid, take()) : histogram(data, rows, gh, mid, s.hi, take());
-      const large = s.hist!; // reused in place: parent - small
-      for (let j = 0; j < size; j++) large[j] = large[j]! - small[j]!;
-      leftHist = leftSmaller ? small : large;
-      rightHist = leftSmaller ? large : small;
+    if (s.depth + 1 >= p.maxDepth) {
+      // The children are leaves: label the rows rather than partition them.
+      pool.push(s.hist!);
+      leaf(leftNode, GL, HL);
+      leaf(rightNode, s.G - GL, s.H - HL);
+      for (let i = s.lo; i < s.hi; i++) {
+        const row = rows[i]!;
+        leafOf[row] = leftNode + ((bin - col[row]!) >>> 31);
+      }
+      for (let i = s.plo; i < s.phi; i++) {
+        const row = passengers[i]!;
+        leafOf[row] = leftNode + ((bin - col[row]!) >>> 31);
+      }
+      continue;
     }
-    stack.push({ node: rightNode, lo: mid, hi: s.hi, depth: s.depth + 1, hist: rightHist, G: s.G - GL, H: s.H - HL });
-    stack.push({ node: leftNode, lo: s.lo, hi: mid, depth: s.depth + 1, hist: leftHist, G: GL, H: HL });
+
+    const mid = partition(rows, s.lo, s.hi, col, bin, scratch);
+    const pmid = partition(passengers, s.plo, s.phi, col, bin, scratch);
+    const leftSmaller = mid - s.lo <= s.hi - mid;
+    const small = leftSmaller ? histogram(data, rows, gh, s.lo, mid, take()) : histogram(data, rows, gh, mid, s.hi, take());
+    const large = s.hist!; // reused in place: parent - small
+    for (let j = 0; j < size; j++) large[j] = large[j]! - small[j]!;
+    const leftHist = leftSmaller ? small : large;
+    const rightHist = leftSmaller ? large : small;
+    stack.push({ node: rightNode, lo: mid, hi: s.hi, plo: pmid, phi: s.phi, depth: s.depth + 1, hist: rightHist, G: s.G - GL, H: s.H - HL });
+    stack.push({ node: leftNode, lo: s.lo, hi: mid, plo: s.plo, phi: pmid, depth: s.depth + 1, hist: leftHist, G: GL, H: HL });
   }
-  return { tree, splitBin };
+  return { tree, leafOf };
 
   /** Finds the node's best split (into bestF..bestGain); false when no split gains enough. */
   function bestSplit(s: Pending): boolean {
@@ -249,6 +248,27 @@ export function growTree(
 }
 
 /**
+ * Stable partition of rows[lo, hi) into bin <= `bin` (left) and the rest; returns where the
+ * right side starts. Branch-free: each row is written to both sides and only one cursor moves,
+ * by a sign bit rather than a comparison (which compiles to a branch that mispredicts half the
+ * time): 1 ns a row instead of 4-8.
+ */
+function partition(rows: Uint32Array, lo: number, hi: number, col: Uint8Array, bin: number, scratch: Uint32Array): number {
+  let l = lo;
+  let r = 0;
+  for (let i = lo; i < hi; i++) {
+    const row = rows[i]!;
+    const right = (bin - col[row]!) >>> 31;
+    rows[l] = row;
+    scratch[r] = row;
+    l += 1 - right;
+    r += right;
+  }
+  rows.set(scratch.subarray(0, r), l);
+  return l;
+}
+
+/**
  * (G, H) per (feature, bin) over positions [lo, hi) of rows, into `hist` (zeroed). A row's bins
  * are read four at a time as one 32-bit word (30% faster than byte by byte); the padding
  * features' counts land in a pair nobody reads. Compiled per histogram layout (util/unroll.ts):
@@ -310,26 +330,4 @@ function newNode(t: Tree): number {
   t.cover.push(0);
   t.gain.push(0);
   return t.feature.length - 1;
-}
-
-/**
- * Adds the tree's leaf value of each listed binned row to F[row * K + k]: bins <= splitBin go
- * left. With E (binary margins' exp(-F)), multiplies E[row] by exp(-value) too.
- */
-export function addLeafValues(data: Binned, t: Tree, splitBin: number[], rows: Uint32Array, F: Float64Array, K: number, k: number, E: Float64Array | null = null): void {
-  const feature = Int32Array.from(t.feature);
-  const at = Int32Array.from(splitBin, (b) => b ?? 0);
-  const left = Int32Array.from(t.left);
-  const right = Int32Array.from(t.right);
-  const value = Float64Array.from(t.value);
-  const factor = E ? value.map((v) => Math.exp(-v)) : value;
-  const { bins, stride } = data;
-  for (let r = 0; r < rows.length; r++) {
-    const i = rows[r]!;
-    const base = i * stride;
-    let node = 0;
-    while (feature[node]! >= 0) node = bins[base + feature[node]!]! <= at[node]! ? left[node]! : right[node]!;
-    F[i * K + k] += value[node]!;
-    if (E) E[i] *= factor[node]!;
-  }
 }

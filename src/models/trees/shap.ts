@@ -7,13 +7,6 @@ import type { Tree } from './grow.ts';
 // leaf value. sql/009 holds the same algorithm in PL/pgSQL, iterative, for ml_explain_predict;
 // this one gives ml_global_explain at training time and is its reference in the tests.
 
-interface PathElement {
-  d: number; // feature (model-space dimension), -1 for the root's placeholder
-  z: number; // zero fraction: share of covers along the path through this feature
-  o: number; // one fraction: 1 if the row follows the path at this feature's splits
-  w: number; // permutation weight
-}
-
 /** The cover-weighted mean of a tree's leaf values (its prediction with every feature missing). */
 export function expectedValue(t: Pick<Tree, 'feature' | 'value' | 'cover'>): number {
   let s = 0;
@@ -23,84 +16,133 @@ export function expectedValue(t: Pick<Tree, 'feature' | 'value' | 'cover'>): num
   return s / t.cover[0]!;
 }
 
+// The paths live in flat arrays, as in the SHAP package's C++: a node's path (length depth + 1)
+// is a copy of its parent's, placed right after it, so a tree of depth D needs
+// (D + 1)(D + 2) / 2 elements in all. Per element: feature, zero fraction (share of covers
+// along the path through this feature), one fraction (1 if the row follows the path at this
+// feature's splits), permutation weight. (Objects per path element: 25x slower.)
+let pathD = new Int32Array(0);
+let pathZ = new Float64Array(0);
+let pathO = new Float64Array(0);
+let pathW = new Float64Array(0);
+
+function ensurePath(depth: number): void {
+  const size = ((depth + 1) * (depth + 2)) / 2;
+  if (pathD.length >= size) return;
+  pathD = new Int32Array(size);
+  pathZ = new Float64Array(size);
+  pathO = new Float64Array(size);
+  pathW = new Float64Array(size);
+}
+
+const depthOf = new WeakMap<Tree, number>();
+
+function treeDepth(t: Tree): number {
+  let depth = depthOf.get(t);
+  if (depth === undefined) {
+    const at = new Int32Array(t.feature.length);
+    depth = 0;
+    t.feature.forEach((f, node) => {
+      if (f >= 0) at[t.left[node]!] = at[t.right[node]!] = at[node]! + 1;
+      depth = Math.max(depth!, at[node]!);
+    });
+    depthOf.set(t, depth);
+  }
+  return depth;
+}
+
 /** Adds the tree's SHAP values for row x (model space, at x[offset + dim]) into phi (per dimension). */
 export function treeShap(t: Tree, x: Float64Array, offset: number, phi: Float64Array): void {
-  recurse(0, [], 1, 1, -1);
-
-  function recurse(node: number, parent: PathElement[], pz: number, po: number, pi: number): void {
-    const m = extend(parent, pz, po, pi);
-    const f = t.feature[node]!;
-    if (f < 0) {
-      for (let i = 1; i < m.length; i++) {
-        phi[m[i]!.d] += unwoundSum(m, i) * (m[i]!.o - m[i]!.z) * t.value[node]!;
-      }
-      return;
-    }
-    const goLeft = x[offset + f]! <= t.threshold[node]!;
-    const hot = goLeft ? t.left[node]! : t.right[node]!;
-    const cold = goLeft ? t.right[node]! : t.left[node]!;
-    let iz = 1;
-    let io = 1;
-    let path = m;
-    const k = m.findIndex((e) => e.d === f);
-    if (k > 0) {
-      iz = m[k]!.z;
-      io = m[k]!.o;
-      path = unwind(m, k);
-    }
-    const cover = t.cover[node]!;
-    recurse(hot, path, (iz * t.cover[hot]!) / cover, io, f);
-    recurse(cold, path, (iz * t.cover[cold]!) / cover, 0, f);
-  }
+  ensurePath(treeDepth(t));
+  recurse(t, x, offset, phi, 0, 0, 0, 1, 1, -1);
 }
 
-function extend(parent: PathElement[], pz: number, po: number, pi: number): PathElement[] {
-  const m = parent.map((e) => ({ ...e }));
-  const l = m.length;
-  m.push({ d: pi, z: pz, o: po, w: l === 0 ? 1 : 0 });
+/**
+ * The node's path starts right after its parent's: [parent, parent + depth) holds the parent's
+ * `depth` elements, [p, p + depth + 1) this node's (a copy plus itself).
+ */
+function recurse(t: Tree, x: Float64Array, offset: number, phi: Float64Array, node: number, depth: number, parent: number, pz: number, po: number, pi: number): void {
+  const p = parent + depth;
+  for (let i = 0; i < depth; i++) {
+    pathD[p + i] = pathD[parent + i]!;
+    pathZ[p + i] = pathZ[parent + i]!;
+    pathO[p + i] = pathO[parent + i]!;
+    pathW[p + i] = pathW[parent + i]!;
+  }
+  extend(p, depth, pz, po, pi);
+  const f = t.feature[node]!;
+  if (f < 0) {
+    const v = t.value[node]!;
+    for (let i = 1; i <= depth; i++) phi[pathD[p + i]!] += unwoundSum(p, depth, i) * (pathO[p + i]! - pathZ[p + i]!) * v;
+    return;
+  }
+  const goLeft = x[offset + f]! <= t.threshold[node]!;
+  const hot = goLeft ? t.left[node]! : t.right[node]!;
+  const cold = goLeft ? t.right[node]! : t.left[node]!;
+  let iz = 1;
+  let io = 1;
+  let length = depth; // the path's last index
+  let k = 1;
+  while (k <= length && pathD[p + k] !== f) k++;
+  if (k <= length) {
+    // Split on this feature before: undo that split so this one counts it once.
+    iz = pathZ[p + k]!;
+    io = pathO[p + k]!;
+    unwind(p, length, k);
+    length -= 1;
+  }
+  const cover = t.cover[node]!;
+  recurse(t, x, offset, phi, hot, length + 1, p, (iz * t.cover[hot]!) / cover, io, f);
+  recurse(t, x, offset, phi, cold, length + 1, p, (iz * t.cover[cold]!) / cover, 0, f);
+}
+
+/** Appends (pi, pz, po) to the path at p whose last index is l - 1 (l elements), updating the weights. */
+function extend(p: number, l: number, pz: number, po: number, pi: number): void {
+  pathD[p + l] = pi;
+  pathZ[p + l] = pz;
+  pathO[p + l] = po;
+  pathW[p + l] = l === 0 ? 1 : 0;
   for (let i = l - 1; i >= 0; i--) {
-    m[i + 1]!.w += (po * m[i]!.w * (i + 1)) / (l + 1);
-    m[i]!.w = (pz * m[i]!.w * (l - i)) / (l + 1);
+    pathW[p + i + 1] += (po * pathW[p + i]! * (i + 1)) / (l + 1);
+    pathW[p + i] = (pz * pathW[p + i]! * (l - i)) / (l + 1);
   }
-  return m;
 }
 
-function unwind(m: PathElement[], k: number): PathElement[] {
-  const l = m.length - 1;
-  const { o: one, z: zero } = m[k]!;
-  const out = m.map((e) => ({ ...e }));
-  let next = out[l]!.w;
+/** Removes element k from the path at p whose last index is l. */
+function unwind(p: number, l: number, k: number): void {
+  const one = pathO[p + k]!;
+  const zero = pathZ[p + k]!;
+  let next = pathW[p + l]!;
   for (let i = l - 1; i >= 0; i--) {
     if (one !== 0) {
-      const tmp = out[i]!.w;
-      out[i]!.w = (next * (l + 1)) / ((i + 1) * one);
-      next = tmp - (out[i]!.w * zero * (l - i)) / (l + 1);
+      const tmp = pathW[p + i]!;
+      pathW[p + i] = (next * (l + 1)) / ((i + 1) * one);
+      next = tmp - (pathW[p + i]! * zero * (l - i)) / (l + 1);
     } else {
-      out[i]!.w = (out[i]!.w * (l + 1)) / (zero * (l - i));
+      pathW[p + i] = (pathW[p + i]! * (l + 1)) / (zero * (l - i));
     }
   }
   for (let i = k; i < l; i++) {
-    out[i]!.d = out[i + 1]!.d;
-    out[i]!.z = out[i + 1]!.z;
-    out[i]!.o = out[i + 1]!.o;
+    pathD[p + i] = pathD[p + i + 1]!;
+    pathZ[p + i] = pathZ[p + i + 1]!;
+    pathO[p + i] = pathO[p + i + 1]!;
   }
-  out.pop();
-  return out;
 }
 
-function unwoundSum(m: PathElement[], k: number): number {
-  const l = m.length - 1;
-  const { o: one, z: zero } = m[k]!;
-  let next = m[l]!.w;
+/** The total permutation weight of the path at p (last index l) with element k unwound. */
+function unwoundSum(p: number, l: number, k: number): number {
+  const one = pathO[p + k]!;
+  const zero = pathZ[p + k]!;
+  let next = pathW[p + l]!;
   let total = 0;
   if (one !== 0) {
     for (let i = l - 1; i >= 0; i--) {
       const tmp = next / ((i + 1) * one);
       total += tmp;
-      next = m[i]!.w - tmp * zero * (l - i);
+      next = pathW[p + i]! - tmp * zero * (l - i);
     }
   } else {
-    for (let i = l - 1; i >= 0; i--) total += m[i]!.w / (zero * (l - i));
+    for (let i = l - 1; i >= 0; i--) total += pathW[p + i]! / (zero * (l - i));
   }
   return total * (l + 1);
 }
