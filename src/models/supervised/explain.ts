@@ -15,22 +15,28 @@ import type { Target } from './target.ts';
  */
 export function linearImportance(spec: FeatureSpec, X: Float64Array, n: number, weights: number[][]): SupervisedArtifact['importance'] {
   const d = spec.dims;
-  return spec.features.map((f) => {
-    const size = f.kind === 'categorical' && f.encoding !== 'label' ? f.categories.length : 1;
-    let total = 0;
-    for (const w of weights) {
-      let s = 0;
-      let ss = 0;
-      for (let i = 0; i < n; i++) {
+  const F = spec.features.length;
+  const offset = Int32Array.from(spec.features, (f) => f.offset);
+  const size = Int32Array.from(spec.features, (f) => (f.kind === 'categorical' && f.encoding !== 'label' ? f.categories.length : 1));
+  const total = new Float64Array(F);
+  const s = new Float64Array(F);
+  const ss = new Float64Array(F);
+  for (const wk of weights) {
+    const w = Float64Array.from(wk);
+    s.fill(0);
+    ss.fill(0);
+    // One pass over the rows in memory order (a pass per feature strode over the matrix: 10x slower).
+    for (let i = 0, at = 0; i < n; i++, at += d) {
+      for (let f = 0; f < F; f++) {
         let c = 0;
-        for (let j = 0; j < size; j++) c += w[f.offset + j]! * X[i * d + f.offset + j]!;
-        s += c;
-        ss += c * c;
+        for (let j = offset[f]!, end = j + size[f]!; j < end; j++) c += w[j]! * X[at + j]!;
+        s[f] += c;
+        ss[f] += c * c;
       }
-      total += Math.sqrt(Math.max(0, ss / n - (s / n) ** 2));
     }
-    return { feature: f.name, weight: null, gain: null, cover: null, importance: total };
-  });
+    for (let f = 0; f < F; f++) total[f] += Math.sqrt(Math.max(0, ss[f]! / n - (s[f]! / n) ** 2));
+  }
+  return spec.features.map((f, j) => ({ feature: f.name, weight: null, gain: null, cover: null, importance: total[j]! }));
 }
 
 /**
