@@ -41,8 +41,8 @@ export interface Tree {
 // Nodes of at most histogram size / (SMALL_NODE_DIVISOR x features) rows (8 to 256) find their
 // split by sorting their rows instead of through a histogram, whose zeroing, subtraction and
 // scan cost its whole size however few rows the node has. On 40,000 x 16 (6,254 doubles a
-// histogram: 32 rows) a random-forest tree of depth 15 (~5,100 nodes) takes 44 ms instead of
-// 64; the threshold measured best among 16, 32, 64, 128 (64: 50 ms, 128: 59 ms).
+// histogram: 32 rows) a random-forest tree of depth 15 (~5,100 nodes) takes 37 ms instead of
+// 46. Thresholds of 16 and 32 rows measured best; 64 gave back a third of the gain, 128 all.
 const SMALL_NODE_DIVISOR = 12;
 
 /**
@@ -58,17 +58,17 @@ export class TreeWork {
   private pool: Float64Array[] = [];
   private poolSize = 0;
 
-  /** Room for (g, h) pairs of `rows` rows, side by side: gh[2 row], gh[2 row + 1]. */
-  gradientPairs(rows: number): Float64Array {
-    if (this.pairs.length < 2 * rows) this.pairs = new Float64Array(2 * rows);
-    return this.pairs;
-  }
-
   /**
    * @param smallNode nodes of at most this many rows are split by sorting their rows rather
    *   than by a histogram (default: by the layout, see smallNodeRows); 0 turns it off.
    */
   constructor(private readonly smallNode?: number) {}
+
+  /** Room for (g, h) pairs of `rows` rows, side by side: gh[2 row], gh[2 row + 1]. */
+  gradientPairs(rows: number): Float64Array {
+    if (this.pairs.length < 2 * rows) this.pairs = new Float64Array(2 * rows);
+    return this.pairs;
+  }
 
   rows(length: number): Uint32Array {
     if (this.scratch.length < length) this.scratch = new Uint32Array(length);
