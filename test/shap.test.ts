@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ensembleParams } from '../src/models/supervised/options.ts';
 import { binMatrix } from '../src/models/trees/bins.ts';
 import { ensembleMargins, trainEnsemble, type Ensemble } from '../src/models/trees/ensemble.ts';
-import { ensembleBaseline, ensembleShap } from '../src/models/trees/shap.ts';
+import { ensembleBaseline, ensembleShap, flatten, unflatten } from '../src/models/trees/shap.ts';
 import { Random } from '../src/util/random.ts';
 
 // TreeSHAP against the definition: Shapley values computed by brute force over every subset of
@@ -58,5 +58,8 @@ describe('TreeSHAP', () => {
       }
       expect(baseline + phi.reduce((a, b) => a + b, 0)).toBeCloseTo(F[row]!, 10);
     }
+    // The stored form (flattened node arrays) gives the same trees back, split gains aside.
+    const back = unflatten(flatten(m), m.base);
+    expect(back.trees.map((t) => ({ ...t, gain: [] }))).toEqual(m.trees.map((t) => ({ ...t, gain: [] })));
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ensemble } from '../src/models/trees/ensemble.ts';
-import { ensembleShap } from '../src/models/trees/shap.ts';
+import { ensembleShap, unflatten, type FlatForest } from '../src/models/trees/shap.ts';
 import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
 
 // Supervised models from SQL, checked against independent computations: PostgreSQL's own
@@ -301,7 +301,7 @@ describe('tree explanations (TreeSHAP in PL/pgSQL)', () => {
   });
 
   it('the SQL TreeSHAP equals the sidecar\u2019s (checked against brute-force Shapley values in test/shap.test.ts)', async () => {
-    const [m] = await rows<{ artifact: { ensemble: Ensemble; features: { name: string; offset: number }[]; dims: number } }>(
+    const [m] = await rows<{ artifact: { ensemble: Pick<Ensemble, 'base'>; explanation: { forest: FlatForest }; features: { name: string; offset: number }[]; dims: number } }>(
       t.pool,
       `SELECT artifact FROM ml.models WHERE model_name = 'spend_bt'`,
     );
@@ -315,7 +315,8 @@ describe('tree explanations (TreeSHAP in PL/pgSQL)', () => {
     expect(r).toHaveLength(5);
     const a = m!.artifact;
     for (const x of r) {
-      const phi = ensembleShap(a.ensemble, Float64Array.from(x.v), 0, a.dims, 0);
+      // The stored trees are the forest the SQL walks (the artifact keeps them once).
+      const phi = ensembleShap(unflatten(a.explanation.forest, a.ensemble.base), Float64Array.from(x.v), 0, a.dims, 0);
       for (const f of a.features) {
         const sql = x.att.find((y) => y.feature === f.name)!.attribution;
         expect(sql, f.name).toBeCloseTo(phi[f.offset]!, 9);

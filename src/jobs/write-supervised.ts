@@ -22,6 +22,11 @@ export interface SupervisedArtifact {
   dims: number;
   standardize: boolean;
   linear?: { weights: number[][]; intercepts: number[] };
+  /**
+   * Stored with its base margins only: the trees are explanation.forest (node arrays that SQL
+   * reads; unflatten() in trees/shap.ts gives the trees back). A forest's JSON is ~0.8 MB for
+   * 100 trees of depth 6, and jsonb parses it at ~100 ms per MB.
+   */
   ensemble?: Ensemble;
   /** Per input column: split count, mean gain and mean cover (trees), and the family's headline importance. */
   importance: { feature: string; weight: number | null; gain: number | null; cover: number | null; importance: number }[];
@@ -77,6 +82,11 @@ export function compiledOf(a: SupervisedArtifact): CompiledSupervised {
   };
 }
 
+/** The artifact as stored: the ensemble's trees once, as explanation.forest (see SupervisedArtifact.ensemble). */
+function storedArtifact(a: SupervisedArtifact): string {
+  return JSON.stringify(a.ensemble ? { ...a, ensemble: { base: a.ensemble.base } } : a);
+}
+
 /** Writes a trained supervised model in one transaction (see writeModel for the k-means one). */
 export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
@@ -101,7 +111,7 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
       await client.query(
         `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, artifact, distances_function, explain_function)
          VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
-        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, JSON.stringify(t.artifact), scores, explain],
+        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, storedArtifact(t.artifact), scores, explain],
       );
       if (!t.isOptimal) continue;
       const fns: PublicFunction[] = [];

@@ -194,3 +194,24 @@ export function flatten(m: Ensemble): FlatForest {
   }
   return f;
 }
+
+/** The trees of a flattened forest (flatten's inverse; split gains are not kept). */
+export function unflatten(f: FlatForest, base: number[]): Ensemble {
+  const trees = f.roots.map((root, t) => {
+    const start = root - 1;
+    const end = t + 1 < f.roots.length ? f.roots[t + 1]! - 1 : f.feature.length;
+    const local = (node: number) => (node === 0 ? -1 : node - 1 - start);
+    const tree = { feature: [] as number[], threshold: [] as number[], left: [] as number[], right: [] as number[], value: [] as number[], cover: [] as number[], gain: [] as number[], group: f.groups[t]! };
+    for (let i = start; i < end; i++) {
+      tree.feature.push(f.feature[i]!);
+      tree.threshold.push(f.threshold[i]!);
+      tree.left.push(local(f.left[i]!));
+      tree.right.push(local(f.right[i]!));
+      tree.value.push(f.value[i]!);
+      tree.cover.push(f.cover[i]!);
+      tree.gain.push(0);
+    }
+    return tree;
+  });
+  return { base, trees };
+}
