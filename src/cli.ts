@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { threadEntry } from './models/kmeans/threads.ts';
+import { forestThreadEntry } from './models/trees/forest.ts';
 import { warmUp } from './models/warmup.ts';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from './db/embedded.ts';
@@ -116,9 +117,10 @@ async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | n
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  // Bundle the k-means thread now (~0.15 s) rather than inside the first large job, and run
+  // Bundle the k-means and forest threads now (~0.15 s each) rather than inside the first large job, and run
   // the tree code once on synthetic rows so the first model is fitted by optimised code.
   threadEntry();
+  forestThreadEntry();
   const warming = performance.now();
   await warmUp();
   log.info('warmed up', { ms: Math.round(performance.now() - warming) });

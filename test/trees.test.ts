@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { binMatrix, binOf } from '../src/models/trees/bins.ts';
+import { growForest } from '../src/models/trees/forest.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from '../src/models/trees/grow.ts';
 import { binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss } from '../src/models/supervised/target.ts';
 import { Random } from '../src/util/random.ts';
@@ -79,6 +80,21 @@ describe('tree growth', () => {
     expect(bySorting.leaves).toEqual(byHistogram.leaves);
     // Sums in another order: equal to rounding.
     bySorting.tree.value.forEach((v: number, i: number) => expect(v).toBeCloseTo(byHistogram.tree.value[i]!, 10));
+  });
+
+  it('a forest grows the same trees on one thread and on two (each tree has a seed of its own)', async () => {
+    const task = {
+      gh, K: 1, train, evalRows: firstRows, round: 0,
+      params: { maxDepth: 8, minChildWeight: 1, l1: 0, l2: 1, minSplitLoss: 0, colsampleBynode: 0.8, learnRate: 1, subsample: 0.8, numParallelTree: 5, seed: 3 },
+    };
+    const one = await growForest(binned, task, 1, 0);
+    const two = await growForest(binned, task, 2, 0);
+    expect(one.trees.map((x) => x.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(two.trees).toEqual(one.trees);
+    expect(one.trees[0]!.feature).not.toEqual(one.trees[1]!.feature); // the seeds differ by tree
+    // Summed leaf values of every training and evaluation row (in another order: to rounding).
+    for (let i = 0; i < n; i++) expect(two.delta[i]!).toBeCloseTo(one.delta[i]!, 12);
+    expect(one.delta.some((v, i) => i < 1000 && v !== 0)).toBe(true); // passengers too
   });
 
   /** The best root split's gain, by trying every edge of every feature on the rows themselves. */

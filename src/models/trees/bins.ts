@@ -31,8 +31,9 @@ export interface Binned {
 /** Bins the row-major n x d matrix X, with edges fitted on the rows in `fitRows`. */
 export function binMatrix(X: Float64Array, n: number, d: number, fitRows: Uint32Array, seed = 1): Binned {
   const rowBytes = Math.ceil(d / 4) * 4;
-  const bins = new Uint8Array(n * rowBytes);
-  const cols = new Uint8Array(n * d);
+  // Shared memory: a forest's trees grow on worker threads that read the same bytes (forest.ts).
+  const bins = new Uint8Array(new SharedArrayBuffer(n * rowBytes));
+  const cols = new Uint8Array(new SharedArrayBuffer(n * d));
   const edges: Float64Array[] = [];
   const stride = Math.max(1, Math.floor(fitRows.length / SAMPLE));
   const m = Math.ceil(fitRows.length / stride);

@@ -1,6 +1,8 @@
 import { Random } from '../../util/random.ts';
 import { baseMargins, binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
+import { growForest } from './forest.ts';
+import { concat, sampleRows } from './forest-share.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
@@ -71,6 +73,7 @@ export async function trainEnsemble(
   const evalCopy = new Uint32Array(evalRows?.length ?? 0);
   const labelled = hasEval ? concat(train, evalRows!) : train;
   const inSample = whole ? null : new Uint8Array(n);
+  const forest = p.rounds === 1 && p.numParallelTree >= 2;
   for (let round = 0; round < p.rounds; round++) {
     const started = performance.now();
     // The loss of the model so far comes with the gradients; it is the previous round's.
@@ -83,8 +86,17 @@ export async function trainEnsemble(
         break;
       }
     }
-    const roundTrees: (Tree & { group: number })[] = [];
-    for (let t = 0; t < p.numParallelTree; t++) {
+    let roundTrees: (Tree & { group: number })[] = [];
+    if (forest) {
+      // One round of independent trees: on every core (forest.ts).
+      const grown = await growForest(data, { gh: ghAll, K, train, evalRows: hasEval ? evalRows! : null, params: p, round });
+      roundTrees = grown.trees.map(({ index: _, ...tree }) => tree);
+      for (const i of labelled) {
+        for (let k = 0; k < K; k++) F[i * K + k] += grown.delta[i * K + k]!;
+        if (E) E[i] = Math.exp(-F[i]!);
+      }
+    }
+    for (let t = 0; t < p.numParallelTree && !forest; t++) {
       let rows: Uint32Array;
       let passengers: Uint32Array;
       if (whole) {
@@ -135,32 +147,6 @@ export async function trainEnsemble(
   return { model: { base, trees }, margins: F, history, stoppedEarly, timedOut };
 }
 
-/**
- * m distinct training rows drawn by a partial Fisher-Yates shuffle, and the rest (with the
- * evaluation rows) as passengers; both in the order of `train`.
- */
-function sampleRows(train: Uint32Array, m: number, rng: Random, inSample: Uint8Array, evalRows: Uint32Array | null): { rows: Uint32Array; passengers: Uint32Array } {
-  const a = Uint32Array.from(train);
-  for (let i = 0; i < m; i++) {
-    const j = i + rng.int(a.length - i);
-    const t = a[i]!;
-    a[i] = a[j]!;
-    a[j] = t;
-    inSample[a[i]!] = 1;
-  }
-  const rows = new Uint32Array(m);
-  const passengers = new Uint32Array(train.length - m + (evalRows?.length ?? 0));
-  let r = 0;
-  let q = 0;
-  for (const i of train) {
-    if (inSample[i]) rows[r++] = i;
-    else passengers[q++] = i;
-    inSample[i] = 0;
-  }
-  if (evalRows) passengers.set(evalRows, q);
-  return { rows, passengers };
-}
-
 /** Adds each labelled row's leaf value to F[row * K + k]; with E (binary), E[row] *= exp(-value). */
 function addLeafValues(tree: Tree, leafOf: Int32Array, rows: Uint32Array, F: Float64Array, K: number, k: number, E: Float64Array | null): void {
   const value = Float64Array.from(tree.value);
@@ -178,13 +164,6 @@ function addLeafValues(tree: Tree, leafOf: Int32Array, rows: Uint32Array, F: Flo
       F[i * K + k] += value[leafOf[i]!]!;
     }
   }
-}
-
-function concat(a: Uint32Array, b: Uint32Array): Uint32Array {
-  const out = new Uint32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Margins of model-space rows (row-major n x d), summed in the order the compiled SQL sums them. */

@@ -1,0 +1,44 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { bundledEntry } from '../../util/bundle.ts';
+import { UserError } from '../../util/errors.ts';
+import type { Binned } from './bins.ts';
+import { growForestShare, type ForestShare, type ForestTask } from './forest-share.ts';
+
+// A random forest's trees (one boosting round of num_parallel_tree trees on the gradients at
+// the base score) are independent: they grow on every core, thread j taking trees j, j + T,
+// j + 2T, ... (forest-share.ts), and hand back their trees and summed leaf values.
+
+export const forestThreadEntry = (): URL => bundledEntry(new URL('./forest-thread.ts', import.meta.url));
+// Row-trees below which a second thread does not pay off (starting one costs ~50 ms).
+const INLINE_WORK = 2_000_000;
+
+/** Every tree of the round, on up to every core; trees in index order and their summed leaf values. */
+export async function growForest(data: Binned, task: ForestTask, threads = availableParallelism(), inlineWork = INLINE_WORK): Promise<ForestShare> {
+  const T = data.n * task.params.numParallelTree < inlineWork ? 1 : Math.min(threads, task.params.numParallelTree);
+  if (T <= 1) return growForestShare(data, task, 0, 1);
+  let gh = task.gh;
+  if (!(gh.buffer instanceof SharedArrayBuffer)) {
+    gh = new Float64Array(new SharedArrayBuffer(task.gh.byteLength));
+    gh.set(task.gh);
+  }
+  const shared = { ...task, gh };
+  const others = Array.from({ length: T - 1 }, (_, j) =>
+    new Promise<ForestShare>((resolve, reject) => {
+      const w = new Worker(forestThreadEntry(), { workerData: { data, task: shared, first: j + 1, step: T } });
+      w.once('message', (m: ForestShare | { error: string }) => {
+        void w.terminate();
+        if ('error' in m) reject(new UserError(m.error));
+        else resolve(m);
+      });
+      w.once('error', reject);
+    }),
+  );
+  // This thread grows its share meanwhile.
+  const mine = growForestShare(data, shared, 0, T);
+  const shares = [mine, ...(await Promise.all(others))];
+  const trees = shares.flatMap((s) => s.trees).sort((a, b) => a.index - b.index);
+  const delta = mine.delta;
+  for (const s of shares.slice(1)) for (let i = 0; i < delta.length; i++) delta[i] += s.delta[i]!;
+  return { trees, delta };
+}
