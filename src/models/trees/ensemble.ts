@@ -2,7 +2,7 @@ import { Random } from '../../util/random.ts';
 import { baseMargins, binaryGradientsFromExp, binaryLossFromExp, gradients, meanLoss, type Target } from '../supervised/target.ts';
 import type { Binned } from './bins.ts';
 import { growForest } from './forest.ts';
-import { concat, sampleRows } from './forest-share.ts';
+import { concat, copyClassPairs, sampleRows } from './forest-share.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
@@ -95,29 +95,24 @@ export async function trainEnsemble(
         for (let k = 0; k < K; k++) F[i * K + k] += grown.delta[i * K + k]!;
         if (E) E[i] = Math.exp(-F[i]!);
       }
-    }
-    for (let t = 0; t < p.numParallelTree && !forest; t++) {
-      let rows: Uint32Array;
-      let passengers: Uint32Array;
-      if (whole) {
-        rows = wholeRows;
-        rows.set(train); // the previous tree reordered them
-        passengers = evalCopy;
-        if (hasEval) passengers.set(evalRows!);
-      } else {
-        ({ rows, passengers } = sampleRows(train, sampleSize, rng, inSample!, hasEval ? evalRows! : null));
-      }
-      for (let k = 0; k < K; k++) {
-        if (K > 1) {
-          for (let r = 0; r < rows.length; r++) {
-            const i = rows[r]!;
-            gh[2 * i] = ghAll[2 * (i * K + k)]!;
-            gh[2 * i + 1] = ghAll[2 * (i * K + k) + 1]!;
-          }
+    } else {
+      for (let t = 0; t < p.numParallelTree; t++) {
+        let rows: Uint32Array;
+        let passengers: Uint32Array;
+        if (whole) {
+          rows = wholeRows;
+          rows.set(train); // the previous tree reordered them
+          passengers = evalCopy;
+          if (hasEval) passengers.set(evalRows!);
+        } else {
+          ({ rows, passengers } = sampleRows(train, sampleSize, rng, inSample!, hasEval ? evalRows! : null));
         }
-        const { tree, leafOf } = growTree(data, rows, gh, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, work, passengers);
-        addLeafValues(tree, leafOf, labelled, F, K, k, E);
-        roundTrees.push({ ...tree, group: k });
+        for (let k = 0; k < K; k++) {
+          if (K > 1) copyClassPairs(ghAll, gh, rows, K, k);
+          const { tree, leafOf } = growTree(data, rows, gh, { ...p, learnRate: p.learnRate / p.numParallelTree }, rng, work, passengers);
+          addLeafValues(tree, leafOf, labelled, F, K, k, E);
+          roundTrees.push({ ...tree, group: k });
+        }
       }
     }
     trees.push(...roundTrees);

@@ -41,13 +41,7 @@ export function growForestShare(data: Binned, task: ForestTask, first: number, s
     const rng = new Random(treeSeed(p.seed, task.round, t));
     const { rows, passengers } = p.subsample >= 1 ? { rows: Uint32Array.from(train), passengers: evalRows ? Uint32Array.from(evalRows) : new Uint32Array(0) } : sampleRows(train, m, rng, inSample, evalRows);
     for (let k = 0; k < K; k++) {
-      if (K > 1) {
-        for (let r = 0; r < rows.length; r++) {
-          const i = rows[r]!;
-          gh[2 * i] = task.gh[2 * (i * K + k)]!;
-          gh[2 * i + 1] = task.gh[2 * (i * K + k) + 1]!;
-        }
-      }
+      if (K > 1) copyClassPairs(task.gh, gh, rows, K, k);
       const { tree, leafOf } = growTree(data, rows, gh, treeParams, rng, work, passengers);
       const value = Float64Array.from(tree.value);
       for (let r = 0; r < labelled.length; r++) {
@@ -91,4 +85,13 @@ export function concat(a: Uint32Array, b: Uint32Array): Uint32Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** Class k's gradient pairs of the listed rows, from n x K pairs into the per-row pairs a tree reads. */
+export function copyClassPairs(ghAll: Float64Array, gh: Float64Array, rows: Uint32Array, K: number, k: number): void {
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    gh[2 * i] = ghAll[2 * (i * K + k)]!;
+    gh[2 * i + 1] = ghAll[2 * (i * K + k) + 1]!;
+  }
 }
