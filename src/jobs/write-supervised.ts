@@ -127,8 +127,8 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
         fns.push({ name: probs, argumentTypes: types, create: probabilitiesFunctionSql(compiled, probs), comment: `sqlml: {"probabilities": [...], "labels": [...]} of model ${w.modelName} version ${w.version}` });
       }
       const sigs = await publishFunctions(client, w, fns, roles);
-      // The served trial's artifact, copied in the server: parsing a forest's JSON (~1.5 MB for
-      // 100 trees of depth 6) into jsonb takes ~100 ms, and it was parsed once already.
+      // The served trial's artifact, copied in the server: parsing a forest's JSON (~0.7 MB for
+      // 100 trees of depth 6) into jsonb takes ~50 ms, and it was parsed once already.
       await client.query(
         `UPDATE ml.models m SET artifact = t.artifact, metrics = $3, options = $4, trained_at = now(), distances_function = $5,
                 function_signature = coalesce($6, function_signature), probabilities_signature = CASE WHEN $6 IS NULL THEN probabilities_signature ELSE $7 END

@@ -1,6 +1,7 @@
 import type { Table } from '../data/columns.ts';
 import { fitFeatures, transform } from '../features/prepare.ts';
 import { Random } from '../util/random.ts';
+import { ensembleParams } from './supervised/options.ts';
 import type { Target } from './supervised/target.ts';
 import { binMatrix } from './trees/bins.ts';
 import { trainEnsemble } from './trees/ensemble.ts';
@@ -39,10 +40,8 @@ export async function warmUp(): Promise<void> {
     { problem: 'regression', K: 1, y: Float64Array.from({ length: n }, (_, i) => signal(i) + rng.next()), w: new Float64Array(n).fill(1), classes: null },
   ];
   for (const target of targets) {
-    const { model } = await trainEnsemble(binned, X, target, train, evalRows, {
-      rounds: 40, numParallelTree: 1, subsample: 1, earlyStop: false, minRelProgress: 0, patience: 10, seed: 1,
-      maxDepth: 6, minChildWeight: 1, l1: 0, l2: 1, minSplitLoss: 0, colsampleBynode: 1, learnRate: 0.1,
-    }, async () => undefined);
+    const params = ensembleParams('boosted', { max_iterations: 40, early_stop: false }, 1);
+    const { model } = await trainEnsemble(binned, X, target, train, evalRows, params, async () => undefined);
     for (let i = 0; i < 5; i++) ensembleShap(model, X, i * d, d, 0);
   }
 }

@@ -23,22 +23,24 @@ export async function growForest(data: Binned, task: ForestTask, threads = avail
     gh.set(task.gh);
   }
   const shared = { ...task, gh };
-  const others = Array.from({ length: T - 1 }, (_, j) =>
-    new Promise<ForestShare>((resolve, reject) => {
-      const w = new Worker(forestThreadEntry(), { workerData: { data, task: shared, first: j + 1, step: T } });
-      w.once('message', (m: ForestShare | { error: string }) => {
-        void w.terminate();
-        if ('error' in m) reject(new UserError(m.error));
-        else resolve(m);
-      });
-      w.once('error', reject);
-    }),
+  const workers = Array.from({ length: T - 1 }, (_, j) => new Worker(forestThreadEntry(), { workerData: { data, task: shared, first: j + 1, step: T } }));
+  const others = workers.map(
+    (w) =>
+      new Promise<ForestShare>((resolve, reject) => {
+        w.once('message', (m: ForestShare | { error: string }) => ('error' in m ? reject(new UserError(m.error)) : resolve(m)));
+        w.once('error', reject);
+      }),
   );
-  // This thread grows its share meanwhile.
-  const mine = growForestShare(data, shared, 0, T);
-  const shares = [mine, ...(await Promise.all(others))];
-  const trees = shares.flatMap((s) => s.trees).sort((a, b) => a.index - b.index);
-  const delta = mine.delta;
-  for (const s of shares.slice(1)) for (let i = 0; i < delta.length; i++) delta[i] += s.delta[i]!;
-  return { trees, delta };
+  try {
+    // This thread grows its share meanwhile.
+    const mine = growForestShare(data, shared, 0, T);
+    const shares = [mine, ...(await Promise.all(others))];
+    const trees = shares.flatMap((s) => s.trees).sort((a, b) => a.index - b.index);
+    const delta = mine.delta;
+    for (const s of shares.slice(1)) for (let i = 0; i < delta.length; i++) delta[i] += s.delta[i]!;
+    return { trees, delta };
+  } finally {
+    // Also when one share failed: the others stop rather than run on unseen.
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }

@@ -1,6 +1,6 @@
 import type { Random } from '../../util/random.ts';
 import type { Binned } from './bins.ts';
-import { UNROLL_MAX, unroll } from '../../util/unroll.ts';
+import { histogram } from './histogram.ts';
 
 // One regression tree on gradients and hessians (XGBoost's second-order formulation):
 // a node's weight is -T(G) / (H + l2), where T soft-thresholds by l1, and a split's gain is
@@ -53,7 +53,6 @@ const SMALL_NODE_DIVISOR = 12;
 export class TreeWork {
   private pairs = new Float64Array(0);
   private scratch = new Uint32Array(0);
-  private sortKeys = new Uint32Array(0);
   private leaves = new Int32Array(0);
   private pool: Float64Array[] = [];
   private poolSize = 0;
@@ -73,11 +72,6 @@ export class TreeWork {
   rows(length: number): Uint32Array {
     if (this.scratch.length < length) this.scratch = new Uint32Array(length);
     return this.scratch;
-  }
-
-  keys(length: number): Uint32Array {
-    if (this.sortKeys.length < length) this.sortKeys = new Uint32Array(length);
-    return this.sortKeys;
   }
 
   smallNodeRows(data: Binned): number {
@@ -126,7 +120,7 @@ export function growTree(
   const take = () => pool.pop()?.fill(0) ?? new Float64Array(size);
   const small = work.smallNodeRows(data);
   // A small node's rows sorted by bin, and its bins' ids and (G, H), feature by feature.
-  const keys = work.keys(Math.min(m, small));
+  const keys = new Uint32Array(Math.min(m, small));
   const binIds = new Int32Array(Math.min(m, small));
   const binSums = new Float64Array(2 * Math.min(m, small));
   const best = new Float64Array(5); // gain, feature, bin, G_L, H_L
@@ -350,67 +344,6 @@ function partition(rows: Uint32Array, lo: number, hi: number, col: Uint8Array, b
   }
   rows.set(scratch.subarray(0, r), l);
   return l;
-}
-
-/**
- * (G, H) per (feature, bin) over positions [lo, hi) of rows, added into `hist` (zeroed), or with
- * `remove` taken out of it (a parent's histogram becomes its larger child's). A row's bins are
- * read four at a time as one 32-bit word (30% faster than byte by byte); the padding features'
- * counts land in a pair nobody reads. Compiled per histogram layout (util/unroll.ts): the words
- * of a row and their slots written out (~15% faster than the loops).
- */
-function histogram(data: Binned, rows: Uint32Array, gh: Float64Array, lo: number, hi: number, hist: Float64Array, remove = false): Float64Array {
-  const w32 = new Uint32Array(data.bins.buffer, data.bins.byteOffset, data.bins.length >> 2);
-  histogramKernels(data.slots)[remove ? 1 : 0]!(w32, rows, gh, lo, hi, hist);
-  return hist;
-}
-
-type HistogramFn = (w32: Uint32Array, rows: Uint32Array, gh: Float64Array, lo: number, hi: number, hist: Float64Array) => void;
-// By layout: the same slots array for every tree of a model (looked up by identity), and by its
-// values across models (a long-running sidecar sees many data sets: the last 32 are kept).
-const kernelsBySlots = new WeakMap<Int32Array, HistogramFn[]>();
-const kernelsByLayout = new Map<string, HistogramFn[]>();
-
-/** The passes (add, remove) for one layout (Binned.slots; the row width is its length). */
-function histogramKernels(slots: Int32Array): HistogramFn[] {
-  let fns = kernelsBySlots.get(slots);
-  if (fns) return fns;
-  const key = slots.join(',');
-  fns = kernelsByLayout.get(key) ?? [compileHistogram(slots, '+='), compileHistogram(slots, '-=')];
-  if (kernelsByLayout.size >= 32) kernelsByLayout.delete(kernelsByLayout.keys().next().value!);
-  kernelsByLayout.set(key, fns);
-  kernelsBySlots.set(slots, fns);
-  return fns;
-}
-
-function compileHistogram(slots: Int32Array, op: '+=' | '-='): HistogramFn {
-  const words = slots.length >> 2;
-  const slot = (q: number, byte: number) => {
-    const bin = byte === 0 ? `(w${q} & 255)` : byte === 3 ? `(w${q} >>> 24)` : `((w${q} >>> ${8 * byte}) & 255)`;
-    return `b = ${slots[4 * q + byte]} + 2 * ${bin}; hist[b] ${op} g; hist[b + 1] ${op} h;`;
-  };
-  // Up to UNROLL_MAX words a row written out with the slots as constants; wider rows loop.
-  const perRow =
-    words <= UNROLL_MAX
-      ? `${unroll(words, (q) => `const w${q} = w32[at + ${q}];`)}
-         ${unroll(words, (q) => unroll(4, (byte) => slot(q, byte)))}`
-      : `for (let q = 0; q < ${words}; q++) {
-           const w = w32[at + q];
-           for (let byte = 0; byte < 4; byte++) {
-             b = slots[4 * q + byte] + 2 * ((w >>> (8 * byte)) & 255); hist[b] ${op} g; hist[b + 1] ${op} h;
-           }
-         }`;
-  const compiled = new Function(
-    'w32', 'rows', 'gh', 'lo', 'hi', 'hist', 'slots',
-    `let b = 0;
-    for (let i = lo; i < hi; i++) {
-      const row = rows[i];
-      const g = gh[2 * row], h = gh[2 * row + 1];
-      const at = row * ${words};
-      ${perRow}
-    }`,
-  ) as (...args: [...Parameters<HistogramFn>, Int32Array]) => void;
-  return (w32, rows, gh, lo, hi, hist) => compiled(w32, rows, gh, lo, hi, hist, slots);
 }
 
 function newNode(t: Tree): number {
