@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { makePool, type Pool } from '../src/db/connect.ts';
 import { startEmbedded } from '../src/db/embedded.ts';
 import { install } from '../src/db/migrate.ts';
+import { provisionRoles, type RoleUrls } from '../src/db/roles.ts';
 import { Child } from '../test/processes.ts';
 
 // Shared pieces of the benchmarks: a database (DATABASE_URL, or an embedded PostgreSQL in a
@@ -13,6 +14,7 @@ import { Child } from '../test/processes.ts';
 export interface BenchDb {
   url: string;
   pool: Pool;
+  roles: RoleUrls;
   close(): Promise<void>;
 }
 
@@ -27,10 +29,15 @@ export async function benchDatabase(port = 54400 + Math.floor(Math.random() * 50
     stop = server.stop;
   }
   const pool = makePool(url, 4);
-  await install(pool);
+  // The sidecar as docs/security.md sets it up: a role of its own, and the reader role.
+  const roles = await provisionRoles(url, { sidecarPassword: 'sqlml-bench-sidecar', readerPassword: 'sqlml-bench-reader' });
+  const installer = makePool(roles.sidecarUrl, 1);
+  await install(installer);
+  await installer.end();
   return {
     url,
     pool,
+    roles,
     async close() {
       await pool.end();
       await stop?.();
@@ -73,7 +80,7 @@ export const fmt = (x: number | null | undefined, digits = 2) => (x === null || 
 
 /** A sidecar in a child process of its own (its memory is measured apart from the benchmark's). */
 export async function startSidecar(db: BenchDb): Promise<Child> {
-  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' });
+  const sidecar = new Child(['worker', '--poll-interval', '200'], { DATABASE_URL: db.roles.sidecarUrl, SQLML_READER_URL: db.roles.readerUrl, SQLML_LOG_LEVEL: 'info' });
   await sidecar.waitFor(/sidecar started/);
   return sidecar;
 }

@@ -14,7 +14,7 @@ export interface QueueResult {
 }
 
 async function sidecars(db: BenchDb, count: number, poll: number): Promise<Child[]> {
-  const cs = Array.from({ length: count }, () => new Child(['worker', '--poll-interval', String(poll)], { DATABASE_URL: db.url, SQLML_LOG_LEVEL: 'info' }));
+  const cs = Array.from({ length: count }, () => new Child(['worker', '--poll-interval', String(poll)], { DATABASE_URL: db.roles.sidecarUrl, SQLML_READER_URL: db.roles.readerUrl, SQLML_LOG_LEVEL: 'info' }));
   await Promise.all(cs.map((c) => c.waitFor(/sidecar started/)));
   await new Promise((r) => setTimeout(r, 300));
   return cs;

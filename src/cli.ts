@@ -2,9 +2,11 @@ import { Command, Option } from 'commander';
 import { threadEntry } from './models/kmeans/threads.ts';
 import { forestThreadEntry } from './models/trees/forest.ts';
 import { warmUp } from './models/warmup.ts';
+import { randomBytes } from 'node:crypto';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from './db/embedded.ts';
-import { install } from './db/migrate.ts';
+import { MissingRights, install } from './db/migrate.ts';
+import { DEFAULT_READER_ROLE, doctor, provisionRoles } from './db/roles.ts';
 import { loadDemo } from './demo/superstore.ts';
 import { Worker } from './queue/worker.ts';
 import { log } from './util/log.ts';
@@ -14,18 +16,52 @@ const program = new Command();
 program.name('sqlml').description('Machine learning for any PostgreSQL, driven from plain SQL').showHelpAfterError();
 
 const urlOption = () => new Option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL)');
+const readerOption = () => new Option('--reader-url <url>', "the reader role's connection string (default: $SQLML_READER_URL); see docs/security.md");
 
 program
   .command('install')
   .description('create or migrate the sqlml schema (idempotent)')
   .addOption(urlOption())
   .option('--schema <name>', 'schema for the ml_* functions', 'public')
-  .action(async (o: { databaseUrl?: string; schema: string }) => {
+  .option('--reader-role <name>', `the role the sidecar reads training queries as (default: as installed, else ${DEFAULT_READER_ROLE})`)
+  .action(async (o: { databaseUrl?: string; schema: string; readerRole?: string }) => {
     const url = requireUrl(o.databaseUrl);
     const pool = makePool(url, 1);
     try {
-      const applied = await install(pool, o.schema);
+      const applied = await install(pool, o.schema, { readerRole: o.readerRole });
       console.log(applied.length ? `sqlml installed: applied migrations ${applied.join(', ')}` : 'sqlml is up to date');
+    } catch (err) {
+      if (!(err instanceof MissingRights)) throw err;
+      console.error(err.message);
+      process.exitCode = 2;
+    } finally {
+      await pool.end();
+    }
+  });
+
+program
+  .command('setup-roles')
+  .description("as an administrator: create the sidecar and reader roles (or reset their passwords) and grant what the sidecar needs in this database")
+  .addOption(urlOption())
+  .option('--schema <name>', 'schema for the ml_* functions', 'public')
+  .action(async (o: { databaseUrl?: string; schema: string }) => {
+    const url = requireUrl(o.databaseUrl);
+    const urls = await provisionRoles(url, { sidecarPassword: secret(), readerPassword: secret(), apiSchema: o.schema });
+    console.log(`roles ready. Install and run the sidecar with:\n\n  sqlml install --database-url '${urls.sidecarUrl}'\n  sqlml worker --database-url '${urls.sidecarUrl}' --reader-url '${urls.readerUrl}'\n`);
+  });
+
+program
+  .command('doctor')
+  .description("report what the current set-up exposes (run with the sidecar's connection)")
+  .addOption(urlOption())
+  .addOption(readerOption())
+  .action(async (o: { databaseUrl?: string; readerUrl?: string }) => {
+    const url = requireUrl(o.databaseUrl);
+    const pool = makePool(url, 1, { pinned: true });
+    try {
+      const findings = await doctor(pool, o.readerUrl ?? process.env.SQLML_READER_URL);
+      for (const f of findings) console.log(`${f.level === 'ok' ? 'ok  ' : f.level === 'warn' ? 'warn' : 'FAIL'}  ${f.what}`);
+      if (findings.some((f) => f.level === 'fail')) process.exitCode = 1;
     } finally {
       await pool.end();
     }
@@ -35,6 +71,7 @@ program
   .command('worker')
   .description('run the sidecar: train the models requested from SQL')
   .addOption(urlOption())
+  .addOption(readerOption())
   .option('--concurrency <n>', 'jobs run at once', toInt, 1)
   .option('--lease-seconds <n>', 'a silent job is taken over after this long', toInt, 30)
   .option('--poll-interval <ms>', 'polling backstop for missed notifications', toInt, 2000)
@@ -42,7 +79,12 @@ program
   .option('--max-memory <mb>', 'memory budget of one training set; larger ones are refused', toInt, 4096)
   .action(async (o: WorkerFlags) => {
     const url = requireUrl(o.databaseUrl);
-    await runWorker(url, o, null);
+    const readerUrl = o.readerUrl ?? process.env.SQLML_READER_URL;
+    if (!readerUrl) {
+      console.error('no reader connection: pass --reader-url or set SQLML_READER_URL (the reader role reads training queries; see docs/security.md, or `sqlml setup-roles`)');
+      process.exit(2);
+    }
+    await runWorker(url, readerUrl, o, null);
   });
 
 program
@@ -61,12 +103,17 @@ program
       server = await startEmbedded({ dataDir: o.dataDir, port: o.port });
       url = server.url;
     }
-    const pool = makePool(url, 2);
+    // The sidecar runs as a role of its own, and reads training queries as the reader role;
+    // `url` stays the administrator's, for you and for the demo data.
+    const roles = await sidecarRoles(url);
+    const admin = makePool(url, 2);
+    const side = makePool(roles.sidecarUrl, 2);
     try {
-      await install(pool, 'public');
-      if (o.demo && (await loadDemo(pool))) console.log('demo data loaded: demo.orders, demo.customer_features');
+      await install(side, 'public');
+      if (o.demo && (await loadDemo(admin))) console.log('demo data loaded: demo.orders, demo.customer_features');
     } finally {
-      await pool.end();
+      await admin.end();
+      await side.end();
     }
     console.log(`
 sqlml is running. Connect with:
@@ -83,11 +130,12 @@ and try:
                                        discount_share, segment, region) FROM demo.customer_features LIMIT 5;
 
 Stop with Ctrl-C.`);
-    await runWorker(url, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096 }, server);
+    await runWorker(roles.sidecarUrl, roles.readerUrl, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096 }, server);
   });
 
 interface WorkerFlags {
   databaseUrl?: string;
+  readerUrl?: string;
   concurrency: number;
   leaseSeconds: number;
   pollInterval: number;
@@ -95,10 +143,11 @@ interface WorkerFlags {
   maxMemory: number;
 }
 
-async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | null): Promise<void> {
-  const pool = makePool(url, o.concurrency + 2);
+async function runWorker(url: string, readerUrl: string, o: WorkerFlags, server: EmbeddedServer | null): Promise<void> {
+  const pool = makePool(url, o.concurrency + 2, { pinned: true });
   const worker = new Worker(pool, {
     connectionString: url,
+    readerConnectionString: readerUrl,
     concurrency: o.concurrency,
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollInterval,
@@ -125,6 +174,29 @@ async function runWorker(url: string, o: WorkerFlags, server: EmbeddedServer | n
   await warmUp();
   log.info('warmed up', { ms: Math.round(performance.now() - warming) });
   await worker.start();
+}
+
+const secret = () => randomBytes(18).toString('base64url');
+
+/**
+ * `sqlml start`: the sidecar and reader roles, made with the administrator's URL (fresh
+ * passwords each start). A database that an earlier sqlml installed as another role keeps that
+ * role as its sidecar (it owns schema ml).
+ */
+async function sidecarRoles(adminUrl: string): Promise<{ sidecarUrl: string; readerUrl: string }> {
+  const admin = makePool(adminUrl, 1);
+  let owner: string | null;
+  let me: string;
+  try {
+    const { rows } = await admin.query<{ owner: string | null; me: string }>(
+      `SELECT (SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'ml') AS owner, current_user::text AS me`,
+    );
+    ({ owner, me } = rows[0]!);
+  } finally {
+    await admin.end();
+  }
+  const urls = await provisionRoles(adminUrl, { sidecarPassword: secret(), readerPassword: secret() });
+  return owner === me ? { sidecarUrl: adminUrl, readerUrl: urls.readerUrl } : urls;
 }
 
 function requireUrl(flag?: string): string {

@@ -16,14 +16,14 @@ afterAll(async () => t?.close());
 
 describe('benchmark smoke runs', () => {
   it('training: measures COPY and the end-to-end training, and reads the objective', async () => {
-    const r = await benchTraining({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000, k: 4, sklearn: false });
+    const r = await benchTraining({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 5000, k: 4, sklearn: false });
     expect(r.copySeconds).toBeGreaterThan(0);
     expect(r.ourSeconds).toBeGreaterThan(0);
     expect(r.ourObjective).toBeGreaterThan(0);
     expect(r.sklearnSeconds).toBeNull();
   });
   it('streaming: trains with batch_size on both sizes and prints the comparison', async () => {
-    const db = { url: t.url, pool: t.pool, close: async () => undefined };
+    const db = { url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined };
     await benchStreaming(db, { rows: 5000, bigRows: 6000, fullObjective: 1, batchSize: 1000 });
     const r = await t.pool.query(
       `SELECT DISTINCT model_name, (metrics->>'batch_size')::int AS b FROM ml_models WHERE model_name IN ('bench_stream_5000', 'bench_stream_6000') ORDER BY 1`,
@@ -31,11 +31,11 @@ describe('benchmark smoke runs', () => {
     expect(r.rows).toEqual([{ model_name: 'bench_stream_5000', b: 1000 }, { model_name: 'bench_stream_6000', b: 1000 }]);
   });
   it('scoring: the generated function, ml_predict and the hand-written baseline give the same assignments', async () => {
-    const r = await benchScoring({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 5000 });
+    const r = await benchScoring({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 5000 });
     expect(r.agree).toBe(true);
   });
   it('supervised: trains every family on the shared split and reads their metrics', async () => {
-    const r = await benchSupervised({ url: t.url, pool: t.pool, close: async () => undefined }, { rows: 2000, sklearn: false, rounds: 1 });
+    const r = await benchSupervised({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 2000, sklearn: false, rounds: 1 });
     expect(r.map((c) => c.metric)).toEqual(['roc_auc', 'roc_auc', 'roc_auc', 'r2_score', 'roc_auc']);
     for (const c of r) {
       expect(c.ours).toBeGreaterThan(0.6);
@@ -47,7 +47,7 @@ describe('benchmark smoke runs', () => {
     expect(r[4]!.ours).toBeGreaterThanOrEqual(r[4]!.sklearn! - 0.02);
   });
   it('queue: latency and throughput with one and two sidecars', async () => {
-    const r = await benchQueue({ url: t.url, pool: t.pool, close: async () => undefined }, { jobs: 6 });
+    const r = await benchQueue({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { jobs: 6 });
     expect(r.notifyMedianMs).toBeGreaterThanOrEqual(0);
     expect(r.oneSidecarSeconds).toBeGreaterThan(0);
     expect(r.twoSidecarsSeconds).toBeGreaterThan(0);

@@ -23,14 +23,14 @@ describe('the sqlml command', () => {
   });
 
   it('install is idempotent', () => {
-    const r = spawnSync(process.execPath, [BIN, 'install', '--database-url', t.url], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BIN, 'install', '--database-url', t.roles.sidecarUrl], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('sqlml is up to date');
     expect(r.status).toBe(0);
   });
 
   it('worker: a real child process serves jobs and exits 0 on SIGTERM', async () => {
-    const child = await sidecar(t.url);
+    const child = await sidecar(t.roles);
     try {
       await t.pool.query(`CALL ml_train('cli_seg', 'kmeans', 'SELECT frequency, monetary FROM demo.customer_features', '{"num_clusters": 3}')`);
       const [m] = await rows<{ state: string }>(t.pool, `SELECT state FROM ml_models WHERE model_name = 'cli_seg'`);
@@ -50,7 +50,7 @@ describe('the sqlml command', () => {
   it('worker refuses a schema newer than itself, with a clear message', async () => {
     await t.pool.query(`INSERT INTO ml.migrations (version, name) VALUES (999, '999_future.sql')`);
     try {
-      const r = spawnSync(process.execPath, [BIN, 'worker', '--database-url', t.url], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, [BIN, 'worker', '--database-url', t.roles.sidecarUrl, '--reader-url', t.roles.readerUrl], { encoding: 'utf8', timeout: 30_000 });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/schema is at version 999, newer than this sqlml/);
     } finally {

@@ -3,12 +3,18 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { makePool, type Pool } from '../src/db/connect.ts';
 import { install } from '../src/db/migrate.ts';
+import { provisionRoles, type RoleUrls } from '../src/db/roles.ts';
 import { loadDemo } from '../src/demo/superstore.ts';
 import { Worker, type WorkerOptions } from '../src/queue/worker.ts';
 
+/** The roles of docs/security.md, with fixed passwords (roles are cluster-wide, shared by the test files). */
+export const TEST_PASSWORDS = { sidecarPassword: 'sqlml-test-sidecar', readerPassword: 'sqlml-test-reader' };
+
 export interface TestDb {
-  url: string;
+  url: string; // an administrator's (superuser) connection: the tests' user-side statements
   pool: Pool;
+  /** The least-privilege sidecar's and reader's connections, as docs/security.md sets them up. */
+  roles: RoleUrls;
   /** Starts an in-process sidecar on this database (stopped by close()). */
   worker(opts?: Partial<WorkerOptions>): Promise<Worker>;
   close(): Promise<void>;
@@ -26,15 +32,19 @@ export async function freshDatabase(name: string, opts: { demo?: boolean } = {})
   u.pathname = `/${db}`;
   const url = u.toString();
   const pool = makePool(url, 10);
-  await install(pool);
+  const roles = await provisionRoles(url, TEST_PASSWORDS);
+  const installer = makePool(roles.sidecarUrl, 1);
+  await install(installer);
+  await installer.end();
   if (opts.demo) await loadDemo(pool);
   const workers: { worker: Worker; pool: Pool }[] = [];
   return {
     url,
     pool,
+    roles,
     async worker(o = {}) {
-      const wpool = makePool(url, 6);
-      const w = new Worker(wpool, { connectionString: url, pollIntervalMs: 500, ...o });
+      const wpool = makePool(roles.sidecarUrl, 6, { pinned: true });
+      const w = new Worker(wpool, { connectionString: roles.sidecarUrl, readerConnectionString: roles.readerUrl, pollIntervalMs: 500, ...o });
       await w.start();
       workers.push({ worker: w, pool: wpool });
       return w;

@@ -50,9 +50,9 @@ export class Child {
   }
 }
 
-/** Starts `sqlml worker` on a database and waits until it serves. */
-export async function sidecar(url: string, ...args: string[]): Promise<Child> {
-  const c = new Child(['worker', '--poll-interval', '500', ...args], { DATABASE_URL: url });
+/** Starts `sqlml worker` on a database (as the sidecar and reader roles) and waits until it serves. */
+export async function sidecar(roles: { sidecarUrl: string; readerUrl: string }, ...args: string[]): Promise<Child> {
+  const c = new Child(['worker', '--poll-interval', '500', ...args], { DATABASE_URL: roles.sidecarUrl, SQLML_READER_URL: roles.readerUrl });
   await c.waitFor(/sidecar started/);
   return c;
 }

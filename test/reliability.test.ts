@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 async function start(...args: string[]): Promise<Child> {
-  const c = await sidecar(t.url, ...args);
+  const c = await sidecar(t.roles, ...args);
   children.push(c);
   return c;
 }

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePool, type Pool } from '../src/db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../src/db/embedded.ts';
 import { install } from '../src/db/migrate.ts';
+import { provisionRoles, type RoleUrls } from '../src/db/roles.ts';
+import { TEST_PASSWORDS } from './helpers.ts';
 import { freePort, sidecar, sleep, type Child } from './processes.ts';
 
 // PostgreSQL restarted, and stopped for 30 s, under a running sidecar. This file runs its own
@@ -15,6 +17,7 @@ let server: EmbeddedServer;
 let port: number;
 let pool: Pool;
 let side: Child;
+let roles: RoleUrls;
 
 async function boot(): Promise<void> {
   server = await startEmbedded({ dataDir: join(dir, 'pgdata'), port, persistent: true });
@@ -26,8 +29,11 @@ beforeAll(async () => {
   port = await freePort();
   await boot();
   pool = makePool(server.url, 4);
-  await install(pool);
-  side = await sidecar(server.url, '--lease-seconds', '5');
+  roles = await provisionRoles(server.url, TEST_PASSWORDS);
+  const installer = makePool(roles.sidecarUrl, 1);
+  await install(installer);
+  await installer.end();
+  side = await sidecar(roles, '--lease-seconds', '5');
 });
 afterAll(async () => {
   side?.kill('SIGKILL');

@@ -5,6 +5,7 @@ let t: TestDb;
 beforeAll(async () => {
   t = await freshDatabase('validation', { demo: true });
   await t.worker();
+  await t.pool.query('CREATE SEQUENCE public.counter; GRANT USAGE ON SEQUENCE public.counter TO PUBLIC');
 });
 afterAll(async () => t?.close());
 
@@ -55,17 +56,14 @@ describe('requests are validated in SQL before anything is enqueued', () => {
 describe('bad data fails the job with a message, and the sidecar keeps serving', () => {
   const failing: [string, string, string, RegExp][] = [
     ['empty result', 'SELECT * FROM demo.customer_features WHERE false', '{"exclude": "customer_id"}', /the training query returned no rows/],
-    ['SQL syntax error', 'SELEC 1', '{}', /training query failed: syntax error at or near "SELEC"/],
-    ['missing table', 'SELECT * FROM nowhere', '{}', /training query failed: relation "nowhere" does not exist/],
     ['exclude names a missing column', Q, '{"exclude": ["customer_idd"]}', /column "customer_idd" listed in "exclude" is not in the training query/],
     ['no feature column left', 'SELECT customer_id FROM demo.customer_features', '{"exclude": "customer_id"}', /no feature columns are left/],
     ['too many categories', Q, '{"num_clusters": 3}', /column "customer_id" has 793 distinct values \(max_categories is 100\); list it in "exclude"/],
     ['NaN in a feature', `SELECT CASE WHEN frequency = 3 THEN 'NaN'::float8 ELSE monetary END AS m, frequency FROM demo.customer_features`, '{}', /column "m" has the value NaN/],
     ['num_clusters above the row count', 'SELECT frequency FROM demo.customer_features LIMIT 5', '{"num_clusters": 6}', /option "num_clusters" \(6\) must not exceed the number of training rows \(5\)/],
+    ['a volatile function that writes', `SELECT frequency, nextval('public.counter') AS x FROM demo.customer_features`, '{}', /training query must only read data \(it ran in a read-only transaction\): cannot execute nextval\(\)/],
+    ['a function that reads what the reader role may not', `SELECT frequency, nextval('ml.jobs_id_seq') AS x FROM demo.customer_features`, '{}', /permission denied for sequence jobs_id_seq .*functions in the query run with none/],
     ['custom init column not boolean', Q, '{"kmeans_init_method": "custom", "kmeans_init_col": "frequency", "exclude": "customer_id"}', /column "frequency" named by "kmeans_init_col" must be boolean/],
-    ['non-SELECT training query', 'DELETE FROM demo.orders RETURNING sales', '{}', /training query must only read data: it contains INSERT, UPDATE, DELETE or MERGE; use a SELECT/],
-    ['data-modifying CTE', 'WITH d AS (DELETE FROM demo.orders RETURNING sales) SELECT * FROM d', '{}', /training query must only read data/],
-    ['a volatile function that writes', `SELECT frequency, nextval('ml.jobs_id_seq') AS x FROM demo.customer_features`, '{}', /training query must only read data \(it ran in a read-only transaction\): cannot execute nextval\(\)/],
   ];
   for (const [what, query, options, message] of failing) {
     it(`${what}: the job ends failed with a message that names the fix`, async () => {
@@ -79,6 +77,31 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
       expect(j!.attempts).toBe(1); // deterministic: no retry
     });
   }
+
+  // Checked by PostgreSQL in the requester's session, before anything is enqueued.
+  const refused: [string, string, RegExp][] = [
+    ['SQL syntax error', 'SELEC 1', /syntax error at or near "SELEC"/],
+    ['missing table', 'SELECT * FROM nowhere', /relation "nowhere" does not exist/],
+    ['two statements', 'SELECT 1 AS x; SELECT 2 AS y', /training_query must be exactly one SELECT statement/],
+    ['non-SELECT training query', 'DELETE FROM demo.orders RETURNING sales', /training_query must be one SELECT statement that only reads data: syntax error/],
+    ['data-modifying CTE', 'WITH d AS (DELETE FROM demo.orders RETURNING sales) SELECT * FROM d', /training_query must be one SELECT statement that only reads data: WITH clause containing a data-modifying statement must be at the top level/],
+    ['SELECT INTO', 'SELECT frequency INTO public.copied FROM demo.customer_features', /training_query must be exactly one SELECT statement/],
+    ['duplicate column names', 'SELECT frequency, frequency FROM demo.customer_features', /the training query has two columns named "frequency"; give them distinct names with AS/],
+  ];
+  for (const [what, query, message] of refused) {
+    it(`${what}: ml_create_model raises at once and enqueues nothing`, async () => {
+      const before = (await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM ml.jobs'))[0]!.n;
+      const err = await errorOf(t.pool, `SELECT ml_create_model('bad', 'kmeans', $1, '{}')`, [query]);
+      expect(err.message).toMatch(message);
+      expect((await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM ml.jobs'))[0]!.n).toBe(before);
+    });
+  }
+
+  it('a training query ending in a -- comment trains', async () => {
+    await t.pool.query(`CALL ml_train('commented', 'kmeans', E'SELECT frequency, monetary FROM demo.customer_features -- the features', '{"num_clusters": 2}')`);
+    const [m] = await rows<{ state: string }>(t.pool, `SELECT state FROM ml_models WHERE model_name = 'commented'`);
+    expect(m!.state).toBe('ready');
+  });
 
   it('the data survived the data-modifying training queries', async () => {
     const [r] = await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM demo.orders');

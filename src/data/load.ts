@@ -1,14 +1,29 @@
+import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Pool } from '../db/connect.ts';
-import { quoteIdent } from '../db/connect.ts';
+import { PINNED_SEARCH_PATH, quoteIdent } from '../db/connect.ts';
 import { UserError, messageOf, sqlState } from '../util/errors.ts';
 import { BinaryCopyParser, type FieldKind } from './copy-binary.ts';
 import type { Column, Table } from './columns.ts';
 
+/**
+ * Where a job's rows come from: the view that ml_create_model made of the training query, owned
+ * by the requester, read over a fresh connection of the reader role (see docs/security.md).
+ */
+export interface TrainingSource {
+  main: Pool; // the sidecar's own connections: it registers the reader session here
+  readerUrl: string;
+  view: string; // pg_class oid of the view
+  token: string; // the view's guard argument
+  role: string; // the requester, who must still own the view
+  /** Called while a reader session runs, with a function that cancels its query (ml_cancel). */
+  onReading?: (cancel: () => Promise<void>) => () => void;
+}
+
 export interface LoadRequest {
-  query: string;
-  role: string; // the role that asked: the query runs with its privileges only
+  source: TrainingSource;
   statementTimeoutMs: number;
   exclude: string[]; // columns kept out of the features (ids)
   boolColumn?: string; // a boolean column loaded separately (k-means custom init)
@@ -53,7 +68,7 @@ export interface ExtraColumn {
 
 export interface KeptColumn {
   name: string;
-  type: string; // format_type(), e.g. "character varying(20)"
+  type: string; // format_type() of a built-in type, e.g. "character varying(20)"; text for any other
   values: (string | null)[];
 }
 
@@ -69,25 +84,22 @@ export interface LoadedData {
 
 interface Described extends ColumnType {
   typeOid: number;
-}
-
-/** Trailing semicolons would break the subquery we wrap the user's query in. */
-export function stripQuery(query: string): string {
-  return query.replace(/[\s;]+$/, '');
+  /** A type of the catalog (not a domain, enum or composite a user made): safe to write back as is. */
+  builtin: boolean;
 }
 
 /**
- * Reads a training query's rows by binary COPY into typed columns. Runs inside a READ ONLY
- * transaction, under SET ROLE of the requester, with a statement timeout: the sidecar never
- * reads what the requester may not, and a data-modifying query cannot change anything.
+ * Reads a training view's rows by binary COPY into typed columns, in a READ ONLY transaction of
+ * a reader session with a statement timeout: tables are read with the requester's rights (the
+ * view's owner), functions in the query run as the reader role, which may do nothing.
  */
-export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<LoadedData> {
+export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   const started = performance.now();
-  const q = stripQuery(req.query);
-  const client = await pool.connect();
+  const reader = await openReader(req.source, req.statementTimeoutMs);
+  const { client, view: q } = reader;
   let parser: BinaryCopyParser | null = null;
   try {
-    const estimatedRows = await beginAsRequester(client, req, q);
+    const estimatedRows = await estimateRows(client, q);
     if (req.randomSeed !== undefined) await client.query('SELECT setseed($1)', [req.randomSeed]);
     const described = await describe(client, q);
     const names = described.map((d) => d.name);
@@ -114,7 +126,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
     if (features.length === 0) {
       throw new UserError('no feature columns are left after "exclude": the training query must have at least one other column');
     }
-    const kept = (req.keep ?? []).map((name) => described.find((d) => d.name === name)!).filter(Boolean);
+    const kept = (req.keep ?? []).map((name) => described.find((d) => d.name === name)!).filter(Boolean).map((d) => ({ ...d, type: d.builtin ? d.type : 'text' }));
     const kinds: FieldKind[] = features.map((d) => kindOf(d));
     const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
@@ -138,7 +150,7 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
       req.rowMajor === true && req.boolColumn === undefined && kept.length === 0 && extras.length === 0,
     );
     const where = req.where ? ` WHERE ${req.where}` : '';
-    const copySql = `COPY (SELECT ${selectList.join(', ')} FROM (${q}) q${where}) TO STDOUT (FORMAT binary)`;
+    const copySql = `COPY (SELECT ${selectList.join(', ')} FROM ${q} q${where}) TO STDOUT (FORMAT binary)`;
     await pipeline(client.query(copyTo(copySql)), parser);
     await client.query('COMMIT');
     const columns = parser.columns();
@@ -151,68 +163,106 @@ export async function loadTrainingData(pool: Pool, req: LoadRequest): Promise<Lo
       flags = flagCol.kind === 'numeric' ? Uint8Array.from(flagCol.values) : undefined;
     }
     const keptColumns = kept.map((k, i) => ({ name: k.name, type: k.type, values: parser!.rawColumn(features.length + (req.boolColumn !== undefined ? 1 : 0) + i) }));
-    client.release();
     return { table: { rows: rowCount, columns }, flags, kept: keptColumns, extras: extraColumns, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
-    // An interrupted COPY leaves the connection in an unknown state: discard it.
-    client.release(true);
     throw parser?.failure ?? explain(err);
+  } finally {
+    await reader.close();
   }
 }
 
-/** The number of rows of a training query, counted under the same role, read-only and timeout as loading. */
-export async function countRows(pool: Pool, req: Pick<LoadRequest, 'query' | 'role' | 'statementTimeoutMs'>): Promise<number> {
-  const q = stripQuery(req.query);
-  const client = await pool.connect();
+/** The number of rows of a training view, counted as loading reads them. */
+export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>): Promise<number> {
+  const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
-    await beginAsRequester(client, req, q);
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM (${q}) q`);
-    await client.query('COMMIT');
-    client.release();
+    const { rows } = await reader.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${reader.view} q`);
+    await reader.client.query('COMMIT');
     return Number(rows[0]!.n);
   } catch (err) {
-    client.release(true);
     throw explain(err);
+  } finally {
+    await reader.close();
   }
+}
+
+interface Reader {
+  client: pg.Client;
+  view: string; // the view's qualified, quoted name
+  close(): Promise<void>;
 }
 
 /**
- * BEGIN READ ONLY under the requester's role with the statement timeout, and refuse a
- * data-modifying query; returns the planner's row estimate.
+ * A fresh reader session for one read of a training view, never reused (user code ran in it):
+ * registered in ml.readers with a secret given at connection start-up, so that the view's guard
+ * lets this session, and no other, see the rows. BEGIN READ ONLY with the statement timeout.
  */
-async function beginAsRequester(client: import('pg').PoolClient, req: Pick<LoadRequest, 'role' | 'statementTimeoutMs'>, q: string): Promise<number> {
-  await client.query('BEGIN TRANSACTION READ ONLY');
-  await setRole(client, req.role);
-  await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(req.statementTimeoutMs))}`);
-  return checkReadOnly(client, q);
-}
-
-async function setRole(client: import('pg').PoolClient, role: string): Promise<void> {
-  const { rows } = await client.query<{ me: string }>('SELECT session_user::text AS me');
+async function openReader(src: TrainingSource, statementTimeoutMs: number): Promise<Reader> {
+  if (!src.view || !src.token) {
+    throw new UserError('this job was queued before sqlml read training queries through views (migration 013); enqueue it again with ml_create_model');
+  }
+  const { rows } = await src.main.query<{ name: string; owner: string }>(
+    `SELECT c.oid::regclass::text AS name, pg_get_userbyid(c.relowner)::text AS owner FROM pg_class c WHERE c.oid = $1::oid AND c.relkind = 'v'`,
+    [src.view],
+  );
+  const found = rows[0];
+  if (!found) throw new UserError('the view of this training query no longer exists (it was dropped); train again with ml_create_model');
+  if (found.owner !== src.role) {
+    throw new UserError(`the view of this training query (${found.name}) now belongs to role "${found.owner}", not to "${src.role}", who asked for the training; train again with ml_create_model`);
+  }
+  const secret = randomBytes(24).toString('hex');
+  await src.main.query('INSERT INTO ml.readers (token, secret) VALUES ($1, $2)', [src.token, secret]);
+  const client = new pg.Client({
+    connectionString: src.readerUrl,
+    application_name: 'sqlml reader',
+    options: `${PINNED_SEARCH_PATH} -c sqlml.reader_secret=${secret}`,
+  });
+  client.on('error', () => undefined);
+  const forget = () => src.main.query('DELETE FROM ml.readers WHERE token = $1 AND secret = $2', [src.token, secret]).catch(() => undefined);
   try {
-    await client.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
+    await client.connect();
   } catch (err) {
-    if (sqlState(err) !== '42501') throw err;
-    throw new UserError(
-      `the sidecar's role "${rows[0]?.me}" cannot act as role "${role}", who asked for this training; run GRANT ${quoteIdent(role)} TO ${quoteIdent(rows[0]?.me ?? 'sidecar')}`,
-    );
+    await forget();
+    throw new Error(`the sidecar cannot connect as its reader role: ${messageOf(err)}; check --reader-url (see docs/security.md)`);
+  }
+  const pid = (client as unknown as { processID: number | null }).processID;
+  const stopWatching = src.onReading?.(() => cancelBackend(src.readerUrl, pid)) ?? (() => undefined);
+  const close = async () => {
+    stopWatching();
+    await client.end().catch(() => undefined);
+    await forget();
+  };
+  try {
+    await client.query('BEGIN TRANSACTION READ ONLY');
+    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(statementTimeoutMs))}`);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { client, view: found.name, close };
+}
+
+/** Cancels a reader session's query (ml_cancel during a load): the reader role may signal its own sessions. */
+async function cancelBackend(readerUrl: string, pid: number | null): Promise<void> {
+  if (!pid) return;
+  const c = new pg.Client({ connectionString: readerUrl, application_name: 'sqlml reader (cancel)' });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.query('SELECT pg_cancel_backend($1)', [pid]);
+  } finally {
+    await c.end().catch(() => undefined);
   }
 }
 
-// EXPLAIN (not executed) reports errors against the user's own text, and tells a data-modifying
-// statement apart before anything runs; the read-only transaction is the guarantee.
-/** Refuses a data-modifying query; returns the planner's row estimate. */
-async function checkReadOnly(client: import('pg').PoolClient, q: string): Promise<number> {
-  const res = await client.query(`EXPLAIN (FORMAT JSON) ${q}`);
-  if (JSON.stringify(res.rows).includes('"Node Type":"ModifyTable"')) {
-    throw new UserError('training query must only read data: it contains INSERT, UPDATE, DELETE or MERGE; use a SELECT');
-  }
+/** The planner's row estimate for the view (sizes the column arrays before the first row). */
+async function estimateRows(client: pg.Client, view: string): Promise<number> {
+  const res = await client.query(`EXPLAIN (FORMAT JSON) SELECT * FROM ${view} q`);
   const rows = Number(res.rows[0]?.['QUERY PLAN']?.[0]?.Plan?.['Plan Rows']);
   return Number.isFinite(rows) && rows > 0 ? rows : 0;
 }
 
-async function describe(client: import('pg').PoolClient, q: string): Promise<Described[]> {
-  const res = await client.query(`SELECT * FROM (${q}) q LIMIT 0`);
+async function describe(client: pg.Client, view: string): Promise<Described[]> {
+  const res = await client.query(`SELECT * FROM ${view} q LIMIT 0`);
   const seen = new Set<string>();
   for (const f of res.fields) {
     if (seen.has(f.name)) {
@@ -221,15 +271,16 @@ async function describe(client: import('pg').PoolClient, q: string): Promise<Des
     seen.add(f.name);
   }
   const oids = res.fields.map((f) => f.dataTypeID);
-  const types = await client.query<{ oid: number; typcategory: string; typname: string; formatted: string }>(
-    `SELECT m.oid::int AS oid, t.typcategory::text AS typcategory, t.typname::text AS typname, format_type(m.oid, m.typmod) AS formatted
+  const types = await client.query<{ oid: number; typcategory: string; typname: string; formatted: string; builtin: boolean }>(
+    `SELECT m.oid::int AS oid, t.typcategory::text AS typcategory, t.typname::text AS typname, format_type(m.oid, m.typmod) AS formatted,
+            coalesce(t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b', false) AS builtin
        FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS m(oid, typmod, i) LEFT JOIN pg_type t ON t.oid = m.oid
       ORDER BY m.i`,
     [oids, res.fields.map((f) => f.dataTypeModifier)],
   );
   return res.fields.map((f, i) => {
     const t = types.rows[i];
-    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown', type: t?.formatted ?? 'text' };
+    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown', type: t?.formatted ?? 'text', builtin: t?.builtin ?? false };
   });
 }
 
@@ -255,6 +306,7 @@ function explain(err: unknown): unknown {
   let message = `training query failed: ${messageOf(err)}`;
   if (code === '57014') message = `training query was cancelled by the statement timeout: ${messageOf(err)}`;
   if (code === '25006') message = `training query must only read data (it ran in a read-only transaction): ${messageOf(err)}`;
+  if (code === '42501') message = `training query failed: ${messageOf(err)} (tables are read with the rights of the role that asked; functions in the query run with none: see docs/security.md)`;
   const out = new Error(message) as Error & { code: string };
   out.code = code;
   return out;

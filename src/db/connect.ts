@@ -5,8 +5,11 @@ export type Client = pg.PoolClient | pg.Client;
 
 // int8 (bigint) job ids come back as strings by default; keep them strings (exact) and parse
 // numeric/float8 as JS numbers only where we read them explicitly.
-export function makePool(connectionString: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, keepAlive: true, application_name: 'sqlml' });
+/** The sidecar's sessions resolve names in the catalog first and in pg_temp last: nothing a user creates is found by name. */
+export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
+
+export function makePool(connectionString: string, max = 10, opts: { pinned?: boolean } = {}): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, keepAlive: true, application_name: 'sqlml', ...(opts.pinned ? { options: PINNED_SEARCH_PATH } : {}) });
   // An idle client that loses its connection (server restart) emits 'error' on the pool; without
   // a listener that would crash the process. The next checkout gets a fresh connection.
   pool.on('error', () => undefined);

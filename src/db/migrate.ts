@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quoteIdent, withTransaction, type Pool } from './connect.ts';
+import { DEFAULT_READER_ROLE } from './roles.ts';
 
 const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
 // Any fixed number works; all sqlml installers and sidecars agree on it.
@@ -29,9 +30,10 @@ export class SchemaTooNew extends Error {}
  * concurrent installers serialize and a failed migration leaves nothing half-done.
  * Returns the versions applied (empty when already up to date).
  */
-export async function install(pool: Pool, apiSchema = 'public'): Promise<number[]> {
+export async function install(pool: Pool, apiSchema = 'public', opts: { readerRole?: string } = {}): Promise<number[]> {
   return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
+    await checkRights(client, apiSchema, opts.readerRole);
     await client.query('CREATE SCHEMA IF NOT EXISTS ml');
     await client.query(`CREATE TABLE IF NOT EXISTS ml.migrations (
       version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -59,8 +61,40 @@ export async function install(pool: Pool, apiSchema = 'public'): Promise<number[
       await client.query('INSERT INTO ml.migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     }
+    if (opts.readerRole) {
+      await client.query(`INSERT INTO ml.settings (key, value) VALUES ('reader_role', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [opts.readerRole]);
+    }
     return applied;
   });
+}
+
+export class MissingRights extends Error {}
+
+/**
+ * What installing needs (docs/security.md): CREATE on the database (schema ml, and one schema of
+ * training views per role), CREATE on the API schema, and an existing reader role. A missing
+ * right fails with the statements an administrator runs.
+ */
+async function checkRights(client: import('pg').PoolClient, apiSchema: string, readerRole?: string): Promise<void> {
+  const settings = (await client.query<{ ok: boolean }>(`SELECT to_regclass('ml.settings') IS NOT NULL AS ok`)).rows[0]!.ok;
+  const { rows } = await client.query<{ me: string; db: string; db_create: boolean; api_exists: boolean; api_create: boolean; installed_reader: string | null; reader_exists: boolean }>(
+    `SELECT current_user::text AS me, current_database()::text AS db, has_database_privilege(current_database(), 'CREATE') AS db_create,
+            to_regnamespace(quote_ident($1)) IS NOT NULL AS api_exists,
+            coalesce(has_schema_privilege(to_regnamespace(quote_ident($1)), 'CREATE'), false) AS api_create,
+            ${settings ? `(SELECT value FROM ml.settings WHERE key = 'reader_role')` : 'NULL::text'} AS installed_reader,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = coalesce($2, ${settings ? `(SELECT value FROM ml.settings WHERE key = 'reader_role')` : 'NULL'}, '${DEFAULT_READER_ROLE}')) AS reader_exists`,
+    [apiSchema, readerRole ?? null],
+  );
+  const r = rows[0]!;
+  const reader = readerRole ?? r.installed_reader ?? DEFAULT_READER_ROLE;
+  const readerExists = r.reader_exists;
+  const missing: string[] = [];
+  if (!r.db_create) missing.push(`GRANT CREATE ON DATABASE ${quoteIdent(r.db)} TO ${quoteIdent(r.me)};`);
+  if (r.api_exists && !r.api_create) missing.push(`GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(apiSchema)} TO ${quoteIdent(r.me)};`);
+  if (!readerExists) missing.push(`CREATE ROLE ${quoteIdent(reader)} LOGIN NOINHERIT PASSWORD '<a password for the sidecar's --reader-url>';`);
+  if (missing.length) {
+    throw new MissingRights(`role "${r.me}" cannot install sqlml here yet; as an administrator, run:\n\n  ${missing.join('\n  ')}\n\nthen run sqlml install again (docs/security.md explains each right)`);
+  }
 }
 
 /** The sidecar refuses to serve a schema it does not know (older: run install; newer: upgrade). */

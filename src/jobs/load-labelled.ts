@@ -62,9 +62,8 @@ export async function loadLabelled(ctx: JobContext, s: SupervisedSettings, model
       },
     });
   }
-  const data = await loadTrainingData(ctx.pool, {
-    query: ctx.job.training_query,
-    role: ctx.job.requested_by,
+  const data = await loadTrainingData({
+    source: ctx.source,
     statementTimeoutMs: ctx.statementTimeoutMs,
     maxBytes: ctx.maxBytes,
     exclude: s.exclude,
@@ -108,6 +107,11 @@ export function buildTarget(data: LoadedData, s: SupervisedSettings, modelType: 
     throw new UserError(`problem_type binary_classification needs a label with two values; "${s.label}" has ${classes.length}`);
   }
   if (classes.length > 2) problem = 'multiclass';
+  if (classes.length > s.maxClasses) {
+    throw new UserError(
+      `label column "${s.label}" has ${classes.length} distinct values; a classifier accepts at most ${s.maxClasses} classes (option "max_classes"): group rare labels in the query, or use a regression model if the label is a quantity`,
+    );
+  }
   if (modelType === 'logistic_reg' && classes.length > 50) {
     throw new UserError(`label column "${s.label}" has ${classes.length} distinct values; logistic_reg accepts at most 50 classes (as BigQuery ML)`);
   }

@@ -49,9 +49,8 @@ export async function prepareTrainingData(
     rowMajor?: boolean; // see LoadRequest.rowMajor
   },
 ): Promise<Prepared> {
-  const data = await loadTrainingData(ctx.pool, {
-    query: ctx.job.training_query,
-    role: ctx.job.requested_by,
+  const data = await loadTrainingData({
+    source: ctx.source,
     statementTimeoutMs: o.deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, o.deadline - Date.now()),
     maxBytes: ctx.maxBytes,
     exclude: o.exclude,

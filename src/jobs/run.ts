@@ -1,4 +1,5 @@
 import type { Pool } from '../db/connect.ts';
+import type { TrainingSource } from '../data/load.ts';
 import { UserError } from '../util/errors.ts';
 import type { ClaimedJob } from '../queue/job-sql.ts';
 import { loadModelRow } from './prepare.ts';
@@ -11,6 +12,8 @@ import { trainTrialJob } from './sweep.ts';
 export interface JobContext {
   pool: Pool;
   job: ClaimedJob;
+  /** Where the job's rows come from (the training view, read as the reader role). */
+  source: TrainingSource;
   workerId: string;
   apiSchema: string;
   statementTimeoutMs: number;

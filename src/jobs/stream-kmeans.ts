@@ -22,7 +22,7 @@ export interface StreamPlan {
 }
 
 export async function planStreaming(ctx: JobContext, batchSize: number, statementTimeoutMs: number): Promise<StreamPlan> {
-  const totalRows = await countRows(ctx.pool, { query: ctx.job.training_query, role: ctx.job.requested_by, statementTimeoutMs });
+  const totalRows = await countRows({ source: ctx.source, statementTimeoutMs });
   if (totalRows === 0) throw new UserError('the training query returned no rows');
   const target = Math.max(batchSize, STREAM_SAMPLE_ROWS);
   if (totalRows <= target) return { totalRows };
@@ -42,9 +42,8 @@ export async function refineByStreaming(
   const d = spec.dims;
   const stream = async (phase: string, onBatch: (X: Float64Array, n: number) => void) => {
     await ctx.checkpoint({ phase, rows_per_batch: o.batchSize });
-    await loadTrainingData(ctx.pool, {
-      query: ctx.job.training_query,
-      role: ctx.job.requested_by,
+    await loadTrainingData({
+      source: ctx.source,
       statementTimeoutMs: o.statementTimeoutMs,
       exclude: o.exclude,
       batch: {

@@ -10,7 +10,7 @@ import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
 import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
-import { LeaseLost } from '../util/errors.ts';
+import { LeaseLost, UserError } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
 import type { ImportanceRow } from '../models/surrogate.ts';
 
@@ -105,12 +105,14 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
       };
       await client.query(distancesFunctionSql(compiled, distances));
       await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
+      await recordFunction(client, `${distances}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
       // k-means: the ranked nearest centroids for ml_predict, recorded as the trial's explain_function.
       let nearest: string | null = null;
       if (!compiled.groups) {
         nearest = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_nearest` : `m${w.modelId}_t${t.trialId}_nearest`)}`;
         await client.query(nearestFunctionSql(compiled, nearest));
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
+        await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
       }
       await client.query(
         `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, is_elbow, artifact, distances_function, explain_function)
@@ -131,7 +133,7 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
     }
     await insertTrainingInfo(client, w.modelId, w.trainingRun, w.trainingInfo.map((i) => ({ ...i, evalLoss: null, learnRate: null })));
     await insertFeatureInfo(client, w.modelId, w.featureStats);
-    if (w.output) await writeOutputTable(client, ctx.job.requested_by, w.output);
+    if (w.output) await writeOutputTable(client, w.modelName, ctx.job.requested_by, w.output);
     await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
   });
 }
@@ -148,6 +150,7 @@ export async function openWriteBack(client: PoolClient, ctx: JobContext, modelId
   if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
   await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [modelName]);
   const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
+  await client.query(`SELECT ml.drop_generated($1, ARRAY['internal'])`, [modelId]);
   for (const table of ['ml.trials', 'ml.training_info', 'ml.feature_info']) await client.query(`DELETE FROM ${table} WHERE model_id = $1`, [modelId]);
   return [owner, ...readers.rows.map((r) => r.grantee)];
 }
@@ -221,17 +224,23 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
     [w.modelName, w.version],
   );
   if ((newer.rowCount ?? 0) > 0) return null;
+  for (const f of fns) await refuseForeignFunctions(client, f, w.modelName);
+  // Earlier versions' public functions go, except those replaced in place (same signature).
   const wanted = new Set<string>();
   for (const f of fns) {
-    const { rows } = await client.query<{ sig: string | null }>(`SELECT to_regprocedure($1)::text AS sig`, [`${f.name}(${f.argumentTypes})`]);
-    if (rows[0]?.sig) wanted.add(rows[0].sig);
+    const { rows } = await client.query<{ oid: string | null }>(`SELECT to_regprocedure($1)::oid::text AS oid`, [`${f.name}(${f.argumentTypes})`]);
+    if (rows[0]?.oid) wanted.add(rows[0].oid);
   }
-  const old = await client.query<{ sig: string }>(
-    `SELECT DISTINCT sig FROM ml.models, unnest(ARRAY[function_signature, probabilities_signature]) AS sig
-      WHERE model_name = $1 AND id <> $2 AND sig IS NOT NULL`,
+  const old = await client.query<{ fn: string }>(
+    `SELECT g.fn::text FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id
+      WHERE m.model_name = $1 AND g.model_id <> $2 AND g.kind = 'public'`,
     [w.modelName, w.modelId],
   );
-  for (const { sig } of old.rows) if (!wanted.has(sig)) await client.query(`DROP FUNCTION IF EXISTS ${sig}`);
+  for (const { fn } of old.rows) {
+    if (wanted.has(fn)) continue;
+    await client.query(`DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %s', ${quoteLiteral(fn)}::oid::regprocedure); END $$`);
+    await client.query('DELETE FROM ml.generated_functions WHERE fn = $1::oid', [fn]);
+  }
   await client.query(`UPDATE ml.models SET function_signature = NULL, probabilities_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
   const signatures: string[] = [];
   for (const f of fns) {
@@ -239,6 +248,7 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
     await client.query(f.create);
     await client.query(`COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(f.comment)}`);
     await restrictExecute(client, signature, roles);
+    await recordFunction(client, signature, w.modelId, null, 'public');
     const { rows } = await client.query<{ sig: string }>(`SELECT to_regprocedure($1)::text AS sig`, [signature]);
     signatures.push(rows[0]!.sig);
   }
@@ -246,20 +256,76 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
 }
 
 /**
- * Replaces the output table, as the requester (who owns it then), inside the write-back
- * transaction: the labels appear together with the model or not at all.
+ * A public function is created, replaced or dropped only when sqlml recorded it for this model:
+ * any other function of the same name (any arguments, any owner) stops the write-back, since
+ * replacing it would take over someone's function and an overload beside it could capture calls.
  */
-async function writeOutputTable(client: PoolClient, requester: string, o: OutputTable): Promise<void> {
-  const name = `${quoteIdent(o.table[0])}.${quoteIdent(o.table[1])}`;
+async function refuseForeignFunctions(client: PoolClient, f: PublicFunction, modelName: string): Promise<void> {
+  const [schema, name] = f.name.split('.').map((p) => p.replace(/^"|"$/g, '').replace(/""/g, '"')) as [string, string];
+  const { rows } = await client.query<{ sig: string; owner: string }>(
+    `SELECT p.oid::regprocedure::text AS sig, pg_get_userbyid(p.proowner)::text AS owner
+       FROM pg_proc p
+      WHERE p.pronamespace = to_regnamespace(quote_ident($1)) AND p.proname = $2
+        AND NOT EXISTS (SELECT 1 FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id
+                         WHERE g.fn = p.oid AND m.model_name = $3)`,
+    [schema, name, modelName],
+  );
+  const other = rows[0];
+  if (other) {
+    throw new UserError(
+      `a function ${other.sig} (owner "${other.owner}") already exists and was not made by sqlml for model "${modelName}"; sqlml will not replace it or create one of the same name beside it: drop it, or train again with option "function_name"`,
+    );
+  }
+}
+
+/** Records a function the sidecar just created (by oid): only recorded functions are granted, revoked and dropped. */
+export async function recordFunction(client: PoolClient, signature: string, modelId: string, trialId: number | null, kind: 'public' | 'internal'): Promise<void> {
+  await client.query(
+    `INSERT INTO ml.generated_functions (fn, model_id, trial_id, kind) VALUES (to_regprocedure($1)::oid, $2, $3, $4)
+     ON CONFLICT (fn) DO UPDATE SET model_id = EXCLUDED.model_id, trial_id = EXCLUDED.trial_id, kind = EXCLUDED.kind`,
+    [signature, modelId, trialId, kind],
+  );
+}
+
+/**
+ * Replaces the output table inside the write-back transaction (the labels appear together with
+ * the model or not at all). It belongs to the sidecar's role, which never writes into a table a
+ * user could have fitted with triggers; its owner-to-be gets SELECT. Column types are built-in
+ * ones (others were read as text), so writing runs no user code.
+ */
+async function writeOutputTable(client: PoolClient, modelName: string, requester: string, o: OutputTable): Promise<void> {
+  const [schema, table] = o.table;
+  const name = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  const { rows } = await client.query<{ nsp: string | null; rel: string | null; owner: string | null; ours: boolean; may: boolean | null; we_may: boolean | null; me: string }>(
+    `SELECT n.oid::text AS nsp, c.oid::text AS rel, pg_get_userbyid(c.relowner)::text AS owner,
+            EXISTS (SELECT 1 FROM ml.output_tables t WHERE t.relid = c.oid AND t.model_name = $3 AND t.owner = $4) AS ours,
+            has_schema_privilege($4::name, n.oid, 'CREATE') AS may, has_schema_privilege(n.oid, 'CREATE') AS we_may, current_user::text AS me
+       FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = $1
+       LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2`,
+    [schema, table, modelName, requester],
+  );
+  const r = rows[0]!;
+  if (!r.nsp) throw new UserError(`option "output_table": schema "${schema}" does not exist`);
+  if (!r.may) throw new UserError(`option "output_table": role "${requester}" may not create tables in schema "${schema}"`);
+  if (!r.we_may) {
+    throw new UserError(`option "output_table": the sidecar's role "${r.me}" may not create tables in schema "${schema}"; run GRANT CREATE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(r.me)}`);
+  }
+  if (r.rel && !r.ours) {
+    throw new UserError(`option "output_table": ${name} already exists (owner "${r.owner}") and was not written by sqlml for model "${modelName}"; choose another name or drop it`);
+  }
   const density = o.probabilities !== undefined;
   const columns = [
     ...o.kept.map((k) => `${quoteIdent(k.name)} ${k.type}`),
     'centroid_id int',
     ...(density ? ['membership_probability float8', 'outlier_score float8'] : []),
   ];
-  await client.query(`SET LOCAL ROLE ${quoteIdent(requester)}`);
-  await client.query(`DROP TABLE IF EXISTS ${name}`);
+  if (r.rel) {
+    await client.query(`DROP TABLE ${name}`);
+    await client.query('DELETE FROM ml.output_tables WHERE relid = $1::oid', [r.rel]);
+  }
   await client.query(`CREATE TABLE ${name} (${columns.join(', ')})`);
+  await client.query(`INSERT INTO ml.output_tables (relid, model_name, owner) VALUES (to_regclass($1)::oid, $2, $3)`, [name, modelName, requester]);
+  await client.query(`GRANT SELECT ON ${name} TO ${quoteIdent(requester)}`);
   const escape = (v: string | null) => (v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r'));
   function* lines() {
     const n = o.labels.length;
@@ -276,7 +342,6 @@ async function writeOutputTable(client: PoolClient, requester: string, o: Output
     }
   }
   await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${name} FROM STDIN`)));
-  await client.query('RESET ROLE');
 }
 
 async function insertCentroids(client: PoolClient, modelId: string, trialId: number, c: CentroidRow[]): Promise<void> {

@@ -8,7 +8,7 @@ import type { Ensemble } from '../models/trees/ensemble.ts';
 import type { FlatForest } from '../models/trees/shap.ts';
 import { COMPLETE } from '../queue/job-sql.ts';
 import type { JobContext } from './run.ts';
-import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
+import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
 
 /** What scoring and explaining a supervised model replay (ml.models.artifact / ml.trials.artifact). */
 export interface SupervisedArtifact {
@@ -103,11 +103,13 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
       const scores = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_scores` : `m${w.modelId}_t${t.trialId}_scores`)}`;
       await client.query(scoresFunctionSql(compiled, scores));
       await restrictExecute(client, `${scores}(${argumentTypes(compiled.spec)})`, roles);
+      await recordFunction(client, `${scores}(${argumentTypes(compiled.spec)})`, w.modelId, t.trialId, 'internal');
       // What ml_explain_predict reads per row: linear contributions, or the model-space row TreeSHAP walks.
       const kind = compiled.linear ? 'contributions' : 'vector';
       const explain = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_${kind}` : `m${w.modelId}_t${t.trialId}_${kind}`)}`;
       await client.query(compiled.linear ? contributionsFunctionSql(compiled, explain) : vectorFunctionSql(compiled, explain));
       await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
+      await recordFunction(client, `${explain}(${argumentTypes(compiled.spec)})`, w.modelId, t.trialId, 'internal');
       await client.query(
         `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, artifact, distances_function, explain_function)
          VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/connect.ts';
 import { checkSchema } from '../db/migrate.ts';
+import { checkReader } from '../db/roles.ts';
 import { runJob, type JobContext } from '../jobs/run.ts';
 import { JobCancelled, LeaseLost, WorkerStopping, isTransient, messageOf } from '../util/errors.ts';
 import { log } from '../util/log.ts';
@@ -10,6 +11,8 @@ import { Listener, backoffMs } from './listener.ts';
 
 export interface WorkerOptions {
   connectionString: string;
+  /** The reader role's connection string: training views are read there (docs/security.md). */
+  readerConnectionString: string;
   concurrency?: number;
   leaseSeconds?: number; // a job whose heartbeats stop is taken over after this long
   pollIntervalMs?: number; // backstop when a NOTIFY is missed
@@ -22,6 +25,7 @@ interface Running {
   job: ClaimedJob;
   adopted: Set<string>; // other jobs whose lease this one keeps alive
   cancelled: boolean;
+  cancelLoad: (() => Promise<void>) | null; // cancels the reader session's query while one runs
   stopping: boolean;
   leaseLost: boolean;
   progress: Record<string, unknown> | null;
@@ -63,6 +67,7 @@ export class Worker {
   private readonly pollIntervalMs: number;
   private readonly statementTimeoutMs: number;
   private readonly maxBytes: number;
+  private readonly readerUrl: string;
   private readonly running = new Map<string, Running>();
   private readonly finished = new Set<Promise<void>>();
   private listener: Listener | null = null;
@@ -82,6 +87,7 @@ export class Worker {
     this.pollIntervalMs = opts.pollIntervalMs ?? 2000;
     this.statementTimeoutMs = opts.statementTimeoutMs ?? 15 * 60 * 1000;
     this.maxBytes = (opts.maxMemoryMb ?? 4096) * 2 ** 20;
+    this.readerUrl = opts.readerConnectionString;
     this.listener = new Listener({
       connectionString: opts.connectionString,
       channels: ['ml_jobs', 'ml_cancel'],
@@ -92,6 +98,7 @@ export class Worker {
 
   async start(): Promise<void> {
     ({ apiSchema: this.apiSchema } = await checkSchema(this.pool));
+    await checkReader(this.pool, this.readerUrl);
     await this.listener!.start();
     this.pollTimer = setInterval(() => this.wake(), this.pollIntervalMs);
     this.heartbeatTimer = setInterval(() => void this.heartbeatAll(), Math.max(200, (this.leaseSeconds * 1000) / 3));
@@ -114,10 +121,17 @@ export class Worker {
   private onNotification(channel: string, payload: string): void {
     if (channel === 'ml_cancel') {
       const r = this.running.get(payload);
-      if (r) r.cancelled = true;
+      if (r) this.cancel(r);
       return;
     }
     this.wake();
+  }
+
+  /** ml_cancel: stop between iterations, and interrupt a load now (a slow query must not hold the job). */
+  private cancel(r: Running): void {
+    if (r.cancelled) return;
+    r.cancelled = true;
+    r.cancelLoad?.().catch((err) => log.warn('could not cancel the reading query', { job: r.job.id, error: messageOf(err) }));
   }
 
   /** Claims jobs until the concurrency limit is reached or the queue is empty. */
@@ -149,7 +163,7 @@ export class Worker {
   }
 
   private launch(job: ClaimedJob): void {
-    const state: Running = { job, adopted: new Set(), cancelled: false, stopping: this.stopping, leaseLost: false, progress: null, clock: new PhaseClock() };
+    const state: Running = { job, adopted: new Set(), cancelled: false, cancelLoad: null, stopping: this.stopping, leaseLost: false, progress: null, clock: new PhaseClock() };
     this.running.set(job.id, state);
     log.info('job claimed', { job: job.id, kind: job.kind, attempt: job.attempts });
     const p = this.execute(state).finally(() => {
@@ -165,6 +179,20 @@ export class Worker {
     const ctx: JobContext = {
       pool: this.pool,
       job,
+      source: {
+        main: this.pool,
+        readerUrl: this.readerUrl,
+        view: job.query_view ?? '',
+        token: job.query_token ?? '',
+        role: job.requested_by,
+        onReading: (cancel) => {
+          state.cancelLoad = cancel;
+          if (state.cancelled) void cancel().catch(() => undefined);
+          return () => {
+            state.cancelLoad = null;
+          };
+        },
+      },
       workerId: this.id,
       apiSchema: this.apiSchema,
       statementTimeoutMs: this.statementTimeoutMs,
@@ -199,7 +227,7 @@ export class Worker {
       log.warn('lease lost; another sidecar owns the job now', { job: job.id });
       return;
     }
-    if (err instanceof JobCancelled) {
+    if (err instanceof JobCancelled || (state.cancelled && !(err instanceof WorkerStopping))) {
       await this.pool.query(CANCELLED, [job.id, this.id]);
       await this.pool.query(CANCEL_CHILDREN, [job.id]);
       this.counts.cancelled++;
@@ -236,7 +264,7 @@ export class Worker {
           state.progress ? JSON.stringify(state.progress) : null,
         ]);
         if (!rows[0]) state.leaseLost = true;
-        else if (rows[0].cancel_requested) state.cancelled = true;
+        else if (rows[0].cancel_requested) this.cancel(state);
         for (const child of state.adopted) await this.pool.query(HEARTBEAT, [child, this.id, this.leaseSeconds, null]);
       } catch (err) {
         log.warn('heartbeat failed', { job: state.job.id, error: messageOf(err) });

@@ -32,6 +32,9 @@ export function isClassifier(t: Exclude<SupervisedType, 'auto'>): boolean {
 
 export type SplitMethod = 'auto_split' | 'random' | 'custom' | 'seq' | 'no_split';
 
+/** Default of option max_classes: BigQuery ML's classifiers stop at 50 (logistic) to a few hundred classes. */
+export const DEFAULT_MAX_CLASSES = 100;
+
 export interface SupervisedSettings {
   label: string;
   problemType: 'regression' | 'binary_classification' | 'multiclass_classification' | null;
@@ -43,6 +46,8 @@ export interface SupervisedSettings {
   categoryEncoding: 'one_hot' | 'label' | null; // null: the family's default
   classWeights: Record<string, number> | null;
   autoClassWeights: boolean;
+  /** A classifier's bound on distinct labels: each class costs a margin per row and per tree. */
+  maxClasses: number;
   seed: number | null;
   maxRuntimeSeconds: number | null;
   objective: string | null; // auto's selection metric
@@ -68,6 +73,7 @@ export function supervisedSettings(o: Options): SupervisedSettings {
     categoryEncoding: enc === 'label_encoding' ? 'label' : enc === 'one_hot_encoding' ? 'one_hot' : null,
     classWeights: (o.class_weights as Record<string, number>) ?? null,
     autoClassWeights: o.auto_class_weights === true,
+    maxClasses: num(o, 'max_classes') ?? DEFAULT_MAX_CLASSES,
     seed: num(o, 'seed') ?? null,
     maxRuntimeSeconds: num(o, 'max_runtime') ?? null,
     objective: typeof o.objective === 'string' ? o.objective : null,
