@@ -1,17 +1,19 @@
 -- 013: the security model (docs/security.md). Every role but the installer is untrusted.
 --   * A training query becomes, at enqueue time and in the requester's own session, a view
---     owned by the requester (PostgreSQL parses it as one SELECT and checks table access and
---     row-level security as the requester). The sidecar reads that view over a connection of the
---     reader role, which is a member of no role and owns nothing, in a READ ONLY transaction, so
---     functions in the query run with no rights at all. Every reader session may SELECT every
---     such view, so each view only returns rows to the one session the sidecar registered for it
---     (ml.reading: a secret given at connection start-up, never in any query text).
+--     owned by the requester (PostgreSQL parses it as one SELECT, and a missing table or right
+--     fails at once) and a SECURITY DEFINER function owned by the requester that returns the
+--     view's rows: inside it everything runs as the requester (row-level security included), and
+--     PostgreSQL refuses SET ROLE / RESET ROLE in it. The sidecar calls that function over a
+--     connection of the reader role, which is a member of no role and owns nothing, in a READ
+--     ONLY transaction. Every reader session may execute every such function, so each returns
+--     rows only in the one session the sidecar registered for it (ml.reading: a secret given at
+--     connection start-up, never in any query text).
 --   * Users never write ml.* directly: the API calls SECURITY DEFINER functions that validate
 --     everything and learn who calls from session_user (ml.acting_as).
 --   * Generated functions are recorded by oid in ml.generated_functions when the sidecar creates
 --     them; only those are granted, revoked and dropped. No stored text is ever executed.
 
-ALTER TABLE ml.jobs ADD COLUMN query_view oid, ADD COLUMN query_token text;
+ALTER TABLE ml.jobs ADD COLUMN query_view oid, ADD COLUMN query_function oid, ADD COLUMN query_token text, ADD COLUMN estimated_rows float8;
 
 -- Reader sessions allowed to read a training view right now (rows written by the sidecar only).
 CREATE TABLE ml.readers (
@@ -109,13 +111,18 @@ BEGIN
   RETURN s;
 END $$;
 
--- The guard of every training view: true only in the reader session the sidecar registered
--- for this view (the secret was given at that connection's start-up, never in query text).
--- PARALLEL RESTRICTED: evaluated in the leader, whose settings hold the secret.
+-- The guard of every training function: true only in the reader session the sidecar registered
+-- for it (the secret was given at that connection's start-up, never in query text).
 CREATE FUNCTION ml.reading(p_token text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
   SELECT EXISTS (SELECT 1 FROM ml.readers r
                   WHERE r.token = p_token AND r.secret = current_setting('sqlml.reader_secret', true))
+$$;
+
+-- The body of a training function (ml.enqueue_training checks that it is exactly this).
+CREATE FUNCTION ml.reader_function_body(p_view regclass, p_token text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT format(E'BEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY SELECT * FROM %I.%I;\n  END IF;\nEND', p_token, n.nspname, c.relname)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view
 $$;
 
 -- Name, type and options of a training request, checked; returns the canonical options.
@@ -205,12 +212,14 @@ BEGIN
 END $$;
 
 -- The one way a training request enters the queue: validates everything again (it may be
--- called directly), and takes the requester from the view's owner, whom the session must be.
-CREATE FUNCTION ml.enqueue_training(p_view regclass, p_token text, p_model text, p_type text, p_options jsonb, p_query text)
+-- called directly), and takes the requester from the training function's owner, whom the
+-- session must be able to act as.
+CREATE FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate float8,
+                                    p_model text, p_type text, p_options jsonb, p_query text)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   requester name;
-  nsp name;
+  view_oid oid;
   mtype text := lower(trim(p_type));
   opts jsonb := ml.validate_request(p_model, p_type, p_options);
   fn text := coalesce(opts ->> 'function_name', p_model || '_predict');
@@ -219,14 +228,17 @@ DECLARE
   mid bigint;
   jid bigint;
 BEGIN
-  SELECT pg_get_userbyid(c.relowner), n.nspname INTO requester, nsp
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view AND c.relkind = 'v';
-  IF requester IS NULL THEN PERFORM ml.invalid('the training query must be given as a view (call ml_create_model)'); END IF;
-  PERFORM ml.acting_as(requester);
-  IF nsp <> 'ml_q_' || ml.role_oid(requester) OR p_token IS NULL OR p_token !~ '^[0-9a-f]{32}$'
-     OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_view = p_view) THEN
-    PERFORM ml.invalid('the training query must be given as a view made by ml_create_model');
+  SELECT pg_get_userbyid(p.proowner), t.typrelid INTO requester, view_oid
+    FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype JOIN pg_class c ON c.oid = t.typrelid
+   WHERE p.oid = p_function AND p.prosecdef AND p.proretset AND c.relkind = 'v' AND c.relowner = p.proowner
+     AND p.pronamespace = c.relnamespace AND p.pronamespace = to_regnamespace('ml_q_' || ml.role_oid(pg_get_userbyid(p.proowner)))
+     AND p.prosrc = ml.reader_function_body(c.oid, p_token)
+     AND NOT has_function_privilege('public', p.oid, 'EXECUTE');
+  IF requester IS NULL OR p_token IS NULL OR p_token !~ '^[0-9a-f]{32}$'
+     OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function OR query_view = view_oid) THEN
+    PERFORM ml.invalid('the training query must be given as ml_create_model makes it');
   END IF;
+  PERFORM ml.acting_as(requester);
   PERFORM ml.check_output_table(requester, p_model, opts);
 
   -- Versions of one name are numbered in order, whoever races.
@@ -237,24 +249,26 @@ BEGIN
 
   INSERT INTO ml.models (model_name, version, model_type, options, function_name, owner)
   VALUES (p_model, ver, mtype, opts, fn, requester) RETURNING id INTO mid;
-  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_view, query_token)
-  VALUES ('train', mid, p_query, requester, p_view, p_token) RETURNING id INTO jid;
+  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_view, query_function, query_token, estimated_rows)
+  VALUES ('train', mid, p_query, requester, view_oid, p_function, p_token, greatest(p_estimate, 0)) RETURNING id INTO jid;
   UPDATE ml.models SET job_id = jid WHERE id = mid;
   RETURN jid;
 END $$;
 
--- The caller's views of jobs that have ended are no longer needed (only their owner may drop them).
-CREATE FUNCTION ml.drop_finished_views(p_model text DEFAULT NULL) RETURNS void
+-- The caller's training views and functions of jobs that have ended (of one model: all of them)
+-- are no longer needed; only their owner may drop them.
+CREATE FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE v regclass;
+DECLARE q record;
 BEGIN
-  FOR v IN
-    SELECT c.oid::regclass FROM ml.jobs j JOIN pg_class c ON c.oid = j.query_view
-      LEFT JOIN ml.models m ON m.id = j.model_id
+  FOR q IN
+    SELECT (SELECT p.oid::regprocedure FROM pg_proc p WHERE p.oid = j.query_function) AS f, c.oid::regclass AS v
+      FROM ml.jobs j JOIN pg_class c ON c.oid = j.query_view LEFT JOIN ml.models m ON m.id = j.model_id
      WHERE j.kind = 'train' AND c.relowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP
-    EXECUTE format('DROP VIEW IF EXISTS %s', v);
+    IF q.f IS NOT NULL THEN EXECUTE format('DROP FUNCTION IF EXISTS %s', q.f); END IF;
+    IF q.v IS NOT NULL THEN EXECUTE format('DROP VIEW IF EXISTS %s', q.v); END IF;
   END LOOP;
 END $$;
 
@@ -266,8 +280,10 @@ DECLARE
   token text := replace(gen_random_uuid()::text, '-', '');
   s name;
   v regclass;
+  f regprocedure;
   c refcursor;
   dup text;
+  plan json;
 BEGIN
   PERFORM ml.validate_request(model_name, model_type, options);
   IF q IS NULL OR trim(q) = '' THEN
@@ -281,12 +297,12 @@ BEGIN
   EXCEPTION WHEN invalid_cursor_definition THEN
     PERFORM ml.invalid('training_query must be exactly one SELECT statement (no ";" between statements, no INSERT, UPDATE, DELETE or SELECT INTO)');
   END;
-  PERFORM ml.drop_finished_views();
+  PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);
   BEGIN
     -- q is one complete statement, so it cannot close the parentheses; the newlines end a
     -- trailing -- comment.
-    EXECUTE format(E'CREATE VIEW %I.%I WITH (security_barrier) AS SELECT * FROM (\n%s\n) q WHERE ml.reading(%L)', s, 'q_' || token, q, token);
+    EXECUTE format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', s, 'v_' || token, q);
   EXCEPTION
     WHEN duplicate_column THEN
       dup := substring(SQLERRM FROM 'column "(.*)" specified more than once');
@@ -294,9 +310,14 @@ BEGIN
     WHEN feature_not_supported OR syntax_error THEN
       PERFORM ml.invalid(format('training_query must be one SELECT statement that only reads data: %s', SQLERRM));
   END;
-  v := to_regclass(format('%I.%I', s, 'q_' || token));
-  EXECUTE format('GRANT SELECT ON %s TO %I', v, ml.reader_role());
-  RETURN ml.enqueue_training(v, token, model_name, model_type, options, training_query);
+  v := to_regclass(format('%I.%I', s, 'v_' || token));
+  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS SETOF %s LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                 s, 'q_' || token, v, ml.reader_function_body(v, token));
+  f := to_regprocedure(format('%I.%I()', s, 'q_' || token));
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', v) INTO plan;
+  RETURN ml.enqueue_training(f, token, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, model_name, model_type, options, training_query);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS
   'sqlml: enqueue the training of a new version of a model; returns the job id (see ml_wait, ml_jobs)';
@@ -466,7 +487,7 @@ END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_drop_model(model_name text) RETURNS int
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF ml.owns_model(model_name, current_user) THEN PERFORM ml.drop_finished_views(model_name); END IF;
+  IF ml.owns_model(model_name, current_user) THEN PERFORM ml.drop_finished_queries(model_name); END IF;
   RETURN ml.drop_model(model_name, current_user);
 END $$;
 COMMENT ON FUNCTION @api@.ml_drop_model(text) IS

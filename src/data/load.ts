@@ -9,14 +9,16 @@ import { BinaryCopyParser, type FieldKind } from './copy-binary.ts';
 import type { Column, Table } from './columns.ts';
 
 /**
- * Where a job's rows come from: the view that ml_create_model made of the training query, owned
- * by the requester, read over a fresh connection of the reader role (see docs/security.md).
+ * Where a job's rows come from: the function that ml_create_model made of the training query
+ * (SECURITY DEFINER, owned by the requester, over a view of the query), called over a fresh
+ * connection of the reader role (see docs/security.md).
  */
 export interface TrainingSource {
   main: Pool; // the sidecar's own connections: it registers the reader session here
   readerUrl: string;
-  view: string; // pg_class oid of the view
-  token: string; // the view's guard argument
+  fn: string; // pg_proc oid of the training function
+  token: string; // its guard's argument
+  estimatedRows: number; // the planner's estimate when the job was enqueued
   role: string; // the requester, who must still own the view
   /** Called while a reader session runs, with a function that cancels its query (ml_cancel). */
   onReading?: (cancel: () => Promise<void>) => () => void;
@@ -89,17 +91,18 @@ interface Described extends ColumnType {
 }
 
 /**
- * Reads a training view's rows by binary COPY into typed columns, in a READ ONLY transaction of
- * a reader session with a statement timeout: tables are read with the requester's rights (the
- * view's owner), functions in the query run as the reader role, which may do nothing.
+ * Reads a training function's rows by binary COPY into typed columns, in a READ ONLY
+ * transaction of a reader session with a statement timeout: the query inside runs as the
+ * requester (who owns the function) and cannot switch roles; what the sidecar adds around it
+ * (casts, sampling) runs as the reader role, which may do nothing.
  */
 export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   const started = performance.now();
   const reader = await openReader(req.source, req.statementTimeoutMs);
-  const { client, view: q } = reader;
+  const { client, from: q } = reader;
+  const estimatedRows = req.source.estimatedRows;
   let parser: BinaryCopyParser | null = null;
   try {
-    const estimatedRows = await estimateRows(client, q);
     if (req.randomSeed !== undefined) await client.query('SELECT setseed($1)', [req.randomSeed]);
     const described = await describe(client, q);
     const names = described.map((d) => d.name);
@@ -175,7 +178,7 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
 export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>): Promise<number> {
   const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
-    const { rows } = await reader.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${reader.view} q`);
+    const { rows } = await reader.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${reader.from} q`);
     await reader.client.query('COMMIT');
     return Number(rows[0]!.n);
   } catch (err) {
@@ -187,27 +190,32 @@ export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTime
 
 interface Reader {
   client: pg.Client;
-  view: string; // the view's qualified, quoted name
+  from: string; // the training function's call, qualified and quoted
   close(): Promise<void>;
 }
 
 /**
- * A fresh reader session for one read of a training view, never reused (user code ran in it):
- * registered in ml.readers with a secret given at connection start-up, so that the view's guard
- * lets this session, and no other, see the rows. BEGIN READ ONLY with the statement timeout.
+ * A fresh reader session for one read of a training function, never reused (user code ran in
+ * it): registered in ml.readers with a secret given at connection start-up, so that the
+ * function's guard lets this session, and no other, see the rows. BEGIN READ ONLY with the
+ * statement timeout.
  */
 async function openReader(src: TrainingSource, statementTimeoutMs: number): Promise<Reader> {
-  if (!src.view || !src.token) {
+  if (!src.fn || !src.token) {
     throw new UserError('this job was queued before sqlml read training queries through views (migration 013); enqueue it again with ml_create_model');
   }
-  const { rows } = await src.main.query<{ name: string; owner: string }>(
-    `SELECT c.oid::regclass::text AS name, pg_get_userbyid(c.relowner)::text AS owner FROM pg_class c WHERE c.oid = $1::oid AND c.relkind = 'v'`,
-    [src.view],
+  // The function must still be the one ml_create_model made for the requester.
+  const { rows } = await src.main.query<{ call: string; owner: string; intact: boolean }>(
+    `SELECT format('%I.%I()', n.nspname, p.proname) AS call, pg_get_userbyid(p.proowner)::text AS owner,
+            p.prosecdef AND p.prosrc = ml.reader_function_body(t.typrelid, $2) AS intact
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type t ON t.oid = p.prorettype
+      WHERE p.oid = $1::oid`,
+    [src.fn, src.token],
   );
   const found = rows[0];
-  if (!found) throw new UserError('the view of this training query no longer exists (it was dropped); train again with ml_create_model');
-  if (found.owner !== src.role) {
-    throw new UserError(`the view of this training query (${found.name}) now belongs to role "${found.owner}", not to "${src.role}", who asked for the training; train again with ml_create_model`);
+  if (!found) throw new UserError('the view and function of this training query no longer exist (they were dropped); train again with ml_create_model');
+  if (found.owner !== src.role || !found.intact) {
+    throw new UserError(`the function of this training query (${found.call}) was changed after ml_create_model made it; train again with ml_create_model`);
   }
   const secret = randomBytes(24).toString('hex');
   await src.main.query('INSERT INTO ml.readers (token, secret) VALUES ($1, $2)', [src.token, secret]);
@@ -238,7 +246,7 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
     await close();
     throw err;
   }
-  return { client, view: found.name, close };
+  return { client, from: found.call, close };
 }
 
 /** Cancels a reader session's query (ml_cancel during a load): the reader role may signal its own sessions. */
@@ -254,15 +262,8 @@ async function cancelBackend(readerUrl: string, pid: number | null): Promise<voi
   }
 }
 
-/** The planner's row estimate for the view (sizes the column arrays before the first row). */
-async function estimateRows(client: pg.Client, view: string): Promise<number> {
-  const res = await client.query(`EXPLAIN (FORMAT JSON) SELECT * FROM ${view} q`);
-  const rows = Number(res.rows[0]?.['QUERY PLAN']?.[0]?.Plan?.['Plan Rows']);
-  return Number.isFinite(rows) && rows > 0 ? rows : 0;
-}
-
-async function describe(client: pg.Client, view: string): Promise<Described[]> {
-  const res = await client.query(`SELECT * FROM ${view} q LIMIT 0`);
+async function describe(client: pg.Client, from: string): Promise<Described[]> {
+  const res = await client.query(`SELECT * FROM ${from} q LIMIT 0`);
   const seen = new Set<string>();
   for (const f of res.fields) {
     if (seen.has(f.name)) {
@@ -306,7 +307,6 @@ function explain(err: unknown): unknown {
   let message = `training query failed: ${messageOf(err)}`;
   if (code === '57014') message = `training query was cancelled by the statement timeout: ${messageOf(err)}`;
   if (code === '25006') message = `training query must only read data (it ran in a read-only transaction): ${messageOf(err)}`;
-  if (code === '42501') message = `training query failed: ${messageOf(err)} (tables are read with the rights of the role that asked; functions in the query run with none: see docs/security.md)`;
   const out = new Error(message) as Error & { code: string };
   out.code = code;
   return out;

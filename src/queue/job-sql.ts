@@ -58,7 +58,7 @@ UPDATE ml.jobs j SET
             || jsonb_build_array(jsonb_build_object('attempt', j.attempts + 1, 'worker', $1::text, 'started_at', now()))
 FROM next
 WHERE j.id = next.id
-RETURNING j.id::text AS id, j.kind, j.model_id::text AS model_id, j.query_view::text AS query_view, j.query_token, j.requested_by::text AS requested_by,
+RETURNING j.id::text AS id, j.kind, j.model_id::text AS model_id, j.query_function::text AS query_function, j.query_token, j.estimated_rows, j.requested_by::text AS requested_by,
           j.attempts, j.max_attempts, j.parent_id::text AS parent_id, j.payload`;
 
 /** CLAIM restricted to the trials of one sweep: the sweep's own sidecar takes them first. $3 parent id. */
@@ -66,8 +66,8 @@ export const CLAIM_CHILD = CLAIM.replace('AND NOT cancel_requested', 'AND NOT ca
 
 /** The trials of a sweep, one job each, so that any sidecar can train one. */
 export const ENQUEUE_TRIALS = `
-INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_view, query_token, parent_id, payload)
-SELECT 'trial', p.model_id, p.training_query, p.requested_by, p.query_view, p.query_token, p.id, t
+INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_view, query_function, query_token, estimated_rows, parent_id, payload)
+SELECT 'trial', p.model_id, p.training_query, p.requested_by, p.query_view, p.query_function, p.query_token, p.estimated_rows, p.id, t
   FROM ml.jobs p, unnest($2::jsonb[]) AS t
  WHERE p.id = $1`;
 
@@ -130,7 +130,8 @@ export interface ClaimedJob {
   parent_id: string | null;
   payload: Record<string, unknown> | null;
   model_id: string;
-  query_view: string | null; // the training view's oid (null: queued before migration 013)
+  query_function: string | null; // the training function's oid (null: queued before migration 013)
+  estimated_rows: number | null;
   query_token: string | null;
   requested_by: string;
   attempts: number;

@@ -182,8 +182,9 @@ export class Worker {
       source: {
         main: this.pool,
         readerUrl: this.readerUrl,
-        view: job.query_view ?? '',
+        fn: job.query_function ?? '',
         token: job.query_token ?? '',
+        estimatedRows: job.estimated_rows ?? 0,
         role: job.requested_by,
         onReading: (cancel) => {
           state.cancelLoad = cancel;
