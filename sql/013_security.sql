@@ -1,9 +1,10 @@
 -- 013: the security model (docs/security.md). Every role but the installer is untrusted.
---   * A training query becomes, at enqueue time and in the requester's own session, a view
---     owned by the requester (PostgreSQL parses it as one SELECT, and a missing table or right
---     fails at once) and a SECURITY DEFINER function owned by the requester that returns the
---     view's rows: inside it everything runs as the requester (row-level security included), and
---     PostgreSQL refuses SET ROLE / RESET ROLE in it. The sidecar calls that function over a
+--   * A training query is checked at enqueue time, in the requester's own session, by
+--     PostgreSQL (parsed as one SELECT; a missing table or right fails at once) and becomes a
+--     SECURITY DEFINER function owned by the requester that returns its rows: inside it
+--     everything runs as the requester (row-level security included), and PostgreSQL refuses
+--     SET ROLE / RESET ROLE in it. (A PL/pgSQL body records no dependency on the tables, so they
+--     can be dropped and made again while a function waits.) The sidecar calls that function over a
 --     connection of the reader role, which is a member of no role and owns nothing, in a READ
 --     ONLY transaction. Every reader session may execute every such function, so each returns
 --     rows only in the one session the sidecar registered for it (ml.reading: a secret given at
@@ -13,7 +14,7 @@
 --   * Generated functions are recorded by oid in ml.generated_functions when the sidecar creates
 --     them; only those are granted, revoked and dropped. No stored text is ever executed.
 
-ALTER TABLE ml.jobs ADD COLUMN query_view oid, ADD COLUMN query_function oid, ADD COLUMN query_token text, ADD COLUMN estimated_rows float8;
+ALTER TABLE ml.jobs ADD COLUMN query_function oid, ADD COLUMN query_token text, ADD COLUMN estimated_rows float8;
 
 -- Reader sessions allowed to read a training view right now (rows written by the sidecar only).
 CREATE TABLE ml.readers (
@@ -119,10 +120,12 @@ LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_ca
                   WHERE r.token = p_token AND r.secret = current_setting('sqlml.reader_secret', true))
 $$;
 
--- The body of a training function (ml.enqueue_training checks that it is exactly this).
-CREATE FUNCTION ml.reader_function_body(p_view regclass, p_token text) RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT format(E'BEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY SELECT * FROM %I.%I;\n  END IF;\nEND', p_token, n.nspname, c.relname)
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view
+-- The body of a training function (ml.enqueue_training and the sidecar check that it is exactly
+-- this): the guard first, then the query, which is one complete statement (checked), so it
+-- cannot close the parentheses; the newlines end a trailing -- comment.
+CREATE FUNCTION ml.reader_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY SELECT * FROM (\n%s\n) q;\n  END IF;\nEND',
+                p_token, ml.strip_query(p_query))
 $$;
 
 -- Name, type and options of a training request, checked; returns the canonical options.
@@ -219,7 +222,6 @@ CREATE FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_est
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   requester name;
-  view_oid oid;
   mtype text := lower(trim(p_type));
   opts jsonb := ml.validate_request(p_model, p_type, p_options);
   fn text := coalesce(opts ->> 'function_name', p_model || '_predict');
@@ -228,14 +230,14 @@ DECLARE
   mid bigint;
   jid bigint;
 BEGIN
-  SELECT pg_get_userbyid(p.proowner), t.typrelid INTO requester, view_oid
-    FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype JOIN pg_class c ON c.oid = t.typrelid
-   WHERE p.oid = p_function AND p.prosecdef AND p.proretset AND c.relkind = 'v' AND c.relowner = p.proowner
-     AND p.pronamespace = c.relnamespace AND p.pronamespace = to_regnamespace('ml_q_' || ml.role_oid(pg_get_userbyid(p.proowner)))
-     AND p.prosrc = ml.reader_function_body(c.oid, p_token)
+  SELECT pg_get_userbyid(p.proowner) INTO requester
+    FROM pg_proc p
+   WHERE p.oid = p_function AND p.prosecdef AND p.proretset AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
+     AND p.pronamespace = to_regnamespace('ml_q_' || ml.role_oid(pg_get_userbyid(p.proowner)))
+     AND p.prosrc = ml.reader_function_body(p_query, p_token)
      AND NOT has_function_privilege('public', p.oid, 'EXECUTE');
   IF requester IS NULL OR p_token IS NULL OR p_token !~ '^[0-9a-f]{32}$'
-     OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function OR query_view = view_oid) THEN
+     OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function) THEN
     PERFORM ml.invalid('the training query must be given as ml_create_model makes it');
   END IF;
   PERFORM ml.acting_as(requester);
@@ -249,26 +251,24 @@ BEGIN
 
   INSERT INTO ml.models (model_name, version, model_type, options, function_name, owner)
   VALUES (p_model, ver, mtype, opts, fn, requester) RETURNING id INTO mid;
-  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_view, query_function, query_token, estimated_rows)
-  VALUES ('train', mid, p_query, requester, view_oid, p_function, p_token, greatest(p_estimate, 0)) RETURNING id INTO jid;
+  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, estimated_rows)
+  VALUES ('train', mid, p_query, requester, p_function, p_token, greatest(p_estimate, 0)) RETURNING id INTO jid;
   UPDATE ml.models SET job_id = jid WHERE id = mid;
   RETURN jid;
 END $$;
 
--- The caller's training views and functions of jobs that have ended (of one model: all of them)
--- are no longer needed; only their owner may drop them.
+-- The caller's training functions of jobs that have ended (of one model: all of them) are no
+-- longer needed; only their owner may drop them.
 CREATE FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE q record;
+DECLARE f regprocedure;
 BEGIN
-  FOR q IN
-    SELECT (SELECT p.oid::regprocedure FROM pg_proc p WHERE p.oid = j.query_function) AS f, c.oid::regclass AS v
-      FROM ml.jobs j JOIN pg_class c ON c.oid = j.query_view LEFT JOIN ml.models m ON m.id = j.model_id
-     WHERE j.kind = 'train' AND c.relowner = ml.role_oid(current_user)
+  FOR f IN
+    SELECT p.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
+     WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP
-    IF q.f IS NOT NULL THEN EXECUTE format('DROP FUNCTION IF EXISTS %s', q.f); END IF;
-    IF q.v IS NOT NULL THEN EXECUTE format('DROP VIEW IF EXISTS %s', q.v); END IF;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s', f);
   END LOOP;
 END $$;
 
@@ -284,6 +284,7 @@ DECLARE
   c refcursor;
   dup text;
   plan json;
+  columns text;
 BEGIN
   PERFORM ml.validate_request(model_name, model_type, options);
   IF q IS NULL OR trim(q) = '' THEN
@@ -299,24 +300,30 @@ BEGIN
   END;
   PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);
+  -- A view, for a moment: PostgreSQL names and types the columns (and refuses what a view refuses).
   BEGIN
-    -- q is one complete statement, so it cannot close the parentheses; the newlines end a
-    -- trailing -- comment.
     EXECUTE format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', s, 'v_' || token, q);
   EXCEPTION
     WHEN duplicate_column THEN
       dup := substring(SQLERRM FROM 'column "(.*)" specified more than once');
       PERFORM ml.invalid(format('the training query has two columns named "%s"; give them distinct names with AS', dup));
-    WHEN feature_not_supported OR syntax_error THEN
+    WHEN feature_not_supported OR syntax_error OR invalid_table_definition THEN
       PERFORM ml.invalid(format('training_query must be one SELECT statement that only reads data: %s', SQLERRM));
   END;
   v := to_regclass(format('%I.%I', s, 'v_' || token));
-  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS SETOF %s LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
-                 s, 'q_' || token, v, ml.reader_function_body(v, token));
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', v) INTO plan;
+  SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO columns
+    FROM pg_attribute a WHERE a.attrelid = v AND a.attnum > 0 AND NOT a.attisdropped;
+  EXECUTE format('DROP VIEW %s', v);
+  -- The caller's schemas, between the catalog and pg_temp: functions the query calls find
+  -- what they find in the caller's own session, and nothing of the reader session's.
+  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
+                 s, 'q_' || token, columns,
+                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(current_schemas(false)) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.reader_function_body(training_query, token));
   f := to_regprocedure(format('%I.%I()', s, 'q_' || token));
   EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', v) INTO plan;
   RETURN ml.enqueue_training(f, token, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, model_name, model_type, options, training_query);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS

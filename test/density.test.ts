@@ -58,16 +58,18 @@ describe('hdbscan', () => {
     expect(e!.noise_fraction).toBeCloseTo(labels.filter((l) => l.centroid_id === -1).length / 600, 12);
   });
 
-  it('output_table holds the ids, labels, probabilities and outlier scores the model was fitted with, owned by the requester', async () => {
-    const [c] = await rows<{ n: string; owner: string; probs: number; bad: string }>(
+  it('output_table holds the ids, labels, probabilities and outlier scores the model was fitted with, owned by the sidecar, readable by the requester', async () => {
+    const [c] = await rows<{ n: string; owner: string; readable: boolean; probs: number; bad: string }>(
       t.pool,
       `SELECT count(*) AS n, (SELECT tableowner FROM pg_tables WHERE tablename = 'dens_labels') AS owner,
+              has_table_privilege(current_user, 'dens_labels', 'SELECT') AS readable,
               avg(membership_probability) FILTER (WHERE centroid_id > 0) AS probs,
               count(*) FILTER (WHERE (centroid_id = -1) <> (membership_probability = 0) OR outlier_score NOT BETWEEN 0 AND 1) AS bad
          FROM dens_labels`,
     );
     expect(Number(c!.n)).toBe(600);
-    expect(c!.owner).toBe(new URL(t.url).username);
+    expect(c!.owner).toBe('ml_sidecar');
+    expect(c!.readable).toBe(true);
     expect(c!.probs).toBeGreaterThan(0.5);
     expect(Number(c!.bad)).toBe(0);
   });

@@ -207,13 +207,14 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
   // The function must still be the one ml_create_model made for the requester.
   const { rows } = await src.main.query<{ call: string; owner: string; intact: boolean }>(
     `SELECT format('%I.%I()', n.nspname, p.proname) AS call, pg_get_userbyid(p.proowner)::text AS owner,
-            p.prosecdef AND p.prosrc = ml.reader_function_body(t.typrelid, $2) AS intact
-       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_type t ON t.oid = p.prorettype
+            p.prosecdef AND p.prosrc = ml.reader_function_body(j.training_query, $2) AS intact
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       JOIN ml.jobs j ON j.query_function = p.oid AND j.kind = 'train'
       WHERE p.oid = $1::oid`,
     [src.fn, src.token],
   );
   const found = rows[0];
-  if (!found) throw new UserError('the view and function of this training query no longer exist (they were dropped); train again with ml_create_model');
+  if (!found) throw new UserError('the function of this training query no longer exists (it was dropped); train again with ml_create_model');
   if (found.owner !== src.role || !found.intact) {
     throw new UserError(`the function of this training query (${found.call}) was changed after ml_create_model made it; train again with ml_create_model`);
   }

@@ -1,0 +1,353 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePool, type Pool } from '../src/db/connect.ts';
+import { withUser } from '../src/db/roles.ts';
+import { freshDatabase, rows, type TestDb } from './helpers.ts';
+
+// Each attack class of docs/security.md, tried by ordinary LOGIN roles over their own
+// connections against the least-privilege sidecar (a non-superuser role of its own, reading
+// through the reader role). Every test asserts that the attack changed nothing and leaked nothing.
+
+let t: TestDb;
+const suffix = randomBytes(3).toString('hex');
+const alice = `alice_${suffix}`;
+const bob = `bob_${suffix}`;
+const SECRET = 'the-launch-code-4711';
+let A: Pool; // alice's own connections
+let B: Pool; // bob's
+let bobJob: string;
+
+beforeAll(async () => {
+  t = await freshDatabase('attacks', { demo: true });
+  await t.worker({ concurrency: 2 });
+  for (const r of [alice, bob]) {
+    await t.pool.query(`CREATE ROLE ${r} LOGIN PASSWORD 'pw'`);
+    await t.pool.query(`CREATE SCHEMA ${r}_s AUTHORIZATION ${r}`);
+  }
+  await t.pool.query(`CREATE TABLE public.secret (code text, n int); INSERT INTO public.secret VALUES ('${SECRET}', 1)`);
+  await t.pool.query(`CREATE TABLE ${alice}_s.points AS SELECT i::float8 AS x, (i % 7)::float8 AS y FROM generate_series(1, 200) i`);
+  await t.pool.query(`ALTER TABLE ${alice}_s.points OWNER TO ${alice}`);
+  await t.pool.query(`CREATE TABLE ${bob}_s.points AS SELECT i::float8 AS x, (i % 5)::float8 AS y FROM generate_series(1, 200) i`);
+  await t.pool.query(`ALTER TABLE ${bob}_s.points OWNER TO ${bob}`);
+  A = makePool(withUser(t.url, alice, 'pw'), 3);
+  B = makePool(withUser(t.url, bob, 'pw'), 3);
+  bobJob = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_seg', 'kmeans', 'SELECT x, y FROM ${bob}_s.points', '{"num_clusters": 2, "seed": 1}') AS job`))[0]!.job;
+  await B.query('SELECT ml_wait($1)', [bobJob]);
+  await B.query(`SELECT ml_grant('bob_seg', '${alice}')`);
+});
+afterAll(async () => {
+  await A?.end();
+  await B?.end();
+  await t?.close();
+});
+
+const fails = async (pool: Pool, sql: string, params: unknown[] = []): Promise<string> => {
+  try {
+    await pool.query(sql, params);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`expected an error from: ${sql}`);
+};
+
+/** Enqueues as alice and waits: the job's error, or 'ready'. */
+async function outcome(query: string, options = '{"num_clusters": 2}', name = `m_${randomBytes(3).toString('hex')}`): Promise<string> {
+  const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model($1, 'kmeans', $2, $3::jsonb) AS job`, [name, query, options])) as [{ job: string }];
+  const err = await A.query('SELECT ml_wait($1)', [job]).then(() => null, (e: Error) => e.message);
+  return err ?? 'ready';
+}
+
+const isSuperuser = async (role: string) => (await rows<{ s: boolean }>(t.pool, 'SELECT rolsuper AS s FROM pg_roles WHERE rolname = $1', [role]))[0]!.s;
+const tableExists = async (name: string) => (await rows<{ r: string | null }>(t.pool, 'SELECT to_regclass($1)::text AS r', [name]))[0]!.r !== null;
+
+describe('1. a training query is one SELECT, checked by PostgreSQL as the requester', () => {
+  const variants = [
+    `SELECT x, y FROM ${'ALICE'}_s.points; COMMIT; CREATE TABLE public.loot AS SELECT * FROM public.secret`,
+    `SELECT x, y FROM ${'ALICE'}_s.points; CREATE TABLE public.loot AS SELECT 1`,
+    `SELECT 1 AS x) q; CREATE TABLE public.loot AS SELECT * FROM public.secret; SELECT * FROM (SELECT 1 AS x`,
+    `SELECT 1 AS x /* ; */ ; DROP TABLE demo.orders`,
+    `SELECT 1 AS x --\n; CREATE TABLE public.loot (a int)`,
+    `INSERT INTO public.secret VALUES ('x', 2) RETURNING n`,
+    `WITH d AS (DELETE FROM public.secret RETURNING n) SELECT n FROM d`,
+    `SELECT * INTO public.loot FROM public.secret`,
+  ];
+  for (const v of variants) {
+    it(`refused at enqueue, nothing ran: ${JSON.stringify(v.slice(0, 60))}`, async () => {
+      const q = v.replaceAll('ALICE', alice);
+      const msg = await fails(A, `SELECT ml_create_model('multi', 'kmeans', $1)`, [q]);
+      expect(msg).toMatch(/training_query must be|syntax error|permission denied/);
+      expect(await tableExists('public.loot')).toBe(false);
+      expect(Number((await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM public.secret'))[0]!.n)).toBe(1);
+      expect(Number((await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM demo.orders'))[0]!.n)).toBe(9994);
+    });
+  }
+});
+
+describe('2. functions in the query run as the requester, and cannot switch roles', () => {
+  const escapes: [string, string][] = [
+    ['RESET ROLE', `RESET ROLE; RETURN (SELECT code FROM public.secret LIMIT 1);`],
+    ['SET ROLE to the sidecar', `SET ROLE ml_sidecar; RETURN (SELECT code FROM public.secret LIMIT 1);`],
+    ['SET ROLE to the reader', `SET ROLE ml_reader; RETURN 'x';`],
+    ['set_config(role)', `PERFORM set_config('role', 'ml_sidecar', true); RETURN (SELECT code FROM public.secret LIMIT 1);`],
+    ['SET SESSION AUTHORIZATION', `SET SESSION AUTHORIZATION ml_sidecar; RETURN (SELECT code FROM public.secret LIMIT 1);`],
+    ['read the secret directly', `RETURN (SELECT code FROM public.secret LIMIT 1);`],
+    ['read the reader secrets', `RETURN (SELECT secret FROM ml.readers LIMIT 1);`],
+    ['write in the read-only transaction', `CREATE TABLE public.loot AS SELECT * FROM public.secret; RETURN 'x';`],
+    ['write sqlml state', `UPDATE ml.jobs SET status = 'ready'; RETURN 'x';`],
+  ];
+  for (const [what, body] of escapes) {
+    it(`${what}: the job fails, and neither the data nor a right leaked`, async () => {
+      const fn = `${alice}_s.f_${randomBytes(3).toString('hex')}`;
+      await A.query(`CREATE FUNCTION ${fn}() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${body} END $f$`);
+      const out = await outcome(`SELECT x, y, ${fn}() AS z FROM ${alice}_s.points`);
+      expect(out).not.toBe('ready');
+      expect(out).not.toContain(SECRET);
+      expect(out).toMatch(/permission denied|cannot set parameter|read-only transaction|cannot execute|must be|does not exist/);
+      expect(await tableExists('public.loot')).toBe(false);
+      expect(await isSuperuser(alice)).toBe(false);
+      expect((await rows<{ status: string }>(t.pool, 'SELECT status FROM ml.jobs WHERE id = $1', [bobJob]))[0]!.status).toBe('ready');
+    });
+  }
+
+  it("another role's training function returns nothing to alice, to the reader role, or to a guessed secret", async () => {
+    const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_seg2', 'kmeans', 'SELECT x, y FROM ${bob}_s.points', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    const [{ fn, token }] = (await rows<{ fn: string; token: string }>(t.pool, `SELECT query_function::regprocedure::text AS fn, query_token AS token FROM ml.jobs WHERE id = $1`, [job])) as [{ fn: string; token: string }];
+    const call = fn.replace(/\(\)$/, '()');
+    expect(await fails(A, `SELECT * FROM ${call}`)).toMatch(/permission denied for (function|schema)/);
+    for (const options of ['', `-c sqlml.reader_secret=${'0'.repeat(48)}`]) {
+      const reader = new pg.Client({ connectionString: t.roles.readerUrl, options });
+      await reader.connect();
+      try {
+        expect((await reader.query(`SELECT * FROM ${call}`)).rows).toEqual([]);
+        await expect(reader.query(`SELECT * FROM ml.readers`)).rejects.toThrow(/permission denied/);
+      } finally {
+        await reader.end();
+      }
+    }
+    // with the secret the sidecar registered, the same call returns the rows: the guard is what stops the others
+    await t.pool.query(`INSERT INTO ml.readers (token, secret) VALUES ($1, 'known-secret')`, [token]);
+    const reader = new pg.Client({ connectionString: t.roles.readerUrl, options: '-c sqlml.reader_secret=known-secret' });
+    await reader.connect();
+    try {
+      expect((await reader.query(`SELECT count(*)::int AS n FROM ${call}`)).rows[0].n).toBe(200);
+    } finally {
+      await reader.end();
+      await t.pool.query(`DELETE FROM ml.readers WHERE secret = 'known-secret'`);
+    }
+    await B.query('SELECT ml_wait($1)', [job]);
+  });
+
+  it("a cast on the requester's own type runs as the reader role, which reads nothing", async () => {
+    await A.query(`CREATE TYPE ${alice}_s.mood AS ENUM ('low', 'high')`);
+    await A.query(`CREATE FUNCTION ${alice}_s.mood_text(${alice}_s.mood) RETURNS text LANGUAGE plpgsql AS $f$
+      BEGIN RETURN (SELECT code FROM public.secret LIMIT 1); END $f$`);
+    await A.query(`CREATE CAST (${alice}_s.mood AS text) WITH FUNCTION ${alice}_s.mood_text(${alice}_s.mood)`);
+    const out = await outcome(`SELECT x, CASE WHEN y > 3 THEN 'high' ELSE 'low' END::${alice}_s.mood AS m FROM ${alice}_s.points`);
+    expect(out).not.toContain(SECRET);
+    expect(out).toMatch(/permission denied for table secret/);
+  });
+});
+
+describe('3. no role writes sqlml state; definer functions check who calls', () => {
+  const writes = [
+    `INSERT INTO ml.models (model_name, version, model_type, owner, distances_function) VALUES ('x', 1, 'kmeans', current_user, 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --')`,
+    `UPDATE ml.models SET distances_function = 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --'`,
+    `DELETE FROM ml.models`,
+    `INSERT INTO ml.jobs (model_id, training_query, requested_by) VALUES (1, 'SELECT 1', current_user)`,
+    `UPDATE ml.jobs SET model_id = 1`,
+    `INSERT INTO ml.grants (model_name, grantee) VALUES ('bob_seg', current_user)`,
+    `DELETE FROM ml.grants`,
+    `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, distances_function) VALUES (1, 9, '{}', 'succeeded', 'x')`,
+    `INSERT INTO ml.readers (token, secret) VALUES ('a', 'b')`,
+    `INSERT INTO ml.generated_functions (fn, model_id, kind) VALUES ('ml_drop_model(text)'::regprocedure, 1, 'public')`,
+    `INSERT INTO ml.output_tables (relid, model_name, owner) VALUES ('public.secret'::regclass, 'x', current_user)`,
+    `SELECT nextval('ml.jobs_id_seq')`,
+  ];
+  for (const w of writes) {
+    it(`refused: ${JSON.stringify(w.slice(0, 60))}`, async () => {
+      expect(await fails(A, w.replaceAll('ALICE', alice))).toMatch(/permission denied/);
+      expect(await isSuperuser(alice)).toBe(false);
+    });
+  }
+
+  const forged: [string, RegExp][] = [
+    [`SELECT ml.cancel_job(${'JOB'}, '${'BOB'}')`, /cannot act as role/],
+    [`SELECT ml.grant_model('bob_seg', '${'ALICE'}', '${'BOB'}')`, /cannot act as role/],
+    [`SELECT ml.revoke_model('bob_seg', '${'ALICE'}', '${'BOB'}')`, /cannot act as role/],
+    [`SELECT ml.drop_model('bob_seg', '${'BOB'}')`, /cannot act as role/],
+    [`SELECT ml.request_schema('${'BOB'}')`, /cannot act as role/],
+    [`SELECT ml.acting_as('ml_sidecar')`, /cannot act as role/],
+    [`SELECT ml.drop_generated((SELECT id FROM ml.models WHERE model_name = 'bob_seg'), ARRAY['public', 'internal'])`, /must be owner|permission denied/],
+    [`SELECT ml.set_execute('bob_seg', current_user, true)`, /must be owner|permission denied|not the owner/],
+    [`SELECT ml.enqueue_training('ml_drop_model(text)'::regprocedure, '${'0'.repeat(32)}', 10, 'forged', 'kmeans', '{}', 'SELECT 1')`, /must be given as ml_create_model makes it/],
+  ];
+  for (const [sql, message] of forged) {
+    it(`a definer function called directly with forged arguments: ${sql.slice(7, 40)}`, async () => {
+      const q = sql.replaceAll('ALICE', alice).replaceAll('BOB', bob).replaceAll('JOB', bobJob);
+      expect(await fails(A, q)).toMatch(message);
+      const [s] = await rows<{ status: string; grants: string }>(t.pool, `SELECT (SELECT status FROM ml.jobs WHERE id = $1) AS status, (SELECT string_agg(grantee, ',') FROM ml.grants WHERE model_name = 'bob_seg') AS grants`, [bobJob]);
+      expect(s).toEqual({ status: 'ready', grants: alice });
+      expect(Number((await rows<{ n: string }>(B, `SELECT count(*) AS n FROM ml_predict('bob_seg', 'SELECT x, y FROM ${bob}_s.points')`))[0]!.n)).toBe(200);
+    });
+  }
+
+  it('a training function altered after enqueue is not read', async () => {
+    const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('altered', 'kmeans', 'SELECT x, y FROM ${alice}_s.points, pg_sleep(1.5)', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    const [{ fn }] = (await rows<{ fn: string }>(A, `SELECT query_function::regprocedure::text AS fn FROM ml.jobs WHERE id = $1`, [job])) as [{ fn: string }];
+    // alice owns it: she may change it, and then it is hers alone to read
+    await A.query(`ALTER FUNCTION ${fn} SECURITY INVOKER`).catch(() => undefined);
+    const err = await A.query('SELECT ml_wait($1)', [job]).then(() => 'ready', (e: Error) => e.message);
+    expect(['ready', err]).toContain(err); // read before the change, or refused after it
+    if (err !== 'ready') expect(err).toMatch(/was changed after ml_create_model made it/);
+  });
+});
+
+describe('4. the API acts only on what the caller owns', () => {
+  it("another role's model: no grant, no drop, no cancel, no wait, no retrain, no name", async () => {
+    await t.pool.query(`CREATE ROLE carol_${suffix} LOGIN PASSWORD 'pw'`);
+    const C = makePool(withUser(t.url, `carol_${suffix}`, 'pw'), 1);
+    try {
+      expect(await fails(C, `SELECT ml_grant('bob_seg', current_user)`)).toMatch(/is not yours to share/);
+      expect(await fails(C, `SELECT ml_revoke('bob_seg', '${alice}')`)).toMatch(/is not yours to share/);
+      expect(await fails(C, `SELECT ml_drop_model('bob_seg')`)).toMatch(/model "bob_seg" does not exist/);
+      expect(await fails(C, `SELECT ml_cancel(${bobJob})`)).toMatch(/does not exist \(or belongs to another role\)/);
+      expect(await fails(C, `SELECT ml_wait(${bobJob})`)).toMatch(/does not exist \(or belongs to another role\)/);
+      expect(await fails(C, `SELECT ml_create_model('bob_seg', 'kmeans', 'SELECT 1::float8 AS x')`)).toMatch(/model name "bob_seg" is taken by role/);
+      expect(await fails(C, `SELECT ml_create_model('c1', 'kmeans', 'SELECT 1::float8 AS x', '{"function_name": "bob_seg_predict"}')`)).toMatch(/already a scoring function of model "bob_seg"/);
+      expect(await fails(C, `SELECT ml_create_model('c2', 'kmeans', 'SELECT 1::float8 AS x', '{"function_name": "ml_drop_model"}')`)).toMatch(/function ml_drop_model\(text\) \(owner "ml_sidecar"\) already exists and was not made by sqlml/);
+      // a grantee may read and wait, not drop or share
+      expect(await fails(A, `SELECT ml_drop_model('bob_seg')`)).toMatch(/does not exist/);
+      expect(await fails(A, `SELECT ml_grant('bob_seg', 'carol_${suffix}')`)).toMatch(/is not yours to share/);
+      const [w] = await rows<{ status: string }>(A, `SELECT status FROM ml_wait(${bobJob}, '5 seconds')`);
+      expect(w!.status).toBe('ready');
+      expect((await rows<{ state: string }>(B, `SELECT state FROM ml_models WHERE model_name = 'bob_seg'`))[0]!.state).toBe('ready');
+    } finally {
+      await C.end();
+    }
+  });
+
+  it("a grantee's ml_wait on a finished job returns at once", async () => {
+    const started = Date.now();
+    await A.query(`SELECT ml_wait(${bobJob}, '30 seconds')`);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('5. generated functions are never adopted, replaced or dropped unless sqlml made them for that model', () => {
+  beforeAll(async () => {
+    await t.pool.query(`GRANT CREATE ON SCHEMA public TO ${alice}`); // a lax database: public open to alice
+  });
+  afterAll(async () => {
+    await t.pool.query(`REVOKE CREATE ON SCHEMA public FROM ${alice}`);
+  });
+
+  it('a function squatted before enqueue: refused at enqueue, naming it and its owner', async () => {
+    await A.query(`CREATE FUNCTION public.bob_seg9_predict(float8, float8) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
+    const msg = await fails(B, `SELECT ml_create_model('bob_seg9', 'kmeans', 'SELECT x, y FROM ${bob}_s.points')`);
+    expect(msg).toMatch(new RegExp(`function bob_seg9_predict\\(double precision,double precision\\) \\(owner "${alice}"\\) already exists and was not made by sqlml`));
+  });
+
+  for (const [what, args] of [['the same arguments', 'float8, float8'], ['an overload', 'numeric']] as const) {
+    it(`squatted between enqueue and write-back (${what}): the job fails naming it; it is not replaced`, async () => {
+      const name = `bob_sq${args.length}`;
+      const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('${name}', 'kmeans', 'SELECT x, y FROM ${bob}_s.points, pg_sleep(1)', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+      await A.query(`CREATE FUNCTION public.${name}_predict(${args}) RETURNS int LANGUAGE sql AS 'SELECT 42'`);
+      const err = await B.query('SELECT ml_wait($1)', [job]).then(() => 'ready', (e: Error) => e.message);
+      expect(err).toMatch(new RegExp(`a function public.${name}_predict\\(.*\\) \\(owner "${alice}"\\) already exists and was not made by sqlml for model "${name}"`));
+      const [f] = await rows<{ owner: string; src: string }>(t.pool, `SELECT pg_get_userbyid(proowner) AS owner, prosrc AS src FROM pg_proc WHERE proname = $1`, [`${name}_predict`]);
+      expect(f).toEqual({ owner: alice, src: 'SELECT 42' });
+    });
+  }
+
+  it("dropping a model drops only the functions sqlml recorded for it, and revokes nothing of others'", async () => {
+    await A.query(`SELECT ml_create_model('alice_tmp', 'kmeans', 'SELECT x, y FROM ${alice}_s.points', '{"num_clusters": 2}')`).then((r) => A.query('SELECT ml_wait($1)', [r.rows[0].ml_create_model]));
+    await A.query(`SELECT ml_drop_model('alice_tmp')`);
+    expect(await rows(t.pool, `SELECT 1 FROM pg_proc WHERE proname = 'alice_tmp_predict'`)).toEqual([]);
+    expect(Number((await rows<{ n: string }>(A, `SELECT count(bob_seg_predict(x, y)) AS n FROM ${alice}_s.points`))[0]!.n)).toBe(200);
+  });
+});
+
+describe('6. the sidecar never resolves a name through a schema a user can write', () => {
+  it('overloads planted in public are not called by the sidecar', async () => {
+    await t.pool.query(`GRANT CREATE ON SCHEMA public TO ${alice}`);
+    try {
+      await A.query(`CREATE TABLE public.pwned (who text, at timestamptz DEFAULT now()); GRANT INSERT ON public.pwned TO PUBLIC`);
+      await A.query(`CREATE FUNCTION public.jsonb_build_object(text, integer, text, text, text, timestamptz) RETURNS jsonb LANGUAGE plpgsql AS $f$
+        BEGIN INSERT INTO public.pwned (who) VALUES (current_user); RETURN '{}'::jsonb; END $f$`);
+      await A.query(`CREATE FUNCTION public.jsonb_build_object(text, text) RETURNS jsonb LANGUAGE plpgsql AS $f$
+        BEGIN INSERT INTO public.pwned (who) VALUES (current_user); RETURN '{}'::jsonb; END $f$`);
+      await A.query(`CREATE FUNCTION public.format(text, text) RETURNS text LANGUAGE plpgsql AS $f$
+        BEGIN INSERT INTO public.pwned (who) VALUES (current_user); RETURN ''; END $f$`);
+      expect(await outcome(`SELECT x, y FROM ${alice}_s.points`)).toBe('ready');
+      expect(await rows(t.pool, `SELECT who FROM public.pwned WHERE who <> '${alice}'`)).toEqual([]);
+    } finally {
+      await t.pool.query(`DROP TABLE IF EXISTS public.pwned; DROP FUNCTION IF EXISTS public.jsonb_build_object(text, integer, text, text, text, timestamptz), public.jsonb_build_object(text, text), public.format(text, text)`);
+      await t.pool.query(`REVOKE CREATE ON SCHEMA public FROM ${alice}`);
+    }
+  });
+});
+
+describe('7. no session state outlives a job; output_table goes only where the requester may create tables', () => {
+  it('a setting left by one job is not seen by the next', async () => {
+    await A.query(`CREATE FUNCTION ${alice}_s.leave() RETURNS int LANGUAGE sql AS $f$ SELECT set_config('sqlml_test.left', 'alice', false)::int * 0 + 1 $f$`).catch(() => undefined);
+    await A.query(`CREATE OR REPLACE FUNCTION ${alice}_s.leave() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM set_config('sqlml_test.left', 'alice', false); RETURN 1; END $f$`);
+    await A.query(`CREATE FUNCTION ${alice}_s.find() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN IF current_setting('sqlml_test.left', true) IS NOT NULL AND current_setting('sqlml_test.left', true) <> '' THEN RAISE EXCEPTION 'left over: %', current_setting('sqlml_test.left', true); END IF; RETURN 1; END $f$`);
+    expect(await outcome(`SELECT x, ${alice}_s.leave() AS l FROM ${alice}_s.points`)).toBe('ready');
+    for (let i = 0; i < 3; i++) expect(await outcome(`SELECT x, ${alice}_s.find() AS f FROM ${alice}_s.points`)).toBe('ready');
+  });
+
+  const refused: [string, RegExp][] = [
+    ['pg_temp.labels', /cannot name a table in schema "pg_temp"/],
+    ['pg_catalog.labels', /cannot name a table in schema "pg_catalog"/],
+    ['ml.labels', /cannot name a table in schema "ml"/],
+    [`BOB_s.labels`, /may not create tables in schema/],
+    ['public.secret', /may not create tables in schema "public"|already exists/],
+    ['demo.orders', /may not create tables in schema "demo"|already exists/],
+  ];
+  for (const [table, message] of refused) {
+    it(`output_table ${table} is refused at enqueue`, async () => {
+      const msg = await fails(A, `SELECT ml_create_model('o1', 'kmeans', 'SELECT x, y FROM ${alice}_s.points', $1::jsonb)`, [JSON.stringify({ output_table: table.replace('BOB', bob) })]);
+      expect(msg).toMatch(message);
+    });
+  }
+
+  it("an existing table of the requester's that sqlml did not write is not replaced", async () => {
+    await A.query(`CREATE TABLE ${alice}_s.keep (a int); INSERT INTO ${alice}_s.keep VALUES (1)`);
+    const msg = await fails(A, `SELECT ml_create_model('o2', 'kmeans', 'SELECT x, y FROM ${alice}_s.points', $1::jsonb)`, [JSON.stringify({ output_table: `${alice}_s.keep` })]);
+    expect(msg).toMatch(/already exists \(owner ".*"\) and was not written by sqlml for model "o2"/);
+    expect((await rows(A, `SELECT a FROM ${alice}_s.keep`))).toEqual([{ a: 1 }]);
+  });
+
+  it('an output_table in a schema of the requester is written by the sidecar and readable by the requester, and replaced on retraining', async () => {
+    await t.pool.query(`GRANT USAGE, CREATE ON SCHEMA ${alice}_s TO ml_sidecar`);
+    for (let i = 0; i < 2; i++) {
+      expect(await outcome(`SELECT x AS id, x, y FROM ${alice}_s.points`, JSON.stringify({ num_clusters: 2, exclude: ['id'], output_table: `${alice}_s.labels` }), 'alice_out')).toBe('ready');
+    }
+    const r = await rows<{ n: string }>(A, `SELECT count(*) AS n FROM ${alice}_s.labels`);
+    expect(Number(r[0]!.n)).toBe(200);
+    expect(await fails(B, `SELECT count(*) FROM ${alice}_s.labels`)).toMatch(/permission denied/);
+  });
+});
+
+describe('bounded work', () => {
+  it('ml_cancel interrupts a training query that sleeps, within seconds', async () => {
+    const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('sleepy', 'kmeans', 'SELECT x, y FROM ${alice}_s.points, pg_sleep(600)', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    for (let i = 0; i < 100; i++) {
+      const [s] = await rows<{ status: string }>(A, 'SELECT status FROM ml_jobs WHERE id = $1', [job]);
+      if (s!.status === 'training') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await A.query('SELECT ml_cancel($1)', [job]);
+    expect(await fails(A, `SELECT ml_wait($1, '20 seconds')`, [job])).toMatch(/was cancelled/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('a classifier with more distinct labels than max_classes fails when the labels are read', async () => {
+    const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('many', 'boosted_tree_classifier', 'SELECT i::float8 AS x, (i % 500)::text AS label FROM generate_series(1, 2000) i', '{"input_label_cols": ["label"]}') AS job`)) as [{ job: string }];
+    expect(await fails(A, 'SELECT ml_wait($1)', [job])).toMatch(/label column "label" has 500 distinct values; a classifier accepts at most 100 classes \(option "max_classes"\)/);
+    expect(await fails(A, `SELECT ml_create_model('many2', 'linear_reg', 'SELECT 1::float8 AS x, 2::float8 AS label', '{"input_label_cols": ["label"], "max_classes": 5}')`)).toMatch(/option "max_classes" applies to classifiers/);
+  });
+});
