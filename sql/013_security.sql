@@ -178,10 +178,10 @@ BEGIN
       MESSAGE = format('option "output_table": role "%s" may not create tables in schema "%s"', p_requester, t[1]),
       HINT = format('GRANT CREATE ON SCHEMA %I TO %I; or choose another schema', t[1], p_requester);
   END IF;
-  rel := to_regclass(format('%I.%I', t[1], t[2]));
+  SELECT c.oid INTO rel FROM pg_class c WHERE c.relnamespace = nsp AND c.relname = t[2];
   IF rel IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ml.output_tables o WHERE o.relid = rel AND o.model_name = p_model AND o.owner = p_requester) THEN
-    PERFORM ml.invalid(format('option "output_table": %s already exists (owner "%s") and was not written by sqlml for model "%s"; choose another name or drop it',
-                              rel::regclass, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = rel), p_model));
+    PERFORM ml.invalid(format('option "output_table": %I.%I already exists (owner "%s") and was not written by sqlml for model "%s"; choose another name or drop it',
+                              t[1], t[2], (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = rel), p_model));
   END IF;
 END $$;
 

@@ -215,7 +215,7 @@ describe('4. the API acts only on what the caller owns', () => {
       expect(await fails(C, `SELECT ml_wait(${bobJob})`)).toMatch(/does not exist \(or belongs to another role\)/);
       expect(await fails(C, `SELECT ml_create_model('bob_seg', 'kmeans', 'SELECT 1::float8 AS x')`)).toMatch(/model name "bob_seg" is taken by role/);
       expect(await fails(C, `SELECT ml_create_model('c1', 'kmeans', 'SELECT 1::float8 AS x', '{"function_name": "bob_seg_predict"}')`)).toMatch(/already a scoring function of model "bob_seg"/);
-      expect(await fails(C, `SELECT ml_create_model('c2', 'kmeans', 'SELECT 1::float8 AS x', '{"function_name": "ml_drop_model"}')`)).toMatch(/function ml_drop_model\(text\) \(owner "ml_sidecar"\) already exists and was not made by sqlml/);
+      expect(await fails(C, `SELECT ml_create_model('c2', 'kmeans', 'SELECT 1::float8 AS x', '{"function_name": "ml_drop_model"}')`)).toMatch(/function public.ml_drop_model\(text\) \(owner "ml_sidecar"\) already exists and was not made by sqlml/);
       // a grantee may read and wait, not drop or share
       expect(await fails(A, `SELECT ml_drop_model('bob_seg')`)).toMatch(/does not exist/);
       expect(await fails(A, `SELECT ml_grant('bob_seg', 'carol_${suffix}')`)).toMatch(/is not yours to share/);
@@ -245,7 +245,7 @@ describe('5. generated functions are never adopted, replaced or dropped unless s
   it('a function squatted before enqueue: refused at enqueue, naming it and its owner', async () => {
     await A.query(`CREATE FUNCTION public.bob_seg9_predict(float8, float8) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
     const msg = await fails(B, `SELECT ml_create_model('bob_seg9', 'kmeans', 'SELECT x, y FROM ${bob}_s.points')`);
-    expect(msg).toMatch(new RegExp(`function bob_seg9_predict\\(double precision,double precision\\) \\(owner "${alice}"\\) already exists and was not made by sqlml`));
+    expect(msg).toMatch(new RegExp(`function public.bob_seg9_predict\\(double precision,double precision\\) \\(owner "${alice}"\\) already exists and was not made by sqlml`));
   });
 
   for (const [what, args] of [['the same arguments', 'float8, float8'], ['an overload', 'numeric']] as const) {
