@@ -77,6 +77,7 @@ program
   .option('--poll-interval <ms>', 'polling backstop for missed notifications', toInt, 2000)
   .option('--statement-timeout <ms>', 'timeout of a training query', toInt, 15 * 60 * 1000)
   .option('--max-memory <mb>', 'memory budget of one training set; larger ones are refused', toInt, 4096)
+  .option('--reader-work-mem <mb>', "work_mem of the sessions that read training data (the rows wait in PostgreSQL's memory, not on disk, on their way out)", toInt, 256)
   .action(async (o: WorkerFlags) => {
     const url = requireUrl(o.databaseUrl);
     const readerUrl = o.readerUrl ?? process.env.SQLML_READER_URL;
@@ -130,7 +131,7 @@ and try:
                                        discount_share, segment, region) FROM demo.customer_features LIMIT 5;
 
 Stop with Ctrl-C.`);
-    await runWorker(roles.sidecarUrl, roles.readerUrl, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096 }, server);
+    await runWorker(roles.sidecarUrl, roles.readerUrl, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096, readerWorkMem: 256 }, server);
   });
 
 interface WorkerFlags {
@@ -140,6 +141,7 @@ interface WorkerFlags {
   leaseSeconds: number;
   pollInterval: number;
   statementTimeout: number;
+  readerWorkMem: number;
   maxMemory: number;
 }
 
@@ -152,6 +154,7 @@ async function runWorker(url: string, readerUrl: string, o: WorkerFlags, server:
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollInterval,
     statementTimeoutMs: o.statementTimeout,
+    readerWorkMemMb: o.readerWorkMem,
     maxMemoryMb: o.maxMemory,
   });
   let stopping = false;

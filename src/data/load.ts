@@ -19,6 +19,8 @@ export interface TrainingSource {
   fn: string; // pg_proc oid of the training function
   token: string; // its guard's argument
   estimatedRows: number; // the planner's estimate when the job was enqueued
+  /** work_mem of the reader session (MB): the function's rows wait in a tuplestore there until COPY sends them. */
+  workMemMb: number;
   role: string; // the requester, who must still own the view
   /** Called while a reader session runs, with a function that cancels its query (ml_cancel). */
   onReading?: (cancel: () => Promise<void>) => () => void;
@@ -243,6 +245,7 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
   try {
     await client.query('BEGIN TRANSACTION READ ONLY');
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(statementTimeoutMs))}`);
+    await client.query(`SET LOCAL work_mem = '${Math.max(1, Math.floor(src.workMemMb))}MB'`);
   } catch (err) {
     await close();
     throw err;

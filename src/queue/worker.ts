@@ -17,6 +17,7 @@ export interface WorkerOptions {
   leaseSeconds?: number; // a job whose heartbeats stop is taken over after this long
   pollIntervalMs?: number; // backstop when a NOTIFY is missed
   statementTimeoutMs?: number; // for the user's training query
+  readerWorkMemMb?: number; // work_mem of the reader sessions (see TrainingSource.workMemMb)
   maxMemoryMb?: number; // a training set needing more is refused with a message
   id?: string;
 }
@@ -66,6 +67,7 @@ export class Worker {
   private readonly leaseSeconds: number;
   private readonly pollIntervalMs: number;
   private readonly statementTimeoutMs: number;
+  private readonly readerWorkMemMb: number;
   private readonly maxBytes: number;
   private readonly readerUrl: string;
   private readonly running = new Map<string, Running>();
@@ -86,6 +88,7 @@ export class Worker {
     this.leaseSeconds = opts.leaseSeconds ?? 30;
     this.pollIntervalMs = opts.pollIntervalMs ?? 2000;
     this.statementTimeoutMs = opts.statementTimeoutMs ?? 15 * 60 * 1000;
+    this.readerWorkMemMb = opts.readerWorkMemMb ?? 256;
     this.maxBytes = (opts.maxMemoryMb ?? 4096) * 2 ** 20;
     this.readerUrl = opts.readerConnectionString;
     this.listener = new Listener({
@@ -185,6 +188,7 @@ export class Worker {
         fn: job.query_function ?? '',
         token: job.query_token ?? '',
         estimatedRows: job.estimated_rows ?? 0,
+        workMemMb: this.readerWorkMemMb,
         role: job.requested_by,
         onReading: (cancel) => {
           state.cancelLoad = cancel;
