@@ -29,6 +29,17 @@ describe('the sqlml command', () => {
     expect(r.status).toBe(0);
   });
 
+  it('doctor: one line per property, exit 0 on the tested set-up; worker without a reader URL names the fix', () => {
+    const r = spawnSync(process.execPath, [BIN, 'doctor', '--database-url', t.roles.sidecarUrl, '--reader-url', t.roles.readerUrl], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(/^ok +the sidecar's role "ml_sidecar" owns schema ml$/m);
+    expect(r.stdout).toMatch(/^ok +the reader URL logs in as the reader role$/m);
+    expect(r.stdout).not.toMatch(/^FAIL/m);
+    expect(r.status).toBe(0);
+    const w = spawnSync(process.execPath, [BIN, 'worker', '--database-url', t.roles.sidecarUrl], { encoding: 'utf8', env: { ...process.env, SQLML_READER_URL: '' } });
+    expect(w.status).toBe(2);
+    expect(w.stderr).toMatch(/no reader connection: pass --reader-url or set SQLML_READER_URL/);
+  });
+
   it('worker: a real child process serves jobs and exits 0 on SIGTERM', async () => {
     const child = await sidecar(t.roles);
     try {

@@ -126,3 +126,49 @@ describe('sharing, row-level security and injection', () => {
     expect(Number(o!.n)).toBe(9994);
   });
 });
+
+describe('set-up: install names what is missing; doctor reports what the set-up exposes', () => {
+  it('install without CREATE on the database, or without a reader role, prints the exact statements to run', async () => {
+    const { makePool } = await import('../src/db/connect.ts');
+    const { install, MissingRights } = await import('../src/db/migrate.ts');
+    const { withUser } = await import('../src/db/roles.ts');
+    const db = `t_noright_${suffix}`;
+    await t.pool.query(`CREATE ROLE weak_${suffix} LOGIN PASSWORD 'pw'`);
+    await t.pool.query(`CREATE DATABASE ${db}`);
+    const u = new URL(withUser(t.url, `weak_${suffix}`, 'pw'));
+    u.pathname = `/${db}`;
+    const pool = makePool(u.toString(), 1);
+    try {
+      const err = await install(pool).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(MissingRights);
+      expect(String(err)).toMatch(new RegExp(`GRANT CREATE ON DATABASE "${db}" TO "weak_${suffix}";`));
+      expect(String(err)).toMatch(new RegExp(`GRANT USAGE, CREATE ON SCHEMA "public" TO "weak_${suffix}";`));
+      const err2 = await install(pool, 'public', { readerRole: `nobody_${suffix}` }).catch((e: Error) => e);
+      expect(String(err2)).toMatch(new RegExp(`CREATE ROLE "nobody_${suffix}" LOGIN NOINHERIT PASSWORD`));
+      expect((await pool.query(`SELECT to_regnamespace('ml') AS ml`)).rows[0].ml).toBeNull();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('doctor: nothing fails on the tested set-up; a write grant on ml.* or a reader with rights fails', async () => {
+    const { makePool } = await import('../src/db/connect.ts');
+    const { doctor } = await import('../src/db/roles.ts');
+    const pool = makePool(t.roles.sidecarUrl, 1, { pinned: true });
+    try {
+      const clean = await doctor(pool, t.roles.readerUrl);
+      expect(clean.filter((f) => f.level === 'fail')).toEqual([]);
+      expect(clean.map((f) => f.what).join('\n')).toMatch(/reader role "ml_reader" exists, is a member of no role and owns nothing/);
+      await t.pool.query(`GRANT INSERT ON ml.models TO PUBLIC; GRANT ${alice} TO ml_reader`);
+      try {
+        const bad = (await doctor(pool, t.roles.readerUrl)).filter((f) => f.level === 'fail').map((f) => f.what);
+        expect(bad.join('\n')).toMatch(/PUBLIC may write ml tables: models \(INSERT\)/);
+        expect(bad.join('\n')).toMatch(new RegExp(`it is a member of ${alice}`));
+      } finally {
+        await t.pool.query(`REVOKE INSERT ON ml.models FROM PUBLIC; REVOKE ${alice} FROM ml_reader`);
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+});
