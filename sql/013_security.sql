@@ -14,7 +14,7 @@
 --   * Generated functions are recorded by oid in ml.generated_functions when the sidecar creates
 --     them; only those are granted, revoked and dropped. No stored text is ever executed.
 
-ALTER TABLE ml.jobs ADD COLUMN query_function oid, ADD COLUMN query_token text, ADD COLUMN estimated_rows float8;
+ALTER TABLE ml.jobs ADD COLUMN query_function oid, ADD COLUMN query_token text, ADD COLUMN query_sql text, ADD COLUMN estimated_rows float8;
 
 -- Reader sessions allowed to read a training view right now (rows written by the sidecar only).
 CREATE TABLE ml.readers (
@@ -218,7 +218,7 @@ END $$;
 -- called directly), and takes the requester from the training function's owner, whom the
 -- session must be able to act as.
 CREATE FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate float8,
-                                    p_model text, p_type text, p_options jsonb, p_query text)
+                                    p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   requester name;
@@ -234,7 +234,7 @@ BEGIN
     FROM pg_proc p
    WHERE p.oid = p_function AND p.prosecdef AND p.proretset AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
      AND p.pronamespace = to_regnamespace('ml_q_' || ml.role_oid(pg_get_userbyid(p.proowner)))
-     AND p.prosrc = ml.reader_function_body(p_query, p_token)
+     AND p.prosrc = ml.reader_function_body(p_query_sql, p_token)
      AND NOT has_function_privilege('public', p.oid, 'EXECUTE');
   IF requester IS NULL OR p_token IS NULL OR p_token !~ '^[0-9a-f]{32}$'
      OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function) THEN
@@ -251,8 +251,8 @@ BEGIN
 
   INSERT INTO ml.models (model_name, version, model_type, options, function_name, owner)
   VALUES (p_model, ver, mtype, opts, fn, requester) RETURNING id INTO mid;
-  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, estimated_rows)
-  VALUES ('train', mid, p_query, requester, p_function, p_token, greatest(p_estimate, 0)) RETURNING id INTO jid;
+  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, query_sql, estimated_rows)
+  VALUES ('train', mid, p_query, requester, p_function, p_token, p_query_sql, greatest(p_estimate, 0)) RETURNING id INTO jid;
   UPDATE ml.models SET job_id = jid WHERE id = mid;
   RETURN jid;
 END $$;
@@ -285,6 +285,8 @@ DECLARE
   dup text;
   plan json;
   columns text;
+  path text := current_setting('search_path');
+  bound text;
 BEGIN
   PERFORM ml.validate_request(model_name, model_type, options);
   IF q IS NULL OR trim(q) = '' THEN
@@ -314,17 +316,22 @@ BEGIN
   EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', v) INTO plan;
   SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO columns
     FROM pg_attribute a WHERE a.attrelid = v AND a.attnum > 0 AND NOT a.attisdropped;
+  -- The query as PostgreSQL parsed it, every name outside the catalog qualified: names are bound
+  -- now, as checked, and a schema on the search_path cannot capture them at training time.
+  PERFORM set_config('search_path', 'pg_catalog', true);
+  bound := pg_get_viewdef(v, false);
+  PERFORM set_config('search_path', path, true);
   EXECUTE format('DROP VIEW %s', v);
-  -- The caller's schemas, between the catalog and pg_temp: functions the query calls find
-  -- what they find in the caller's own session, and nothing of the reader session's.
+  -- The caller's schemas, between the catalog and pg_temp: functions the query calls (which may
+  -- name objects unqualified) find what they find in the caller's own session.
   EXECUTE format('CREATE FUNCTION %I.%I() RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'q_' || token, columns,
                  concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(current_schemas(false)) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
-                 ml.reader_function_body(training_query, token));
+                 ml.reader_function_body(bound, token));
   f := to_regprocedure(format('%I.%I()', s, 'q_' || token));
   EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
-  RETURN ml.enqueue_training(f, token, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, model_name, model_type, options, training_query);
+  RETURN ml.enqueue_training(f, token, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, model_name, model_type, options, training_query, bound);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS
   'sqlml: enqueue the training of a new version of a model; returns the job id (see ml_wait, ml_jobs)';

@@ -180,7 +180,7 @@ describe('3. no role writes sqlml state; definer functions check who calls', () 
     [`SELECT ml.acting_as('ml_sidecar')`, /cannot act as role/],
     [`SELECT ml.drop_generated((SELECT id FROM ml.models WHERE model_name = 'bob_seg'), ARRAY['public', 'internal'])`, /must be owner|permission denied/],
     [`SELECT ml.set_execute('bob_seg', current_user, true)`, /must be owner|permission denied|not the owner/],
-    [`SELECT ml.enqueue_training('ml_drop_model(text)'::regprocedure, '${'0'.repeat(32)}', 10, 'forged', 'kmeans', '{}', 'SELECT 1')`, /must be given as ml_create_model makes it/],
+    [`SELECT ml.enqueue_training('ml_drop_model(text)'::regprocedure, '${'0'.repeat(32)}', 10, 'forged', 'kmeans', '{}', 'SELECT 1', 'SELECT 1')`, /must be given as ml_create_model makes it/],
   ];
   for (const [sql, message] of forged) {
     it(`a definer function called directly with forged arguments: ${sql.slice(7, 40)}`, async () => {
@@ -284,6 +284,28 @@ describe('6. the sidecar never resolves a name through a schema a user can write
     } finally {
       await t.pool.query(`DROP TABLE IF EXISTS public.pwned; DROP FUNCTION IF EXISTS public.jsonb_build_object(text, integer, text, text, text, timestamptz), public.jsonb_build_object(text, text), public.format(text, text)`);
       await t.pool.query(`REVOKE CREATE ON SCHEMA public FROM ${alice}`);
+    }
+  });
+});
+
+describe('6b. names in a training query are bound when it is enqueued', () => {
+  it('a table planted later earlier on the search_path is not read', async () => {
+    await t.pool.query(`GRANT CREATE ON SCHEMA public TO ${bob}`);
+    const c = new pg.Client({ connectionString: withUser(t.url, alice, 'pw') });
+    await c.connect();
+    try {
+      await c.query(`SET search_path = public, ${alice}_s`);
+      await c.query('BEGIN');
+      const { rows: r } = await c.query(`SELECT ml_create_model('bound', 'kmeans', 'SELECT x, y FROM points', '{"num_clusters": 2}') AS job`);
+      await B.query(`CREATE VIEW public.points AS SELECT 1000::float8 AS x, 1000::float8 AS y FROM generate_series(1, 5)`);
+      await B.query(`GRANT SELECT ON public.points TO PUBLIC`);
+      await c.query('COMMIT');
+      await c.query('SELECT ml_wait($1)', [r[0].job]);
+      const [m] = await rows<{ rows: number }>(A, `SELECT (metrics->>'rows')::int AS rows FROM ml_models WHERE model_name = 'bound'`);
+      expect(m!.rows).toBe(200);
+    } finally {
+      await c.end();
+      await t.pool.query(`DROP VIEW IF EXISTS public.points; REVOKE CREATE ON SCHEMA public FROM ${bob}`);
     }
   });
 });

@@ -209,7 +209,7 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
   // The function must still be the one ml_create_model made for the requester.
   const { rows } = await src.main.query<{ call: string; owner: string; intact: boolean }>(
     `SELECT format('%I.%I()', n.nspname, p.proname) AS call, pg_get_userbyid(p.proowner)::text AS owner,
-            p.prosecdef AND p.prosrc = ml.reader_function_body(j.training_query, $2) AS intact
+            p.prosecdef AND p.prosrc = ml.reader_function_body(j.query_sql, $2) AS intact
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        JOIN ml.jobs j ON j.query_function = p.oid AND j.kind = 'train'
       WHERE p.oid = $1::oid`,

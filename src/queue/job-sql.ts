@@ -66,8 +66,8 @@ export const CLAIM_CHILD = CLAIM.replace('AND NOT cancel_requested', 'AND NOT ca
 
 /** The trials of a sweep, one job each, so that any sidecar can train one. */
 export const ENQUEUE_TRIALS = `
-INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, estimated_rows, parent_id, payload)
-SELECT 'trial', p.model_id, p.training_query, p.requested_by, p.query_function, p.query_token, p.estimated_rows, p.id, t
+INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, query_sql, estimated_rows, parent_id, payload)
+SELECT 'trial', p.model_id, p.training_query, p.requested_by, p.query_function, p.query_token, p.query_sql, p.estimated_rows, p.id, t
   FROM ml.jobs p, unnest($2::jsonb[]) AS t
  WHERE p.id = $1`;
 
