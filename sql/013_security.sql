@@ -70,6 +70,9 @@ REVOKE UPDATE (status, cancel_requested, finished_at, error) ON ml.jobs FROM PUB
 REVOKE USAGE ON SEQUENCE ml.models_id_seq, ml.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON ml.readers, ml.generated_functions, ml.output_tables FROM PUBLIC;
 
+-- Earlier definer functions name pg_temp last too (unlisted, it would be searched first).
+ALTER FUNCTION ml.can_read_model(text, name, name) SET search_path = pg_catalog, ml, pg_temp;
+
 CREATE FUNCTION ml.reader_role() RETURNS name LANGUAGE sql STABLE AS $$
   SELECT value::name FROM ml.settings WHERE key = 'reader_role'
 $$;

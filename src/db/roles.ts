@@ -158,8 +158,10 @@ export async function doctor(sidecar: pg.Pool, readerUrl?: string): Promise<Find
   const [unpinned] = await q<{ list: string | null }>(
     `SELECT string_agg(p.oid::regprocedure::text, ', ') AS list FROM pg_proc p
       WHERE p.prosecdef AND p.pronamespace IN (to_regnamespace('ml'), to_regnamespace(quote_ident($1)))
-        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')`, [m.api ?? 'public']);
-  out.push(unpinned!.list ? { level: 'fail', what: `SECURITY DEFINER functions without a pinned search_path: ${unpinned!.list}` } : { level: 'ok', what: 'every SECURITY DEFINER function pins its search_path' });
+        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=pg\\_catalog,%' AND c LIKE '%, pg\\_temp')`, [m.api ?? 'public']);
+  out.push(unpinned!.list
+    ? { level: 'fail', what: `SECURITY DEFINER functions whose search_path is not pinned to the catalog first and pg_temp last: ${unpinned!.list}` }
+    : { level: 'ok', what: 'every SECURITY DEFINER function pins its search_path (catalog first, pg_temp last)' });
   const [foreign] = await q<{ list: string | null }>(
     `SELECT string_agg(p.oid::regprocedure::text || ' (owner ' || pg_get_userbyid(p.proowner) || ')', ', ') AS list FROM pg_proc p
       WHERE p.pronamespace = to_regnamespace('ml') AND p.proowner <> (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml')`);
