@@ -24,6 +24,15 @@ CREATE TABLE ml.readers (
   PRIMARY KEY (token, secret)
 );
 
+-- Every guard token ever issued, to whom, and whether a job used it: a token names one
+-- training function for good (rows are never deleted, so no token is issued or used twice).
+CREATE TABLE ml.tokens (
+  token      text PRIMARY KEY,
+  owner      name NOT NULL,
+  issued_at  timestamptz NOT NULL DEFAULT now(),
+  used_at    timestamptz
+);
+
 -- Every function the sidecar created, for which model version (trial_id NULL: the model's
 -- public functions, which follow the newest ready version).
 CREATE TABLE ml.generated_functions (
@@ -68,7 +77,7 @@ REVOKE INSERT, UPDATE, DELETE ON ml.models, ml.jobs, ml.grants FROM PUBLIC;
 REVOKE UPDATE (job_id) ON ml.models FROM PUBLIC;
 REVOKE UPDATE (status, cancel_requested, finished_at, error) ON ml.jobs FROM PUBLIC;
 REVOKE USAGE ON SEQUENCE ml.models_id_seq, ml.jobs_id_seq FROM PUBLIC;
-REVOKE ALL ON ml.readers, ml.generated_functions, ml.output_tables FROM PUBLIC;
+REVOKE ALL ON ml.readers, ml.tokens, ml.generated_functions, ml.output_tables FROM PUBLIC;
 
 -- Earlier definer functions name pg_temp last too (unlisted, it would be searched first).
 ALTER FUNCTION ml.can_read_model(text, name, name) SET search_path = pg_catalog, ml, pg_temp;
@@ -102,6 +111,12 @@ DECLARE s name;
 BEGIN
   PERFORM ml.acting_as(p_role);
   s := 'ml_q_' || ml.role_oid(p_role);
+  IF EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s
+              AND n.nspowner <> (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml')) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('schema %I exists but was not made by sqlml (owner "%s"); an administrator must drop or rename it', s,
+                       (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = s));
+  END IF;
   IF to_regnamespace(quote_ident(s)) IS NULL THEN
     BEGIN
       EXECUTE format('CREATE SCHEMA %I', s);
@@ -113,6 +128,17 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, ml.reader_role());
   END IF;
   RETURN s;
+END $$;
+
+-- A fresh guard token for the calling role (the only way to get one: ml.enqueue_training
+-- accepts only an unused token issued to the function's owner).
+CREATE FUNCTION ml.issue_token(p_role name) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE t text := replace(gen_random_uuid()::text, '-', '');
+BEGIN
+  PERFORM ml.acting_as(p_role);
+  INSERT INTO ml.tokens (token, owner) VALUES (t, p_role);
+  RETURN t;
 END $$;
 
 -- The guard of every training function: true only in the reader session the sidecar registered
@@ -205,6 +231,11 @@ BEGIN
   IF other IS NOT NULL THEN
     RETURN format('function name "%s" is already a scoring function of model "%s"; set option "function_name" to another name', p_function, other);
   END IF;
+  -- A built-in's name: a function of that name in a schema on everyone's search_path could be
+  -- a better match than the built-in for unqualified calls, in every session.
+  IF EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace AND proname = p_function) THEN
+    RETURN format('function name "%s" is the name of a PostgreSQL built-in function; set option "function_name" to another name', p_function);
+  END IF;
   SELECT p.oid::regprocedure AS sig, pg_get_userbyid(p.proowner) AS owner INTO f FROM pg_proc p
    WHERE p.proname = p_function
      AND p.pronamespace = (SELECT value FROM ml.settings WHERE key = 'api_schema')::regnamespace
@@ -239,9 +270,12 @@ BEGIN
      AND p.pronamespace = to_regnamespace('ml_q_' || ml.role_oid(pg_get_userbyid(p.proowner)))
      AND p.prosrc = ml.reader_function_body(p_query_sql, p_token)
      AND NOT has_function_privilege('public', p.oid, 'EXECUTE');
-  IF requester IS NULL OR p_token IS NULL OR p_token !~ '^[0-9a-f]{32}$'
-     OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function) THEN
+  IF requester IS NULL OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function) THEN
     PERFORM ml.invalid('the training query must be given as ml_create_model makes it');
+  END IF;
+  UPDATE ml.tokens SET used_at = now() WHERE token = p_token AND owner = requester AND used_at IS NULL;
+  IF NOT FOUND THEN
+    PERFORM ml.invalid('the training query must be given as ml_create_model makes it (its token was not issued to its owner, or was used)');
   END IF;
   PERFORM ml.acting_as(requester);
   PERFORM ml.check_output_table(requester, p_model, opts);
@@ -255,7 +289,8 @@ BEGIN
   INSERT INTO ml.models (model_name, version, model_type, options, function_name, owner)
   VALUES (p_model, ver, mtype, opts, fn, requester) RETURNING id INTO mid;
   INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, query_sql, estimated_rows)
-  VALUES ('train', mid, p_query, requester, p_function, p_token, p_query_sql, greatest(p_estimate, 0)) RETURNING id INTO jid;
+  VALUES ('train', mid, p_query, requester, p_function, p_token, p_query_sql,
+          CASE WHEN p_estimate BETWEEN 0 AND 1e12 THEN p_estimate ELSE 0 END) RETURNING id INTO jid;
   UPDATE ml.models SET job_id = jid WHERE id = mid;
   RETURN jid;
 END $$;
@@ -275,24 +310,82 @@ BEGIN
   END LOOP;
 END $$;
 
+-- The pieces of ml_create_model that build SQL, with the search_path pinned (they run as the
+-- caller, but no name in them can resolve to a function a user planted); only the caller's
+-- query text itself is resolved with the caller's search_path.
+CREATE FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', p_schema, 'v_' || p_token, p_query)
+$$;
+
+CREATE FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT to_regclass(format('%I.%I', p_schema, 'v_' || p_token))
+$$;
+
+-- PostgreSQL's deparse of the view with only the catalog on the path: every other name qualified.
+CREATE FUNCTION ml.bound_query(p_view regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+  SELECT pg_get_viewdef(p_view, false)
+$$;
+
+CREATE FUNCTION ml.estimated_rows(p_view regclass) RETURNS float8
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE plan json;
+BEGIN
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', p_view) INTO plan;
+  RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
+END $$;
+
+-- Makes the caller's training function from the view's columns and the bound query, drops the
+-- view, and lets the reader role (only) execute the function.
+CREATE FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view);
+  columns text := (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+                     FROM pg_attribute a WHERE a.attrelid = p_view AND a.attnum > 0 AND NOT a.attisdropped);
+  f regprocedure;
+BEGIN
+  EXECUTE format('DROP VIEW %s', p_view);
+  -- The caller's schemas, between the catalog and pg_temp: functions the query calls (which may
+  -- name objects unqualified) find what they find in the caller's own session.
+  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
+                 s, 'q_' || p_token, columns,
+                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.reader_function_body(p_bound, p_token));
+  f := to_regprocedure(format('%I.%I()', s, 'q_' || p_token));
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  RETURN f;
+END $$;
+
+CREATE FUNCTION ml.refuse_view_error(p_state text, p_message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_state = '42701' THEN
+    PERFORM ml.invalid(format('the training query has two columns named "%s"; give them distinct names with AS',
+                              substring(p_message FROM 'column "(.*)" specified more than once')));
+  END IF;
+  PERFORM ml.invalid(format('training_query must be one SELECT statement that only reads data: %s', p_message));
+END $$;
+
 CREATE OR REPLACE FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text,
                                                  options jsonb DEFAULT '{}') RETURNS bigint
 LANGUAGE plpgsql AS $$
+-- Every call here is schema-qualified: this function runs with the caller's search_path, which
+-- the caller's query text needs and nothing else may use.
 DECLARE
   q text := ml.strip_query(training_query);
-  token text := replace(gen_random_uuid()::text, '-', '');
+  token text;
   s name;
   v regclass;
-  f regprocedure;
-  c refcursor;
-  dup text;
-  plan json;
-  columns text;
-  path text := current_setting('search_path');
   bound text;
+  estimate float8;
+  c refcursor;
 BEGIN
   PERFORM ml.validate_request(model_name, model_type, options);
-  IF q IS NULL OR trim(q) = '' THEN
+  IF ml.strip_query(pg_catalog.btrim(coalesce(q, ''))) OPERATOR(pg_catalog.=) '' THEN
     PERFORM ml.invalid('training_query must be a SELECT statement, e.g. SELECT * FROM customers');
   END IF;
   -- Parsed and planned (not run) as the caller: a missing table or column, several statements,
@@ -305,36 +398,19 @@ BEGIN
   END;
   PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);
-  -- A view, for a moment: PostgreSQL names and types the columns (and refuses what a view refuses).
+  token := ml.issue_token(current_user);
+  -- A view, for a moment: PostgreSQL names and types the columns, refuses what a view refuses,
+  -- and deparses the query with every name bound.
   BEGIN
-    EXECUTE format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', s, 'v_' || token, q);
-  EXCEPTION
-    WHEN duplicate_column THEN
-      dup := substring(SQLERRM FROM 'column "(.*)" specified more than once');
-      PERFORM ml.invalid(format('the training query has two columns named "%s"; give them distinct names with AS', dup));
-    WHEN feature_not_supported OR syntax_error OR invalid_table_definition THEN
-      PERFORM ml.invalid(format('training_query must be one SELECT statement that only reads data: %s', SQLERRM));
+    EXECUTE ml.training_view_sql(s, token, q);
+  EXCEPTION WHEN duplicate_column OR feature_not_supported OR syntax_error OR invalid_table_definition THEN
+    PERFORM ml.refuse_view_error(SQLSTATE, SQLERRM);
   END;
-  v := to_regclass(format('%I.%I', s, 'v_' || token));
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %s', v) INTO plan;
-  SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO columns
-    FROM pg_attribute a WHERE a.attrelid = v AND a.attnum > 0 AND NOT a.attisdropped;
-  -- The query as PostgreSQL parsed it, every name outside the catalog qualified: names are bound
-  -- now, as checked, and a schema on the search_path cannot capture them at training time.
-  PERFORM set_config('search_path', 'pg_catalog', true);
-  bound := pg_get_viewdef(v, false);
-  PERFORM set_config('search_path', path, true);
-  EXECUTE format('DROP VIEW %s', v);
-  -- The caller's schemas, between the catalog and pg_temp: functions the query calls (which may
-  -- name objects unqualified) find what they find in the caller's own session.
-  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
-                 s, 'q_' || token, columns,
-                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(current_schemas(false)) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
-                 ml.reader_function_body(bound, token));
-  f := to_regprocedure(format('%I.%I()', s, 'q_' || token));
-  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
-  RETURN ml.enqueue_training(f, token, (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8, model_name, model_type, options, training_query, bound);
+  v := ml.view_of(s, token);
+  bound := ml.bound_query(v);
+  estimate := ml.estimated_rows(v);
+  RETURN ml.enqueue_training(ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false)), token,
+                             estimate, model_name, model_type, options, training_query, bound);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS
   'sqlml: enqueue the training of a new version of a model; returns the job id (see ml_wait, ml_jobs)';
@@ -526,3 +602,17 @@ BEGIN
 END $$;
 
 INSERT INTO ml.settings (key, value) VALUES ('reader_role', 'ml_reader') ON CONFLICT (key) DO NOTHING;
+
+-- The helpers in ml run as their caller, with the caller's search_path unless pinned: pin every
+-- one that executes no text of the caller's (those that do, and two per-row kernels, keep it).
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.pronamespace = 'ml'::regnamespace AND p.proconfig IS NULL
+              AND p.proname NOT IN ('profile', 'summary', 'missing_feature', 'raise_missing_feature', 'require_label',
+                                    'tree_shap', 'sum_by_group')
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, ml, pg_temp', f);
+  END LOOP;
+END $$;

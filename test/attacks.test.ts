@@ -192,6 +192,39 @@ describe('3. no role writes sqlml state; definer functions check who calls', () 
     });
   }
 
+  it("another role's guard token cannot be reused: ml.enqueue_training takes only an unused token issued to the function's owner", async () => {
+    const [{ token }] = (await rows<{ token: string }>(t.pool, `SELECT query_token AS token FROM ml.jobs WHERE id = $1`, [bobJob])) as [{ token: string }];
+    const [{ s }] = (await rows<{ s: string }>(A, `SELECT ml.request_schema(current_user) AS s`)) as [{ s: string }];
+    const body = (await rows<{ b: string }>(A, `SELECT ml.reader_function_body('SELECT 1::float8 AS x', $1) AS b`, [token]))[0]!.b;
+    await A.query(`CREATE FUNCTION "${s}".q_evil() RETURNS TABLE (x float8) LANGUAGE plpgsql SECURITY DEFINER AS $f$${body}$f$`);
+    await A.query(`REVOKE ALL ON FUNCTION "${s}".q_evil() FROM PUBLIC; GRANT EXECUTE ON FUNCTION "${s}".q_evil() TO ml_reader`);
+    const msg = await fails(A, `SELECT ml.enqueue_training('"${s}".q_evil()'::regprocedure, $1, 1, 'stolen', 'kmeans', '{"num_clusters": 2}', 'SELECT 1::float8 AS x', 'SELECT 1::float8 AS x')`, [token]);
+    expect(msg).toMatch(/its token was not issued to its owner, or was used/);
+    // a token of one's own, once only
+    const [{ mine }] = (await rows<{ mine: string }>(A, `SELECT ml.issue_token(current_user) AS mine`)) as [{ mine: string }];
+    const body2 = (await rows<{ b: string }>(A, `SELECT ml.reader_function_body('SELECT 1::float8 AS x', $1) AS b`, [mine]))[0]!.b;
+    await A.query(`CREATE OR REPLACE FUNCTION "${s}".q_evil() RETURNS TABLE (x float8) LANGUAGE plpgsql SECURITY DEFINER AS $f$${body2}$f$`);
+    await A.query(`SELECT ml.enqueue_training('"${s}".q_evil()'::regprocedure, $1, 1, 'own_token', 'kmeans', '{"num_clusters": 2}', 'SELECT 1::float8 AS x', 'SELECT 1::float8 AS x')`, [mine]);
+    expect(await fails(A, `SELECT ml.issue_token('${bob}')`)).toMatch(/cannot act as role/);
+  });
+
+  it("a schema squatted under a role's request-schema name is refused, not used", async () => {
+    await t.pool.query(`CREATE ROLE dave_${suffix} LOGIN PASSWORD 'pw'`);
+    const [{ oid }] = (await rows<{ oid: string }>(t.pool, `SELECT oid::text FROM pg_roles WHERE rolname = $1`, [`dave_${suffix}`])) as [{ oid: string }];
+    await t.pool.query(`GRANT CREATE ON DATABASE ${new URL(t.url).pathname.slice(1)} TO ${alice}`);
+    try {
+      await A.query(`CREATE SCHEMA ml_q_${oid}`);
+      const D = makePool(withUser(t.url, `dave_${suffix}`, 'pw'), 1);
+      try {
+        expect(await fails(D, `SELECT ml_create_model('d1', 'kmeans', 'SELECT 1::float8 AS x')`)).toMatch(new RegExp(`schema ml_q_${oid} exists but was not made by sqlml \\(owner "${alice}"\\)`));
+      } finally {
+        await D.end();
+      }
+    } finally {
+      await t.pool.query(`DROP SCHEMA IF EXISTS ml_q_${oid}; REVOKE CREATE ON DATABASE ${new URL(t.url).pathname.slice(1)} FROM ${alice}`);
+    }
+  });
+
   it('a training function altered after enqueue is not read', async () => {
     const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('altered', 'kmeans', 'SELECT x, y FROM ${alice}_s.points, pg_sleep(1.5)', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
     const [{ fn }] = (await rows<{ fn: string }>(A, `SELECT query_function::regprocedure::text AS fn FROM ml.jobs WHERE id = $1`, [job])) as [{ fn: string }];
@@ -265,6 +298,33 @@ describe('5. generated functions are never adopted, replaced or dropped unless s
     await A.query(`SELECT ml_drop_model('alice_tmp')`);
     expect(await rows(t.pool, `SELECT 1 FROM pg_proc WHERE proname = 'alice_tmp_predict'`)).toEqual([]);
     expect(Number((await rows<{ n: string }>(A, `SELECT count(bob_seg_predict(x, y)) AS n FROM ${alice}_s.points`))[0]!.n)).toBe(200);
+  });
+});
+
+describe('5b. a model cannot make others run its owner\'s code', () => {
+  it("a function_name that is a built-in's name is refused (it would capture unqualified calls in every session)", async () => {
+    for (const name of ['format', 'concat_ws', 'now']) {
+      expect(await fails(A, `SELECT ml_create_model('fmt_${name}', 'kmeans', 'SELECT x, y FROM ${alice}_s.points', $1::jsonb)`, [JSON.stringify({ function_name: name })])).toMatch(
+        new RegExp(`function name "${name}" is the name of a PostgreSQL built-in function`),
+      );
+    }
+  });
+
+  it("a label of the owner's own type: the generated function returns text, so scoring runs none of the owner's casts", async () => {
+    await A.query(`CREATE TYPE ${alice}_s.lbl AS ENUM ('even', 'odd'); GRANT USAGE ON SCHEMA ${alice}_s TO PUBLIC`);
+    await A.query(`CREATE TABLE ${alice}_s.loot (who text)`);
+    await A.query(`GRANT INSERT ON ${alice}_s.loot TO PUBLIC`);
+    await A.query(`CREATE FUNCTION ${alice}_s.to_lbl(text) RETURNS ${alice}_s.lbl LANGUAGE plpgsql AS $f$
+      BEGIN INSERT INTO ${alice}_s.loot VALUES (current_user); RETURN (SELECT e FROM unnest(enum_range(NULL::${alice}_s.lbl)) e WHERE e::text = $1); END $f$`);
+    await A.query(`CREATE CAST (text AS ${alice}_s.lbl) WITH FUNCTION ${alice}_s.to_lbl(text)`);
+    await A.query(`CREATE TABLE ${alice}_s.tr AS SELECT i::float8 AS x, (CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END)::${alice}_s.lbl AS label FROM generate_series(1, 200) i`);
+    const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('alice_cls', 'logistic_reg', 'SELECT x, label FROM ${alice}_s.tr', '{"input_label_cols": ["label"]}') AS job`)) as [{ job: string }];
+    await A.query('SELECT ml_wait($1)', [job]);
+    await A.query(`SELECT ml_grant('alice_cls', '${bob}')`);
+    const [r] = await rows<{ p: string; t: string }>(B, `SELECT alice_cls_predict(3.0) AS p, pg_typeof(alice_cls_predict(3.0))::text AS t`);
+    expect(r!.t).toBe('text');
+    expect(['even', 'odd']).toContain(r!.p);
+    expect(await rows(t.pool, `SELECT who FROM ${alice}_s.loot WHERE who = '${bob}'`)).toEqual([]);
   });
 });
 

@@ -61,6 +61,8 @@ export interface ColumnType {
   type: string; // format_type(), e.g. "numeric(10,2)"
   typcategory: string; // pg_type.typcategory: N numeric, B boolean, S string, D date/time, E enum ...
   typname: string;
+  /** A base type of the catalog (not a domain, enum or composite a user made): safe to name in generated SQL. */
+  builtin: boolean;
 }
 
 export interface ExtraColumn {
@@ -88,8 +90,6 @@ export interface LoadedData {
 
 interface Described extends ColumnType {
   typeOid: number;
-  /** A type of the catalog (not a domain, enum or composite a user made): safe to write back as is. */
-  builtin: boolean;
 }
 
 /**

@@ -310,7 +310,8 @@ function trialOf(
     problem: target.problem,
     classes: target.classes,
     label: s.label,
-    label_type: data.extras.get('label')!.type.type,
+    // A user's type (an enum, say) in a generated function would run its owner's casts as whoever scores.
+    label_type: data.extras.get('label')!.type.builtin ? data.extras.get('label')!.type.type : 'text',
     features: t.spec.features,
     dims: t.spec.dims,
     standardize: t.spec.standardize,

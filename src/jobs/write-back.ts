@@ -262,10 +262,11 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
  */
 async function refuseForeignFunctions(client: PoolClient, f: PublicFunction, modelName: string): Promise<void> {
   const [schema, name] = f.name.split('.').map((p) => p.replace(/^"|"$/g, '').replace(/""/g, '"')) as [string, string];
+  // A built-in's name too: unqualified calls in every session would resolve to the better match.
   const { rows } = await client.query<{ sig: string; owner: string }>(
     `SELECT p.oid::regprocedure::text AS sig, pg_get_userbyid(p.proowner)::text AS owner
        FROM pg_proc p
-      WHERE p.pronamespace = to_regnamespace(quote_ident($1)) AND p.proname = $2
+      WHERE p.pronamespace IN (to_regnamespace(quote_ident($1)), 'pg_catalog'::regnamespace) AND p.proname = $2
         AND NOT EXISTS (SELECT 1 FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id
                          WHERE g.fn = p.oid AND m.model_name = $3)`,
     [schema, name, modelName],
