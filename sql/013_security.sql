@@ -33,6 +33,13 @@ CREATE TABLE ml.tokens (
   used_at    timestamptz
 );
 
+-- One row per model name ever used: its lock orders the versions of one name and their
+-- write-backs (a row lock needs UPDATE on the table, which no user role has; an advisory lock
+-- key could be taken by anyone).
+CREATE TABLE ml.model_names (
+  model_name text PRIMARY KEY
+);
+
 -- Every function the sidecar created, for which model version (trial_id NULL: the model's
 -- public functions, which follow the newest ready version).
 CREATE TABLE ml.generated_functions (
@@ -50,17 +57,24 @@ CREATE TABLE ml.output_tables (
   owner       name NOT NULL
 );
 
--- The functions that sqlml made before this migration become recorded ones.
+-- The functions that sqlml made before this migration become recorded ones. Users could write
+-- ml.models and ml.trials until now, so a stored name is trusted only for a function the
+-- installer owns that has the shape of a generated one: a public function named after the
+-- model's own function_name (never an ml_* API function), or an internal ml.m<model id>_*.
 INSERT INTO ml.generated_functions (fn, model_id, trial_id, kind)
 SELECT DISTINCT ON (fn) fn, model_id, trial_id, kind FROM (
-  SELECT to_regprocedure(s)::oid AS fn, m.id AS model_id, NULL::int AS trial_id, 'public' AS kind, 1 AS pref
-    FROM ml.models m, unnest(ARRAY[m.function_signature, m.probabilities_signature]) AS s
-   WHERE s IS NOT NULL
+  SELECT p.oid AS fn, m.id AS model_id, NULL::int AS trial_id, 'public' AS kind, 1 AS pref
+    FROM ml.models m, unnest(ARRAY[m.function_signature, m.probabilities_signature]) AS s, pg_proc p
+   WHERE s IS NOT NULL AND p.oid = to_regprocedure(s)
+     AND p.pronamespace = (SELECT value FROM ml.settings WHERE key = 'api_schema')::regnamespace
+     AND p.proname IN (m.function_name, m.function_name || '_probabilities') AND p.proname !~ '^ml_'
+     AND p.proowner = (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml')
   UNION ALL
   SELECT p.oid, t.model_id, t.trial_id, 'internal', 2
     FROM ml.trials t, unnest(ARRAY[t.distances_function, t.explain_function]) AS s, pg_proc p
-   WHERE s IS NOT NULL AND p.pronamespace = 'ml'::regnamespace AND p.proname = (parse_ident(s))[2]) x
- WHERE fn IS NOT NULL
+   WHERE s IS NOT NULL AND p.pronamespace = 'ml'::regnamespace AND p.proname = (parse_ident(s))[2]
+     AND p.proname ~ ('^m' || t.model_id || '_')
+     AND p.proowner = (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml')) x
  ORDER BY fn, pref DESC;
 
 -- The triggers that executed stored text (function names) as the table owner go away; the
@@ -77,10 +91,19 @@ REVOKE INSERT, UPDATE, DELETE ON ml.models, ml.jobs, ml.grants FROM PUBLIC;
 REVOKE UPDATE (job_id) ON ml.models FROM PUBLIC;
 REVOKE UPDATE (status, cancel_requested, finished_at, error) ON ml.jobs FROM PUBLIC;
 REVOKE USAGE ON SEQUENCE ml.models_id_seq, ml.jobs_id_seq FROM PUBLIC;
-REVOKE ALL ON ml.readers, ml.tokens, ml.generated_functions, ml.output_tables FROM PUBLIC;
+REVOKE ALL ON ml.readers, ml.tokens, ml.model_names, ml.generated_functions, ml.output_tables FROM PUBLIC;
 
 -- Earlier definer functions name pg_temp last too (unlisted, it would be searched first).
 ALTER FUNCTION ml.can_read_model(text, name, name) SET search_path = pg_catalog, ml, pg_temp;
+
+-- Until the end of the transaction, this model name is ours (the installer's code only).
+CREATE FUNCTION ml.lock_model_name(p_model text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
+BEGIN
+  INSERT INTO ml.model_names (model_name) VALUES (p_model) ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM ml.model_names WHERE model_name = p_model FOR UPDATE;
+END $$;
+REVOKE ALL ON FUNCTION ml.lock_model_name(text) FROM PUBLIC;
 
 CREATE FUNCTION ml.reader_role() RETURNS name LANGUAGE sql STABLE AS $$
   SELECT value::name FROM ml.settings WHERE key = 'reader_role'
@@ -281,7 +304,7 @@ BEGIN
   PERFORM ml.check_output_table(requester, p_model, opts);
 
   -- Versions of one name are numbered in order, whoever races.
-  PERFORM pg_advisory_xact_lock(hashtext('sqlml.model:' || p_model));
+  PERFORM ml.lock_model_name(p_model);
   conflict := coalesce(ml.name_conflict(p_model, fn, requester), ml.name_conflict(p_model, fn || '_probabilities', requester));
   IF conflict IS NOT NULL THEN PERFORM ml.invalid(conflict); END IF;
   SELECT coalesce(max(m.version), 0) + 1 INTO ver FROM ml.models m WHERE m.model_name = p_model;
@@ -546,7 +569,8 @@ BEGIN
              FROM ml.generated_functions gf LEFT JOIN pg_proc p ON p.oid = gf.fn
             WHERE gf.model_id = p_model_id AND gf.kind = ANY (p_kinds)
   LOOP
-    IF g.ours THEN EXECUTE format('DROP FUNCTION IF EXISTS %s', g.fn::regprocedure); END IF;
+    -- CASCADE: an object someone built on a model's function must not keep the model alive.
+    IF g.ours THEN EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', g.fn::regprocedure); END IF;
     DELETE FROM ml.generated_functions WHERE fn = g.fn;
   END LOOP;
 END $$;
@@ -562,7 +586,7 @@ BEGIN
   IF NOT ml.owns_model(p_model, p_caller) THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('model "%s" does not exist', p_model);
   END IF;
-  PERFORM pg_advisory_xact_lock(hashtext('sqlml.model:' || p_model));
+  PERFORM ml.lock_model_name(p_model);
   FOR mid IN SELECT id FROM ml.models WHERE model_name = p_model LOOP
     PERFORM ml.drop_generated(mid, ARRAY['public', 'internal']);
   END LOOP;

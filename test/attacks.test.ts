@@ -433,3 +433,102 @@ describe('bounded work', () => {
     expect(await fails(A, `SELECT ml_create_model('many2', 'linear_reg', 'SELECT 1::float8 AS x, 2::float8 AS label', '{"input_label_cols": ["label"], "max_classes": 5}')`)).toMatch(/option "max_classes" applies to classifiers/);
   });
 });
+
+describe('8. what a second review found', () => {
+  it('a NOTIFY on ml_cancel by anyone cancels nothing: the job row decides', async () => {
+    const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_slow', 'kmeans', 'SELECT x, y FROM ${bob}_s.points, pg_sleep(1.5)', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    for (let i = 0; i < 100; i++) {
+      if ((await rows<{ status: string }>(B, 'SELECT status FROM ml_jobs WHERE id = $1', [job]))[0]!.status === 'training') break;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await A.query(`SELECT pg_notify('ml_cancel', $1)`, [job]);
+    const [w] = await rows<{ status: string }>(B, `SELECT status FROM ml_wait($1, '30 seconds')`, [job]);
+    expect(w!.status).toBe('ready');
+  });
+
+  it('a category string with a backslash runs nothing in a scorer whose standard_conforming_strings is off', async () => {
+    const evil = `|| 1 THEN 1 END; PERFORM ${alice}_s.pwn(); --`;
+    await A.query(`CREATE TABLE ${alice}_s.loot2 (who text); GRANT INSERT ON ${alice}_s.loot2 TO PUBLIC; GRANT USAGE ON SCHEMA ${alice}_s TO PUBLIC`);
+    await A.query(`CREATE FUNCTION ${alice}_s.pwn() RETURNS void LANGUAGE sql AS $f$ INSERT INTO ${alice}_s.loot2 VALUES (current_user) $f$`);
+    await A.query(`CREATE TABLE ${alice}_s.cats AS SELECT i::float8 AS x, CASE WHEN i % 2 = 0 THEN '\\' ELSE $e$${evil}$e$ END AS c FROM generate_series(1, 100) i`);
+    const [{ job }] = (await rows<{ job: string }>(A, `SELECT ml_create_model('alice_bs', 'kmeans', 'SELECT x, c FROM ${alice}_s.cats', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+    await A.query('SELECT ml_wait($1)', [job]);
+    await A.query(`SELECT ml_grant('alice_bs', '${bob}')`);
+    const c = new pg.Client({ connectionString: withUser(t.url, bob, 'pw') });
+    await c.connect();
+    try {
+      await c.query('SET standard_conforming_strings = off');
+      const r = await c.query(`SELECT alice_bs_predict(x, c) AS p FROM (VALUES (2::float8, E'\\\\'), (3::float8, 'plain')) v(x, c)`);
+      expect(r.rows.map((x) => x.p).every((p: number) => p === 1 || p === 2)).toBe(true);
+      await c.query(`SELECT count(*) FROM ml_predict('alice_bs', 'SELECT 2::float8 AS x, E''\\\\\\\\'' AS c')`);
+    } finally {
+      await c.end();
+    }
+    expect(await rows(t.pool, `SELECT who FROM ${alice}_s.loot2`)).toEqual([]);
+  });
+
+  it('an advisory lock on a model name blocks nobody, and a view on a model function does not keep the model from being dropped', async () => {
+    const hold = new pg.Client({ connectionString: withUser(t.url, alice, 'pw') });
+    await hold.connect();
+    try {
+      await hold.query(`SELECT pg_advisory_lock(hashtext('sqlml.model:bob_lock'))`);
+      const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_lock', 'kmeans', 'SELECT x, y FROM ${bob}_s.points', '{"num_clusters": 2}') AS job`)) as [{ job: string }];
+      await B.query(`SELECT ml_wait($1, '20 seconds')`, [job]);
+      await B.query(`SELECT ml_grant('bob_lock', '${alice}')`);
+      await A.query(`CREATE VIEW ${alice}_s.dep AS SELECT bob_lock_predict(1::float8, 2::float8) AS c`);
+      expect((await rows<{ n: number }>(B, `SELECT ml_drop_model('bob_lock') AS n`))[0]!.n).toBe(1);
+      expect(await tableExists(`${alice}_s.dep`)).toBe(false);
+    } finally {
+      await hold.end();
+    }
+  });
+});
+
+describe('9. a database whose default is standard_conforming_strings = off', () => {
+  let u: TestDb;
+  beforeAll(async () => {
+    u = await freshDatabase('scs');
+    await u.pool.query(`ALTER DATABASE ${new URL(u.url).pathname.slice(1)} SET standard_conforming_strings = off`);
+    await u.worker();
+  });
+  afterAll(async () => u?.close());
+
+  it('a label column name with a backslash and a quote runs nothing as the sidecar', async () => {
+    const col = `\\'; CREATE TABLE public.pwned AS SELECT current_user w; --`;
+    const pool = makePool(u.url, 2);
+    try {
+      await pool.query(`CREATE TABLE public.tr AS SELECT i::float8 AS x, (i * 2)::float8 AS "${col.replace(/"/g, '""')}" FROM generate_series(1, 100) i`);
+      const [{ job }] = (await rows<{ job: string }>(pool, `SELECT ml_create_model('scs_lin', 'linear_reg', 'SELECT * FROM public.tr', $1::jsonb) AS job`, [JSON.stringify({ input_label_cols: [col] })])) as [{ job: string }];
+      await pool.query('SELECT ml_wait($1)', [job]);
+      expect(await rows(pool, `SELECT to_regclass('public.pwned') AS r`)).toEqual([{ r: null }]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe('10. an upgrade does not trust rows users could write before it', () => {
+  it('a planted ml.models row naming an API function is not recorded, so dropping it drops nothing of sqlml', async () => {
+    const { install } = await import('../src/db/migrate.ts');
+    const { provisionRoles } = await import('../src/db/roles.ts');
+    const { TEST_PASSWORDS } = await import('./helpers.ts');
+    const db = `t_upgrade_${suffix}`;
+    await t.pool.query(`CREATE DATABASE ${db}`);
+    const admin = new URL(t.url);
+    admin.pathname = `/${db}`;
+    const roles = await provisionRoles(admin.toString(), TEST_PASSWORDS);
+    const installer = makePool(roles.sidecarUrl, 1);
+    const E = makePool(withUser(admin.toString(), alice, 'pw'), 1);
+    try {
+      await install(installer, 'public', { upTo: 12 });
+      await E.query(`INSERT INTO ml.models (model_name, version, model_type, owner, function_signature) VALUES ('evil', 1, 'kmeans', current_user, 'ml_predict(text,text,jsonb)')`);
+      await install(installer);
+      expect(await rows(installer, `SELECT fn FROM ml.generated_functions`)).toEqual([]);
+      await E.query(`SELECT ml_drop_model('evil')`).catch(() => undefined);
+      expect((await rows<{ f: string | null }>(installer, `SELECT to_regprocedure('public.ml_predict(text,text,jsonb)')::text AS f`))[0]!.f).not.toBeNull();
+    } finally {
+      await E.end();
+      await installer.end();
+    }
+  });
+});

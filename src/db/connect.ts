@@ -5,8 +5,11 @@ export type Client = pg.PoolClient | pg.Client;
 
 // int8 (bigint) job ids come back as strings by default; keep them strings (exact) and parse
 // numeric/float8 as JS numbers only where we read them explicitly.
-/** The sidecar's sessions resolve names in the catalog first and in pg_temp last: nothing a user creates is found by name. */
-export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
+/**
+ * The sidecar's sessions resolve names in the catalog first and in pg_temp last (nothing a user
+ * creates is found by name), and read string literals one way whatever the database's default.
+ */
+export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp -c standard_conforming_strings=on';
 
 export function makePool(connectionString: string, max = 10, opts: { pinned?: boolean } = {}): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, keepAlive: true, application_name: 'sqlml', ...(opts.pinned ? { options: PINNED_SEARCH_PATH } : {}) });
@@ -25,9 +28,14 @@ export function quoteIdent(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
-/** Quote a string literal (standard_conforming_strings = on, the default since 9.1). */
+/**
+ * Quote a string literal exactly as PostgreSQL's quote_literal / format('%L'): with a backslash
+ * in it, an E'' literal with backslashes doubled, which reads the same whatever
+ * standard_conforming_strings says (generated function bodies are parsed in the caller's session).
+ */
 export function quoteLiteral(value: string): string {
-  return "'" + value.replace(/'/g, "''") + "'";
+  const quoted = "'" + value.replace(/'/g, "''") + "'";
+  return value.includes('\\') ? 'E' + quoted.replace(/\\/g, '\\\\') : quoted;
 }
 
 /** Runs `fn` in a transaction on one pooled connection: COMMIT if it returns, ROLLBACK if it throws. */

@@ -30,7 +30,7 @@ export class SchemaTooNew extends Error {}
  * concurrent installers serialize and a failed migration leaves nothing half-done.
  * Returns the versions applied (empty when already up to date).
  */
-export async function install(pool: Pool, apiSchema = 'public', opts: { readerRole?: string } = {}): Promise<number[]> {
+export async function install(pool: Pool, apiSchema = 'public', opts: { readerRole?: string; upTo?: number } = {}): Promise<number[]> {
   return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [INSTALL_LOCK]);
     await checkRights(client, apiSchema, opts.readerRole);
@@ -53,7 +53,7 @@ export async function install(pool: Pool, apiSchema = 'public', opts: { readerRo
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     const applied: number[] = [];
     for (const m of migrations()) {
-      if (have.has(m.version)) continue;
+      if (have.has(m.version) || m.version > (opts.upTo ?? Infinity)) continue;
       await client.query(m.sql.replaceAll('@api@', quoteIdent(schema)));
       if (m.version === 1) {
         await client.query(`INSERT INTO ml.settings (key, value) VALUES ('api_schema', $1)`, [schema]);

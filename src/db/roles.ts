@@ -149,11 +149,18 @@ export async function doctor(sidecar: pg.Pool, readerUrl?: string): Promise<Find
     `SELECT string_agg(DISTINCT table_name || ' (' || privilege_type || ')', ', ') AS list FROM information_schema.role_table_grants
       WHERE table_schema = 'ml' AND grantee = 'PUBLIC' AND privilege_type <> 'SELECT'`);
   out.push(writes!.list ? { level: 'fail', what: `PUBLIC may write ml tables: ${writes!.list}` } : { level: 'ok', what: 'no role but the sidecar writes ml.* (the API goes through checked functions)' });
+  // A role that may create objects where everyone's names resolve can plant better matches for
+  // the built-ins that sqlml's API functions and generated functions call (docs/security.md).
   for (const schema of ['ml', m.api ?? 'public']) {
-    const [c] = await q<{ create: boolean }>(`SELECT has_schema_privilege('public', to_regnamespace(quote_ident($1)), 'CREATE') AS create`, [schema]);
-    if (c?.create) {
-      out.push({ level: schema === 'ml' ? 'fail' : 'warn', what: `every role may CREATE in schema "${schema}": a function created there next to a generated one could capture its calls (REVOKE CREATE ON SCHEMA ${quoteIdent(schema)} FROM PUBLIC)` });
-    } else out.push({ level: 'ok', what: `PUBLIC may not create objects in schema "${schema}"` });
+    const [c] = await q<{ roles: string | null }>(
+      `SELECT string_agg(rolname, ', ' ORDER BY rolname) AS roles FROM pg_roles
+        WHERE rolname !~ '^pg_' AND NOT rolsuper AND rolname <> current_user
+          AND has_schema_privilege(oid, to_regnamespace(quote_ident($1)), 'CREATE')`,
+      [schema],
+    );
+    if (c?.roles) {
+      out.push({ level: 'fail', what: `roles other than the sidecar's may CREATE in schema "${schema}": ${c.roles}; a function or operator they create there could capture calls of every role (REVOKE CREATE ON SCHEMA ${quoteIdent(schema)} FROM ...)` });
+    } else out.push({ level: 'ok', what: `no role but the sidecar's (and superusers) may create objects in schema "${schema}"` });
   }
   const [unpinned] = await q<{ list: string | null }>(
     `SELECT string_agg(p.oid::regprocedure::text, ', ') AS list FROM pg_proc p

@@ -148,7 +148,7 @@ export async function openWriteBack(client: PoolClient, ctx: JobContext, modelId
   await client.query('SET LOCAL search_path TO pg_catalog');
   const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
   if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
-  await client.query(`SELECT pg_advisory_xact_lock(hashtext('sqlml.model:' || $1))`, [modelName]);
+  await client.query('SELECT ml.lock_model_name($1)', [modelName]);
   const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
   await client.query(`SELECT ml.drop_generated($1, ARRAY['internal'])`, [modelId]);
   for (const table of ['ml.trials', 'ml.training_info', 'ml.feature_info']) await client.query(`DELETE FROM ${table} WHERE model_id = $1`, [modelId]);
@@ -238,7 +238,7 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
   );
   for (const { fn } of old.rows) {
     if (wanted.has(fn)) continue;
-    await client.query(`DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %s', ${quoteLiteral(fn)}::oid::regprocedure); END $$`);
+    await client.query(`DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', ${quoteLiteral(fn)}::oid::regprocedure); END $$`);
     await client.query('DELETE FROM ml.generated_functions WHERE fn = $1::oid', [fn]);
   }
   await client.query(`UPDATE ml.models SET function_signature = NULL, probabilities_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);

@@ -123,11 +123,21 @@ export class Worker {
 
   private onNotification(channel: string, payload: string): void {
     if (channel === 'ml_cancel') {
+      // Anyone may NOTIFY any channel: the notification is a hint, the row decides.
       const r = this.running.get(payload);
-      if (r) this.cancel(r);
+      if (r) void this.confirmCancel(r);
       return;
     }
     this.wake();
+  }
+
+  private async confirmCancel(r: Running): Promise<void> {
+    try {
+      const { rows } = await this.pool.query<{ c: boolean }>('SELECT cancel_requested AS c FROM ml.jobs WHERE id = $1', [r.job.id]);
+      if (rows[0]?.c) this.cancel(r);
+    } catch (err) {
+      log.warn('could not check a cancel request', { job: r.job.id, error: messageOf(err) });
+    }
   }
 
   /** ml_cancel: stop between iterations, and interrupt a load now (a slow query must not hold the job). */
