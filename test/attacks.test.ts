@@ -512,6 +512,7 @@ describe('10. an upgrade does not trust rows users could write before it', () =>
     const { install } = await import('../src/db/migrate.ts');
     const { provisionRoles } = await import('../src/db/roles.ts');
     const { TEST_PASSWORDS } = await import('./helpers.ts');
+    const { installLayout1 } = await import('./layout1.ts');
     const db = `t_upgrade_${suffix}`;
     await t.pool.query(`CREATE DATABASE ${db}`);
     const admin = new URL(t.url);
@@ -520,7 +521,7 @@ describe('10. an upgrade does not trust rows users could write before it', () =>
     const installer = makePool(roles.sidecarUrl, 1);
     const E = makePool(withUser(admin.toString(), alice, 'pw'), 1);
     try {
-      await install(installer, 'public', { upTo: 12 });
+      await installLayout1(installer);
       await E.query(`INSERT INTO ml.models (model_name, version, model_type, owner, function_signature) VALUES ('evil', 1, 'kmeans', current_user, 'ml_predict(text,text,jsonb)')`);
       await install(installer);
       expect(await rows(installer, `SELECT fn FROM ml.generated_functions`)).toEqual([]);

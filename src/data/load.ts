@@ -204,7 +204,7 @@ interface Reader {
  */
 async function openReader(src: TrainingSource, statementTimeoutMs: number): Promise<Reader> {
   if (!src.fn || !src.token) {
-    throw new UserError('this job was queued before sqlml read training queries through views (migration 013); enqueue it again with ml_create_model');
+    throw new UserError('this job was queued by an earlier sqlml, before training queries became functions of their requester; enqueue it again with ml_create_model');
   }
   // The function must still be the one ml_create_model made for the requester.
   const { rows } = await src.main.query<{ call: string; owner: string; intact: boolean }>(

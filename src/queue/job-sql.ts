@@ -130,7 +130,7 @@ export interface ClaimedJob {
   parent_id: string | null;
   payload: Record<string, unknown> | null;
   model_id: string;
-  query_function: string | null; // the training function's oid (null: queued before migration 013)
+  query_function: string | null; // the training function's oid (null: queued by the first layout)
   estimated_rows: number | null;
   query_token: string | null;
   requested_by: string;

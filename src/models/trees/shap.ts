@@ -4,7 +4,7 @@ import type { Tree } from './grow.ts';
 // Path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2): exact Shapley values of a
 // tree's prediction, with "missing" features integrated out along the tree by its covers
 // (hessian sums). For each row they add up to the prediction minus the cover-weighted mean
-// leaf value. sql/009 holds the same algorithm in PL/pgSQL, iterative, for ml_explain_predict;
+// leaf value. sql/api/explain.sql holds the same algorithm in PL/pgSQL, iterative, for ml_explain_predict;
 // this one gives ml_global_explain at training time and is its reference in the tests.
 
 /** The cover-weighted mean of a tree's leaf values (its prediction with every feature missing). */
@@ -161,7 +161,7 @@ export function ensembleShap(m: Ensemble, x: Float64Array, offset: number, dims:
   return phi;
 }
 
-/** The forest as node arrays with 1-based node numbers, as ml.tree_shap (sql/009) reads it. */
+/** The forest as node arrays with 1-based node numbers, as ml.tree_shap (sql/api/explain.sql) reads it. */
 export interface FlatForest {
   feature: number[];
   threshold: number[];

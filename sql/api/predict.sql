@@ -1,0 +1,116 @@
+-- Scoring inside PostgreSQL: ml_predict (every family) and ml_detect_anomalies (k-means).
+
+CREATE OR REPLACE FUNCTION ml.threshold_option(t ml.trials, options jsonb) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+BEGIN
+  IF options ? 'threshold' THEN
+    PERFORM ml.opt_number(options, 'threshold', 0, 1);
+    IF coalesce(t.artifact ->> 'problem', '') <> 'binary' THEN
+      PERFORM ml.invalid('option "threshold" applies to binary classification models only');
+    END IF;
+    RETURN (options ->> 'threshold')::float8;
+  END IF;
+  RETURN 0.5;
+END $$;
+
+-- The expression of a supervised prediction's class (1-based) from scores array s.p.
+CREATE OR REPLACE FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT CASE WHEN artifact ->> 'problem' = 'binary'
+              THEN format('(CASE WHEN %1$s[2] >= $1 THEN 2 ELSE 1 END)', p)
+              ELSE format('(SELECT u.i::int FROM unnest(%1$s) WITH ORDINALITY u(v, i) ORDER BY u.v DESC, u.i LIMIT 1)', p) END
+$$;
+
+CREATE OR REPLACE FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}')
+RETURNS TABLE (input jsonb, centroid_id int, nearest_centroids_distance jsonb,
+               membership_probability float8, outlier_score float8,
+               predicted_value float8, predicted_label text, predicted_probs jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
+  q text := ml.strip_query(query);
+  nearest int := least((t.artifact ->> 'k')::int, 5);
+  threshold float8 := ml.threshold_option(t, options);
+BEGIN
+  IF t.artifact ? 'problem' THEN
+    -- Supervised: the scores function gives [prediction] or the class probabilities.
+    RETURN QUERY EXECUTE format($q$
+      SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, %4$s, %5$s, %6$s
+      FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s
+    $q$, t.distances_function, ml.feature_arguments(t.artifact), q,
+         CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 's.p[1]' ELSE 'NULL::float8' END,
+         CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 'NULL::text'
+              ELSE format('(%L::text[])[%s]', ml.class_labels(t.artifact), ml.predicted_class_sql(t.artifact, 's.p')) END,
+         CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 'NULL::jsonb'
+              ELSE format('(SELECT jsonb_agg(jsonb_build_object(''label'', (%L::text[])[u.i], ''prob'', u.v) ORDER BY u.i) FROM unnest(s.p) WITH ORDINALITY u(v, i))',
+                          ml.class_labels(t.artifact)) END)
+    USING threshold;
+    RETURN;
+  END IF;
+  -- k-means: the generated nearest function ranks the centroids and builds the list, and the
+  -- input row becomes jsonb, both in the subquery, which runs in parallel workers.
+  IF m.model_type = 'kmeans' AND t.explain_function IS NOT NULL THEN
+    RETURN QUERY EXECUTE format($q$
+      SELECT s.input, (s.r).centroid_id, (s.r).nearest, NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb
+      FROM (SELECT to_jsonb(q) AS input, %1$s(%2$s) AS r FROM (%3$s) q OFFSET 0) s
+    $q$, t.explain_function, ml.feature_arguments(t.artifact), q);
+    RETURN;
+  END IF;
+  -- (OFFSET 0 keeps the planner from pulling the subquery up, which would call the generated
+  -- function once per reference to its result instead of once per row.)
+  -- Clustering: the distances are computed once per row by the generated function; the LATERAL
+  -- subquery only sorts k numbers (a subquery is rescanned, not re-planned, per row). For
+  -- density models the distances are to each cluster's nearest exemplar, and a row beyond the
+  -- cluster's reach is noise (-1).
+  RETURN QUERY EXECUTE format($q$
+    SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb
+    FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
+    CROSS JOIN LATERAL (
+      SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
+             jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
+      FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS r
+              FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT %4$s) u) n
+    CROSS JOIN LATERAL (SELECT (%8$L::jsonb ->> (n.centroid_id - 1))::float8 AS reach,
+                               (%9$L::jsonb ->> (n.centroid_id - 1))::float8 AS pscale,
+                               (%10$L::jsonb ->> (n.centroid_id - 1))::float8 AS oscale) c
+  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, nearest,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN n.centroid_id ELSE -1 END' ELSE 'n.centroid_id' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN least(1, c.pscale / greatest(n.v, 1e-300)) ELSE 0 END' ELSE 'NULL::float8' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN '1 - least(1, c.oscale / greatest(n.v, 1e-300))' ELSE 'NULL::float8' END,
+       coalesce(t.artifact -> 'reach', '[]'), coalesce(t.artifact -> 'probability_scale', '[]'), coalesce(t.artifact -> 'outlier_scale', '[]'));
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_predict(text, text, jsonb) IS
+  'sqlml: score every row of a query inside PostgreSQL; input jsonb, then centroid_id + nearest_centroids_distance (k-means), membership_probability + outlier_score (hdbscan), predicted_value (regression) or predicted_label + predicted_probs (classification)';
+
+-- OFFSET 0: the distances function runs once per row, not once per reference to its result
+-- (the planner would otherwise pull the subquery up into the LATERAL parts).
+CREATE OR REPLACE FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}')
+RETURNS TABLE (input jsonb, is_anomaly boolean, normalized_distance float8, centroid_id int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options, ARRAY['contamination']);
+  q text := ml.strip_query(query);
+  threshold float8;
+BEGIN
+  IF m.model_type <> 'kmeans' THEN
+    PERFORM ml.invalid(format('ml_detect_anomalies is available for kmeans models; a %s model gives outlier_score in ml_predict', m.model_type));
+  END IF;
+  IF options IS NULL OR NOT options ? 'contamination' THEN
+    PERFORM ml.invalid('option "contamination" is required: the expected share of anomalies in the training data, between 0 and 0.5, e.g. ''{"contamination": 0.02}''');
+  END IF;
+  PERFORM ml.opt_number(options, 'contamination', 0, 0.5);
+  threshold := (t.artifact -> 'anomaly_quantiles' ->> round((0.5 - (options ->> 'contamination')::float8) * 1000)::int)::float8;
+  RETURN QUERY EXECUTE format($q$
+    SELECT to_jsonb(s.q), n.v / r.radius > $1, n.v / r.radius, n.c
+    FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
+    CROSS JOIN LATERAL (SELECT i::int AS c, v FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT 1) n
+    CROSS JOIN LATERAL (SELECT nullif((%4$L::jsonb ->> (n.c - 1))::float8, 0) AS radius) r
+  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'radii') USING threshold;
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_detect_anomalies(text, text, jsonb) IS
+  'sqlml: input, is_anomaly, normalized_distance, centroid_id for every row of a query ("contamination" in [0, 0.5])';
