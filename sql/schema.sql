@@ -340,6 +340,17 @@ AS $function$
          WITH ORDINALITY AS x(c, o)
 $function$
 
+-- ml.count_function_body(p_query text, p_token text)
+CREATE OR REPLACE FUNCTION ml.count_function_body(p_query text, p_token text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO 'pg_catalog', 'ml', 'pg_temp'
+AS $function$
+  SELECT format(E'BEGIN\n  IF ml.reading(%L) THEN\n    RETURN (SELECT count(*) FROM (\n%s\n) q);\n  END IF;\n  RETURN NULL;\nEND',
+                p_token, ml.strip_query(p_query))
+$function$
+
 -- ml.drop_finished_queries(p_model text)
 CREATE OR REPLACE FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text)
  RETURNS void
@@ -349,7 +360,9 @@ AS $function$
 DECLARE f regprocedure;
 BEGIN
   FOR f IN
-    SELECT p.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
+    SELECT x.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
+      JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner AND x.pronargs = 0
+                    AND x.proname IN (p.proname, 'k_' || j.query_token)
      WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP
@@ -576,9 +589,14 @@ BEGIN
                  s, 'q_' || p_token, columns,
                  concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
                  ml.reader_function_body(p_bound, p_token));
-  f := to_regprocedure(format('%I.%I()', s, 'q_' || p_token));
-  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
+                 s, 'k_' || p_token,
+                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.count_function_body(p_bound, p_token));
+  FOREACH f IN ARRAY ARRAY[to_regprocedure(format('%I.%I()', s, 'k_' || p_token)), to_regprocedure(format('%I.%I()', s, 'q_' || p_token))] LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  END LOOP;
   RETURN f;
 END $function$
 
@@ -1252,7 +1270,7 @@ CREATE OR REPLACE FUNCTION ml.training_view_sql(p_schema name, p_token text, p_q
  IMMUTABLE
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-  SELECT format(E'CREATE OR REPLACE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', p_schema, 'v_' || p_token, p_query)
+  SELECT format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', p_schema, 'v_' || p_token, p_query)
 $function$
 
 -- ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer)

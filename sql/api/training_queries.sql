@@ -77,6 +77,13 @@ CREATE OR REPLACE FUNCTION ml.reader_function_body(p_query text, p_token text) R
                 p_token, ml.strip_query(p_query))
 $$;
 
+-- Its row count, for a sample's share (streaming k-means), without the rows passing through a
+-- set-returning function's tuplestore. The sidecar checks it is exactly this before calling it.
+CREATE OR REPLACE FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT format(E'BEGIN\n  IF ml.reading(%L) THEN\n    RETURN (SELECT count(*) FROM (\n%s\n) q);\n  END IF;\n  RETURN NULL;\nEND',
+                p_token, ml.strip_query(p_query))
+$$;
+
 -- The caller's training functions of jobs that have ended (of one model: all of them) are no
 -- longer needed; only their owner may drop them.
 CREATE OR REPLACE FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL) RETURNS void
@@ -84,7 +91,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE f regprocedure;
 BEGIN
   FOR f IN
-    SELECT p.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
+    SELECT x.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
+      JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner AND x.pronargs = 0
+                    AND x.proname IN (p.proname, 'k_' || j.query_token)
      WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP
@@ -97,7 +106,7 @@ END $$;
 -- query text itself is resolved with the caller's search_path.
 CREATE OR REPLACE FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT format(E'CREATE OR REPLACE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', p_schema, 'v_' || p_token, p_query)
+  SELECT format(E'CREATE VIEW %I.%I AS SELECT * FROM (\n%s\n) q', p_schema, 'v_' || p_token, p_query)
 $$;
 
 CREATE OR REPLACE FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass
@@ -119,8 +128,8 @@ BEGIN
   RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
 END $$;
 
--- Makes the caller's training function from the view's columns and the bound query, drops the
--- view, and lets the reader role (only) execute the function.
+-- Makes the caller's training function (and its count) from the view's columns and the bound
+-- query, drops the view, and lets the reader role (only) execute them. Returns the training function.
 CREATE OR REPLACE FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -136,9 +145,14 @@ BEGIN
                  s, 'q_' || p_token, columns,
                  concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
                  ml.reader_function_body(p_bound, p_token));
-  f := to_regprocedure(format('%I.%I()', s, 'q_' || p_token));
-  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  EXECUTE format('CREATE FUNCTION %I.%I() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
+                 s, 'k_' || p_token,
+                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.count_function_body(p_bound, p_token));
+  FOREACH f IN ARRAY ARRAY[to_regprocedure(format('%I.%I()', s, 'k_' || p_token)), to_regprocedure(format('%I.%I()', s, 'q_' || p_token))] LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  END LOOP;
   RETURN f;
 END $$;
 

@@ -180,7 +180,7 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
 export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>): Promise<number> {
   const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
-    const { rows } = await reader.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${reader.from} q`);
+    const { rows } = await reader.client.query<{ n: string }>(reader.count);
     await reader.client.query('COMMIT');
     return Number(rows[0]!.n);
   } catch (err) {
@@ -193,6 +193,7 @@ export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTime
 interface Reader {
   client: pg.Client;
   from: string; // the training function's call, qualified and quoted
+  count: string; // the query that counts its rows
   close(): Promise<void>;
 }
 
@@ -207,11 +208,14 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
     throw new UserError('this job was queued by an earlier sqlml, before training queries became functions of their requester; enqueue it again with ml_create_model');
   }
   // The function must still be the one ml_create_model made for the requester.
-  const { rows } = await src.main.query<{ call: string; owner: string; intact: boolean }>(
-    `SELECT format('%I.%I()', n.nspname, p.proname) AS call, pg_get_userbyid(p.proowner)::text AS owner,
-            p.prosecdef AND p.prosrc = ml.reader_function_body(j.query_sql, $2) AS intact
+  const { rows } = await src.main.query<{ call: string; count: string | null; owner: string; intact: boolean }>(
+    `SELECT format('%I.%I()', n.nspname, p.proname) AS call, format('%I.%I()', n.nspname, k.proname) AS count,
+            pg_get_userbyid(p.proowner)::text AS owner,
+            p.prosecdef AND p.prosrc = ml.reader_function_body(j.query_sql, $2)
+              AND (k.oid IS NULL OR (k.prosecdef AND k.proowner = p.proowner AND k.prosrc = ml.count_function_body(j.query_sql, $2))) AS intact
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
        JOIN ml.jobs j ON j.query_function = p.oid AND j.kind = 'train'
+       LEFT JOIN pg_proc k ON k.pronamespace = p.pronamespace AND k.proname = 'k_' || $2 AND k.pronargs = 0
       WHERE p.oid = $1::oid`,
     [src.fn, src.token],
   );
@@ -250,7 +254,7 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
     await close();
     throw err;
   }
-  return { client, from: found.call, close };
+  return { client, from: found.call, count: found.count ? `SELECT ${found.count} AS n` : `SELECT count(*) AS n FROM ${found.call} q`, close };
 }
 
 /** Cancels a reader session's query (ml_cancel during a load): the reader role may signal its own sessions. */
