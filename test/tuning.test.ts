@@ -193,3 +193,41 @@ describe('trials across sidecars', () => {
     expect(sweepTrial!.mean_squared_distance).toBeCloseTo(single!.mean_squared_distance, 12);
   });
 });
+
+describe('a sweep under a long lease (--lease-seconds 120)', () => {
+  it("two sidecars: every trial is trained exactly once, and each trial's lease is the worker's, not a fixed 30 s", async () => {
+    const u = await freshDatabase('lease');
+    try {
+      await u.worker({ id: 'lease-a', leaseSeconds: 120 });
+      await u.worker({ id: 'lease-b', leaseSeconds: 120 });
+      await u.pool.query(`CREATE TABLE public.pts AS SELECT random() AS a, random() AS b, random() AS c, random() AS d FROM generate_series(1, 60000)`);
+      const [{ job }] = (await rows<{ job: string }>(
+        u.pool,
+        `SELECT ml_create_model('long_lease', 'kmeans', 'SELECT * FROM public.pts', '{"num_clusters": {"range": [2, 9]}, "seed": 3, "stability_runs": 0}') AS job`,
+      )) as [{ job: string }];
+      const leases = new Set<number>();
+      for (;;) {
+        const running = await rows<{ s: number }>(
+          u.pool,
+          `SELECT round(extract(epoch FROM lease_expires_at - heartbeat_at))::int AS s FROM ml.jobs WHERE parent_id = $1 AND status = 'running'`,
+          [job],
+        );
+        for (const r of running) leases.add(r.s);
+        const [j] = await rows<{ status: string }>(u.pool, 'SELECT status FROM ml.jobs WHERE id = $1', [job]);
+        if (j!.status !== 'training' && j!.status !== 'queued') break;
+        await new Promise((r) => setTimeout(r, 15));
+      }
+      await u.pool.query('SELECT ml_wait($1)', [job]);
+      expect([...leases]).toEqual([120]);
+      const trials = await rows<{ attempts: number; runs: number; status: string }>(
+        u.pool,
+        `SELECT attempts, jsonb_array_length(history) AS runs, status FROM ml.jobs WHERE parent_id = $1`,
+        [job],
+      );
+      expect(trials).toHaveLength(8);
+      expect(trials.every((x) => x.attempts === 1 && x.runs === 1 && x.status === 'done')).toBe(true);
+    } finally {
+      await u.close();
+    }
+  });
+});

@@ -2,6 +2,7 @@ import type { Pool } from '../db/connect.ts';
 import type { TrainingSource } from '../data/load.ts';
 import { UserError } from '../util/errors.ts';
 import type { ClaimedJob } from '../queue/job-sql.ts';
+import type { JobQueue } from '../queue/job-queue.ts';
 import { loadModelRow } from './prepare.ts';
 import { trainHdbscanJob } from './train-hdbscan.ts';
 import { trainKmeansJob } from './train-kmeans.ts';
@@ -14,7 +15,8 @@ export interface JobContext {
   job: ClaimedJob;
   /** Where the job's rows come from (the training view, read as the reader role). */
   source: TrainingSource;
-  workerId: string;
+  /** The queue as this job may use it, with the worker's id and lease. */
+  queue: JobQueue;
   apiSchema: string;
   statementTimeoutMs: number;
   maxBytes: number; // memory budget for one training set (--max-memory)

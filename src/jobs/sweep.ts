@@ -2,8 +2,7 @@ import { withTransaction } from '../db/connect.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { trainSweep, type SweepOptions } from '../models/kmeans/train.ts';
-import { CHILDREN, CLAIM_CHILD, COMPLETE, ENQUEUE_TRIALS, FAIL, LOCK_OWN_JOB, RELEASE, type ClaimedJob } from '../queue/job-sql.ts';
-import { LeaseLost, UserError, messageOf } from '../util/errors.ts';
+import { UserError, messageOf } from '../util/errors.ts';
 import { loadModelRow, prepareTrainingData } from './prepare.ts';
 import type { JobContext } from './run.ts';
 
@@ -57,13 +56,13 @@ async function trainOne(
 /** Stores a trial's result and ends its job, in one transaction (nothing if its lease was lost). */
 async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: TrialPayload, t: StoredTrial): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
-    if ((await client.query(LOCK_OWN_JOB, [jobId, ctx.workerId])).rowCount === 0) throw new LeaseLost(jobId);
+    await ctx.queue.lockOwn(client, jobId);
     await client.query(
       `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, artifact) VALUES ($1, $2, $3, 'succeeded', $4)
        ON CONFLICT (model_id, trial_id) DO UPDATE SET hyperparameters = EXCLUDED.hyperparameters, status = 'succeeded', artifact = EXCLUDED.artifact`,
       [modelId, p.trial_id, JSON.stringify({ num_clusters: p.k }), JSON.stringify(t)],
     );
-    await client.query(COMPLETE, [jobId, ctx.workerId, JSON.stringify({ phase: 'done', k: p.k, iterations: t.iterations.length })]);
+    await ctx.queue.complete(client, jobId, { phase: 'done', k: p.k, iterations: t.iterations.length });
   });
 }
 
@@ -90,17 +89,11 @@ export async function runSweep(
   data: { X: Float64Array; n: number; d: number; spec: FeatureSpec },
   ks: number[],
   settings: TrialSettings,
-  leaseSeconds = 30,
 ): Promise<TrialOutcome[]> {
   const parent = ctx.job.id;
-  const existing = await ctx.pool.query(CHILDREN, [parent]);
-  if (existing.rowCount === 0) {
-    const payloads: TrialPayload[] = ks.map((k, i) => ({ trial_id: i + 1, k, spec: data.spec, settings }));
-    await ctx.pool.query(ENQUEUE_TRIALS, [parent, payloads.map((p) => JSON.stringify(p))]);
-  }
+  await ctx.queue.enqueueTrials(parent, ks.map((k, i): TrialPayload => ({ trial_id: i + 1, k, spec: data.spec, settings })));
   for (;;) {
-    const { rows } = await ctx.pool.query<ClaimedJob>(CLAIM_CHILD, [ctx.workerId, leaseSeconds, parent]);
-    const child = rows[0];
+    const child = await ctx.queue.claimTrial(parent);
     if (child) {
       const p = child.payload as unknown as TrialPayload;
       const release = ctx.adopt(child.id);
@@ -110,9 +103,9 @@ export async function runSweep(
         );
         await storeTrial(ctx, child.id, modelId, p, t);
       } catch (err) {
-        if (err instanceof UserError) await ctx.pool.query(FAIL, [child.id, ctx.workerId, messageOf(err)]);
+        if (err instanceof UserError) await ctx.queue.fail(child.id, messageOf(err));
         else {
-          await ctx.pool.query(RELEASE, [child.id, ctx.workerId]).catch(() => undefined);
+          await ctx.queue.release(child.id).catch(() => undefined);
           throw err;
         }
       } finally {
@@ -120,14 +113,14 @@ export async function runSweep(
       }
       continue;
     }
-    const { rows: children } = await ctx.pool.query<{ status: string }>(CHILDREN, [parent]);
+    const children = await ctx.queue.children(parent);
     const open = children.filter((c) => !['done', 'failed', 'cancelled'].includes(c.status)).length;
     if (open === 0) break;
     await ctx.checkpoint({ phase: 'waiting for trials on other sidecars', open, of: children.length });
     await new Promise((r) => setTimeout(r, 200));
   }
-  const [{ rows: children }, { rows: stored }] = await Promise.all([
-    ctx.pool.query<{ trial_id: number; status: string; error: string | null }>(CHILDREN, [parent]),
+  const [children, { rows: stored }] = await Promise.all([
+    ctx.queue.children(parent),
     ctx.pool.query<{ trial_id: number; artifact: StoredTrial }>(`SELECT trial_id, artifact FROM ml.trials WHERE model_id = $1 AND status = 'succeeded'`, [modelId]),
   ]);
   const byTrial = new Map(stored.map((s) => [s.trial_id, s.artifact]));

@@ -9,8 +9,7 @@ import type { CentroidRow } from '../features/present.ts';
 import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
-import { COMPLETE, LOCK_OWN_JOB } from '../queue/job-sql.ts';
-import { LeaseLost, UserError } from '../util/errors.ts';
+import { UserError } from '../util/errors.ts';
 import type { JobContext } from './run.ts';
 import type { ImportanceRow } from '../models/surrogate.ts';
 
@@ -134,7 +133,7 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
     await insertTrainingInfo(client, w.modelId, w.trainingRun, w.trainingInfo.map((i) => ({ ...i, evalLoss: null, learnRate: null })));
     await insertFeatureInfo(client, w.modelId, w.featureStats);
     if (w.output) await writeOutputTable(client, w.modelName, ctx.job.requested_by, w.output);
-    await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
+    await ctx.queue.complete(client, ctx.job.id, w.finalProgress);
   });
 }
 
@@ -146,8 +145,7 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
  */
 export async function openWriteBack(client: PoolClient, ctx: JobContext, modelId: string, modelName: string, owner: string): Promise<string[]> {
   await client.query('SET LOCAL search_path TO pg_catalog');
-  const own = await client.query(LOCK_OWN_JOB, [ctx.job.id, ctx.workerId]);
-  if (own.rowCount === 0) throw new LeaseLost(ctx.job.id);
+  await ctx.queue.lockOwn(client, ctx.job.id);
   await client.query('SELECT ml.lock_model_name($1)', [modelName]);
   const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
   await client.query(`SELECT ml.drop_generated($1, ARRAY['internal'])`, [modelId]);

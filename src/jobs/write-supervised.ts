@@ -6,7 +6,6 @@ import type { Problem } from '../models/supervised/target.ts';
 import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql, type CompiledSupervised } from '../models/supervised/to-sql.ts';
 import type { Ensemble } from '../models/trees/ensemble.ts';
 import type { FlatForest } from '../models/trees/shap.ts';
-import { COMPLETE } from '../queue/job-sql.ts';
 import type { JobContext } from './run.ts';
 import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
 
@@ -141,6 +140,6 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
     }
     await insertTrainingInfo(client, w.modelId, 0, w.trainingInfo);
     await insertFeatureInfo(client, w.modelId, w.featureStats);
-    await client.query(COMPLETE, [ctx.job.id, ctx.workerId, JSON.stringify(w.finalProgress)]);
+    await ctx.queue.complete(client, ctx.job.id, w.finalProgress);
   });
 }

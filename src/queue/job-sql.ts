@@ -13,10 +13,10 @@
 // Each running attempt is an entry of `history` ({attempt, worker, started_at, ended_at,
 // outcome, error}), so a dead sidecar's attempt stays visible after a takeover.
 
-/** Closes the last history entry: `$outcome` and `$error` are the given parameter numbers. */
-const closeHistory = (outcome: string, error: string) => `
-  jsonb_set(history, ARRAY[(jsonb_array_length(history) - 1)::text],
-            history -> (jsonb_array_length(history) - 1)
+/** Closes the last history entry of column `h`: `outcome` and `error` are SQL expressions. */
+const closeHistory = (outcome: string, error: string, h = 'history') => `
+  jsonb_set(${h}, ARRAY[(jsonb_array_length(${h}) - 1)::text],
+            ${h} -> (jsonb_array_length(${h}) - 1)
               || jsonb_build_object('ended_at', now(), 'outcome', ${outcome}::text, 'error', ${error}::text))`;
 
 /** Gives up on jobs whose lease expired too often, and settles cancelled ones whose sidecar died. */
@@ -33,7 +33,7 @@ WHERE status IN ('training', 'running') AND lease_expires_at < now()
 /**
  * Claims the oldest claimable job: queued and due, or running with an expired lease (a dead
  * sidecar's). SKIP LOCKED lets any number of sidecars claim concurrently without blocking.
- * $1 worker id, $2 lease seconds.
+ * $1 worker id, $2 lease seconds, $3 a sweep's job id to claim only its trials (or NULL).
  */
 export const CLAIM = `
 WITH next AS (
@@ -41,6 +41,7 @@ WITH next AS (
   WHERE ((status = 'queued' AND run_after <= now())
          OR (status IN ('training', 'running') AND lease_expires_at < now()))
     AND NOT cancel_requested
+    AND ($3::bigint IS NULL OR parent_id = $3::bigint)
   ORDER BY id
   LIMIT 1
   FOR UPDATE SKIP LOCKED
@@ -53,16 +54,13 @@ UPDATE ml.jobs j SET
   attempts = j.attempts + 1,
   started_at = coalesce(j.started_at, now()),
   history = CASE WHEN j.status IN ('training', 'running')
-                 THEN ${closeHistory("'lease expired'", 'NULL').replaceAll('history', 'j.history')}
+                 THEN ${closeHistory("'lease expired'", 'NULL', 'j.history')}
                  ELSE j.history END
             || jsonb_build_array(jsonb_build_object('attempt', j.attempts + 1, 'worker', $1::text, 'started_at', now()))
 FROM next
 WHERE j.id = next.id
 RETURNING j.id::text AS id, j.kind, j.model_id::text AS model_id, j.query_function::text AS query_function, j.query_token, j.estimated_rows, j.requested_by::text AS requested_by,
           j.attempts, j.max_attempts, j.parent_id::text AS parent_id, j.payload`;
-
-/** CLAIM restricted to the trials of one sweep: the sweep's own sidecar takes them first. $3 parent id. */
-export const CLAIM_CHILD = CLAIM.replace('AND NOT cancel_requested', 'AND NOT cancel_requested AND parent_id = $3');
 
 /** The trials of a sweep, one job each, so that any sidecar can train one. */
 export const ENQUEUE_TRIALS = `

@@ -8,6 +8,7 @@ import { JobCancelled, LeaseLost, WorkerStopping, isTransient, messageOf } from 
 import { log } from '../util/log.ts';
 import { CANCELLED, CANCEL_CHILDREN, CLAIM, FAIL, HEARTBEAT, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
 import { Listener, backoffMs } from './listener.ts';
+import { jobQueue } from './job-queue.ts';
 
 export interface WorkerOptions {
   connectionString: string;
@@ -161,7 +162,7 @@ export class Worker {
           this.wakeAgain = false;
           await this.pool.query(SWEEP_EXPIRED);
           while (!this.stopping && this.running.size < this.concurrency) {
-            const { rows } = await this.pool.query<ClaimedJob>(CLAIM, [this.id, this.leaseSeconds]);
+            const { rows } = await this.pool.query<ClaimedJob>(CLAIM, [this.id, this.leaseSeconds, null]);
             const job = rows[0];
             if (!job) break;
             this.launch(job);
@@ -208,7 +209,7 @@ export class Worker {
           };
         },
       },
-      workerId: this.id,
+      queue: jobQueue(this.pool, this.id, this.leaseSeconds),
       apiSchema: this.apiSchema,
       statementTimeoutMs: this.statementTimeoutMs,
       maxBytes: this.maxBytes,
