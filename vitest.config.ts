@@ -1,13 +1,28 @@
 import { defineConfig } from 'vitest/config';
 
+// Three projects: `unit` needs no database (npm run test:unit, seconds); `db` runs against one
+// real PostgreSQL (test/setup/postgres.ts); `faults` kills sidecars and restarts PostgreSQL,
+// and waits for leases (about a minute). npm test runs all three.
+const UNIT = ['copy-binary', 'features', 'kmeans', 'linear', 'shap', 'sort', 'trees'].map((f) => `test/${f}.test.ts`);
+const FAULTS = ['reliability', 'restart'].map((f) => `test/${f}.test.ts`);
+const shared = {
+  testTimeout: 120_000,
+  hookTimeout: 180_000,
+  pool: 'forks' as const,
+  env: { SQLML_LOG_LEVEL: 'error' },
+};
+
 export default defineConfig({
-  test: {
-    globalSetup: ['./test/setup/postgres.ts'],
-    // test/fixtures holds test files that other tests run on purpose (SQLML_FIXTURES=1).
-    include: process.env.SQLML_FIXTURES === '1' ? ['test/fixtures/*.spec.ts'] : ['test/**/*.test.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
-    pool: 'forks',
-    env: { SQLML_LOG_LEVEL: 'error' },
-  },
+  test:
+    process.env.SQLML_FIXTURES === '1'
+      ? // test/fixtures holds test files that other tests run on purpose (exit-code.test.ts).
+        { ...shared, globalSetup: ['./test/setup/postgres.ts'], include: ['test/fixtures/*.spec.ts'] }
+      : {
+          ...shared,
+          projects: [
+            { extends: true, test: { name: 'unit', include: UNIT } },
+            { extends: true, test: { name: 'db', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...FAULTS], globalSetup: ['./test/setup/postgres.ts'] } },
+            { extends: true, test: { name: 'faults', include: FAULTS, globalSetup: ['./test/setup/postgres.ts'] } },
+          ],
+        },
 });
