@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, rows, type TestDb } from './helpers.ts';
 
 // The BigQuery ML k-means tutorial (seed 002), ported to sqlml on the demo data, step by step
-// as the README walks through it.
+// as docs/tutorial-kmeans.md walks through it.
 
 const FEATURES = `SELECT * FROM demo.customer_features`;
 const ARGS = 'recency_days, frequency, monetary, avg_basket, discount_share, segment, region';

@@ -4,7 +4,7 @@ import { quoteIdent } from '../db/connect.ts';
 import { isClassifier, type SupervisedSettings, type SupervisedType } from '../models/supervised/options.ts';
 import { marginsPerRow, type Problem, type Target } from '../models/supervised/target.ts';
 import { UserError } from '../util/errors.ts';
-import type { JobContext } from './run.ts';
+import type { JobContext } from './context.ts';
 
 // The label side of a supervised training: read the labelled rows (NULL labels are not
 // trained on), the label in the form the problem needs, the data split column; then the

@@ -1,7 +1,7 @@
 import { loadTrainingData, type LoadedData } from '../data/load.ts';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
 import { UserError } from '../util/errors.ts';
-import type { JobContext } from './run.ts';
+import type { JobContext } from './context.ts';
 
 // What every training job does first: read its model row, load the query's rows under the
 // requester's role, fit (or reuse) the feature preparation and build the model-space matrix.

@@ -3,7 +3,7 @@ import { transform, type FeatureSpec } from '../features/prepare.ts';
 import { MiniBatchKmeans, StreamedEvaluation, type StreamedMetrics } from '../models/kmeans/minibatch.ts';
 import type { KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
-import type { JobContext } from './run.ts';
+import type { JobContext } from './context.ts';
 
 // The streaming mode of the k-means job (option batch_size): the feature preparation and the
 // initial model come from a uniform sample held in memory (the usual pipeline), then two

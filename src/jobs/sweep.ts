@@ -4,7 +4,7 @@ import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { trainSweep, type SweepOptions } from '../models/kmeans/train.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { loadModelRow, prepareTrainingData } from './prepare.ts';
-import type { JobContext } from './run.ts';
+import type { JobContext } from './context.ts';
 
 // A num_clusters sweep spreads its trials over the sidecars: each k is a job of kind 'trial'
 // (NOTIFY wakes every sidecar), the sweep's own sidecar takes its trials first with the data it

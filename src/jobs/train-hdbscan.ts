@@ -5,8 +5,10 @@ import { dbcv } from '../metrics/dbcv.ts';
 import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
 import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
-import type { JobContext } from './run.ts';
-import { writeModel, type KmeansArtifact } from './write-back.ts';
+import type { JobContext } from './context.ts';
+import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
+import { writeModel } from '../store/write-back.ts';
+import { storeContext } from './context.ts';
 import { surrogateImportance } from '../models/surrogate.ts';
 
 // Density clustering (HDBSCAN*) as a training job: same loading, preparation and write-back
@@ -61,7 +63,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   await ctx.checkpoint({ phase: 'explain' });
   const surrogate = await surrogateImportance(X, n, spec, m.labels, seed);
   artifact.importance = surrogate.importance;
-  await writeModel(ctx, {
+  await writeModel(storeContext(ctx), {
     modelId: model.id,
     modelName: model.model_name,
     version: model.version,

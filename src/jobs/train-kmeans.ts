@@ -12,9 +12,11 @@ import { elbowIndex, optimalIndex, trialKs, type TuningObjective } from '../mode
 import { trainSweep, type KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
-import type { JobContext } from './run.ts';
+import type { JobContext } from './context.ts';
 import { runSweep, type StoredTrial } from './sweep.ts';
-import { writeModel, type KmeansArtifact, type TrialWrite } from './write-back.ts';
+import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
+import { writeModel, type TrialWrite } from '../store/write-back.ts';
+import { storeContext } from './context.ts';
 import { centroidRows } from '../features/present.ts';
 import { surrogateImportance } from '../models/surrogate.ts';
 
@@ -171,7 +173,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     min_rel_progress: s.minRelProgress,
   };
   await ctx.checkpoint({ phase: 'write' });
-  await writeModel(ctx, {
+  await writeModel(storeContext(ctx), {
     modelId: model.id,
     modelName: model.model_name,
     version: model.version,

@@ -23,8 +23,10 @@ import { UserError, messageOf } from '../util/errors.ts';
 import { Random } from '../util/random.ts';
 import type { ModelRow } from './prepare.ts';
 import { buildTarget, loadLabelled, splitColumn } from './load-labelled.ts';
-import type { JobContext } from './run.ts';
-import { writeSupervisedModel, type SupervisedArtifact, type SupervisedTrial } from './write-supervised.ts';
+import type { JobContext } from './context.ts';
+import type { SupervisedArtifact } from '../models/supervised/artifact.ts';
+import { writeSupervisedModel, type SupervisedTrial } from '../store/write-supervised.ts';
+import { storeContext } from './context.ts';
 
 // Training of linear_reg, logistic_reg, boosted_tree_*, random_forest_* and auto: load the
 // labelled rows, split them (data_split_method), prepare the features per family, train each
@@ -148,7 +150,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   };
   const { stats } = prepare(familyOf(served.candidate.modelType));
   await ctx.checkpoint({ phase: 'write', model_type: served.candidate.modelType });
-  await writeSupervisedModel(ctx, {
+  await writeSupervisedModel(storeContext(ctx), {
     modelId: model.id,
     modelName: model.model_name,
     version: model.version,

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { DistanceType } from './geometry.ts';
 
 // k-means options as validated by ml.validate_options (SQL), with the defaults filled in.
-// Where we differ from BigQuery ML's defaults it is for model quality, and the README says so:
+// Where we differ from BigQuery ML's defaults it is for model quality, and docs/sql-api.md says so:
 // kmeans++ (BigQuery: random); min_rel_progress 0 and max_iterations 300 (BigQuery: 0.01 and
 // 20), i.e. iterate until no row changes cluster, because a 1% stop leaves the objective
 // measurably above scikit-learn's and leaves centroids that are not the means of their

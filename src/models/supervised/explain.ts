@@ -1,5 +1,5 @@
 import type { FeatureSpec } from '../../features/prepare.ts';
-import type { SupervisedArtifact } from '../../jobs/write-supervised.ts';
+import type { SupervisedArtifact } from './artifact.ts';
 import type { Ensemble } from '../trees/ensemble.ts';
 import { ensembleShap } from '../trees/shap.ts';
 import type { Target } from './target.ts';

@@ -4,37 +4,22 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { KeptColumn } from '../data/load.ts';
 import { quoteIdent, quoteLiteral, withTransaction } from '../db/connect.ts';
-import type { Feature, FeatureSpec, FeatureStats } from '../features/prepare.ts';
+import type { FeatureSpec, FeatureStats } from '../features/prepare.ts';
 import type { CentroidRow } from '../features/present.ts';
-import type { DistanceType } from '../models/kmeans/geometry.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
 import { UserError } from '../util/errors.ts';
-import type { JobContext } from './run.ts';
-import type { ImportanceRow } from '../models/surrogate.ts';
+import type { Pool } from '../db/connect.ts';
+import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
+import type { JobQueue } from '../queue/job-queue.ts';
 
-/**
- * What scoring replays: stored in ml.models.artifact. For k-means, `centroids` are the
- * centroids; for density models they are exemplars, `groups` lists each cluster's exemplars,
- * and a row farther than `reach` from its cluster's nearest exemplar is noise.
- */
-export interface KmeansArtifact {
-  k: number; // clusters
-  groups?: number[][];
-  reach?: number[];
-  probability_scale?: number[];
-  outlier_scale?: number[];
-  distance: DistanceType;
-  standardize: boolean;
-  dims: number;
-  features: Feature[];
-  centroids: number[][]; // model space
-  centroid_distances: number[][]; // between model centroids, in the model's metric
-  radii: number[]; // RMS distance of each cluster's training members (anomaly detection)
-  anomaly_quantiles: number[]; // training rows' normalized distances, p = 0.5 .. 1 by 0.001
-  training_run: number;
-  /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
-  importance?: ImportanceRow[];
+/** What writing a job's model back needs of the job (jobs/context.ts builds it). */
+export interface StoreContext {
+  pool: Pool;
+  queue: Pick<JobQueue, 'lockOwn' | 'complete'>;
+  jobId: string;
+  apiSchema: string;
+  requester: string; // the role that asked: owner of the model and of its output table
 }
 
 /** One trial (one k of a sweep; a plain model has one). A failed trial has `error` only. */
@@ -78,7 +63,7 @@ export interface OutputTable {
  * the generated scoring functions, and the job's `ready`. Readers see the whole model or none
  * of it. If the job's lease was lost meanwhile (another sidecar took over), nothing is written.
  */
-export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> {
+export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
     const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
     await client.query('DELETE FROM ml.centroids WHERE model_id = $1', [w.modelId]);
@@ -132,8 +117,8 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
     }
     await insertTrainingInfo(client, w.modelId, w.trainingRun, w.trainingInfo.map((i) => ({ ...i, evalLoss: null, learnRate: null })));
     await insertFeatureInfo(client, w.modelId, w.featureStats);
-    if (w.output) await writeOutputTable(client, w.modelName, ctx.job.requested_by, w.output);
-    await ctx.queue.complete(client, ctx.job.id, w.finalProgress);
+    if (w.output) await writeOutputTable(client, w.modelName, ctx.requester, w.output);
+    await ctx.queue.complete(client, ctx.jobId, w.finalProgress);
   });
 }
 
@@ -143,9 +128,9 @@ export async function writeModel(ctx: JobContext, w: ModelWrite): Promise<void> 
  * model's versions serialize (they share the public function), and what an earlier attempt
  * wrote is cleared. Returns the roles that may execute the generated functions.
  */
-export async function openWriteBack(client: PoolClient, ctx: JobContext, modelId: string, modelName: string, owner: string): Promise<string[]> {
+export async function openWriteBack(client: PoolClient, ctx: StoreContext, modelId: string, modelName: string, owner: string): Promise<string[]> {
   await client.query('SET LOCAL search_path TO pg_catalog');
-  await ctx.queue.lockOwn(client, ctx.job.id);
+  await ctx.queue.lockOwn(client, ctx.jobId);
   await client.query('SELECT ml.lock_model_name($1)', [modelName]);
   const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
   await client.query(`SELECT ml.drop_generated($1, ARRAY['internal'])`, [modelId]);

@@ -1,51 +1,10 @@
 import { quoteIdent, withTransaction } from '../db/connect.ts';
-import type { Feature, FeatureStats } from '../features/prepare.ts';
-import type { RocPoint } from '../metrics/supervised.ts';
+import type { FeatureStats } from '../features/prepare.ts';
 import { argumentTypes } from '../models/compile.ts';
-import type { Problem } from '../models/supervised/target.ts';
-import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql, type CompiledSupervised } from '../models/supervised/to-sql.ts';
-import type { Ensemble } from '../models/trees/ensemble.ts';
-import type { FlatForest } from '../models/trees/shap.ts';
-import type { JobContext } from './run.ts';
-import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type TrainingInfoRow } from './write-back.ts';
-
-/** What scoring and explaining a supervised model replay (ml.models.artifact / ml.trials.artifact). */
-export interface SupervisedArtifact {
-  family: 'linear' | 'trees';
-  model_type: string;
-  problem: Problem;
-  classes: string[] | null;
-  label: string;
-  label_type: string;
-  features: Feature[];
-  dims: number;
-  standardize: boolean;
-  linear?: { weights: number[][]; intercepts: number[] };
-  /**
-   * Stored with its base margins only: the trees are explanation.forest (node arrays that SQL
-   * reads; unflatten() in trees/shap.ts gives the trees back). A forest's JSON is ~0.8 MB for
-   * 100 trees of depth 6, and jsonb parses it at ~100 ms per MB.
-   */
-  ensemble?: Ensemble;
-  /** Per input column: split count, mean gain and mean cover (trees), and the family's headline importance. */
-  importance: { feature: string; weight: number | null; gain: number | null; cover: number | null; importance: number }[];
-  /**
-   * baseline: per margin, where attributions start (linear: the mean row's margin; trees: the
-   * base score plus each tree's cover-weighted mean leaf). expected (linear): each feature's
-   * mean contribution per margin. forest + dim_feature (trees): the flattened trees TreeSHAP
-   * walks in SQL and the input column (1-based) of every model-space dimension. global: mean
-   * |attribution| per feature (and per class) on the evaluation rows.
-   */
-  explanation?: {
-    baseline: number[];
-    expected?: number[][];
-    forest?: FlatForest;
-    dim_feature?: number[];
-    global?: { class?: string; feature: string; attribution: number }[];
-  };
-  /** On the evaluation rows: the ROC curve (binary) and the confusion matrix (classifiers). */
-  evaluation: { rows: number; roc_curve?: RocPoint[]; confusion_matrix?: number[][] };
-}
+import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql } from '../models/supervised/to-sql.ts';
+import type { SupervisedArtifact } from '../models/supervised/artifact.ts';
+import { compiledOf } from '../models/supervised/artifact.ts';
+import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type StoreContext, type TrainingInfoRow } from './write-back.ts';
 
 export interface SupervisedTrial {
   trialId: number;
@@ -70,24 +29,13 @@ export interface SupervisedWrite {
   finalProgress: Record<string, unknown>;
 }
 
-export function compiledOf(a: SupervisedArtifact): CompiledSupervised {
-  return {
-    spec: { features: a.features, dims: a.dims, standardize: a.standardize },
-    problem: a.problem,
-    classes: a.classes,
-    labelType: a.label_type,
-    linear: a.linear,
-    ensemble: a.ensemble,
-  };
-}
-
 /** The artifact as stored: the ensemble's trees once, as explanation.forest (see SupervisedArtifact.ensemble). */
 function storedArtifact(a: SupervisedArtifact): string {
   return JSON.stringify(a.ensemble ? { ...a, ensemble: { base: a.ensemble.base } } : a);
 }
 
 /** Writes a trained supervised model in one transaction (see writeModel for the k-means one). */
-export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite): Promise<void> {
+export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
     const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
     for (const t of w.trials) {
@@ -140,6 +88,6 @@ export async function writeSupervisedModel(ctx: JobContext, w: SupervisedWrite):
     }
     await insertTrainingInfo(client, w.modelId, 0, w.trainingInfo);
     await insertFeatureInfo(client, w.modelId, w.featureStats);
-    await ctx.queue.complete(client, ctx.job.id, w.finalProgress);
+    await ctx.queue.complete(client, ctx.jobId, w.finalProgress);
   });
 }
