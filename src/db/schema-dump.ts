@@ -57,10 +57,19 @@ export async function dumpSchema(db: pg.Pool | pg.Client): Promise<string> {
     `SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_get_viewdef(c.oid) AS def, c.relacl::text AS acl
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${nsp} AND c.relkind = 'v' ORDER BY 1`,
   )) out.push(`\nVIEW ${replaceApi(v.name)}${acl(v.acl)} AS\n${replaceApi(v.def)}`);
-  for (const f of await q<{ def: string; acl: string | null; sig: string }>(
-    `SELECT pg_get_functiondef(p.oid) AS def, p.proacl::text AS acl, format('%I.%I', n.nspname, p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS sig
-       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${nsp} AND p.prokind IN ('f', 'p') AND (${notGenerated}) ORDER BY 3`,
-  )) out.push(`\n-- ${replaceApi(f.sig)}${acl(f.acl)}\n${replaceApi(f.def.trimEnd())}`);
+  // A function's header in full, its body as a digest: the body's text is in sql/api (one place),
+  // and a changed digest here says which function a change touched.
+  for (const f of await q<{ head: string; acl: string | null; md5: string; lines: number }>(
+    `SELECT format('%s %I.%I(%s)%s LANGUAGE %s%s%s%s%s', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, n.nspname, p.proname,
+                   pg_get_function_arguments(p.oid), CASE WHEN p.prokind = 'p' THEN '' ELSE ' RETURNS ' || pg_get_function_result(p.oid) END,
+                   l.lanname, CASE p.provolatile WHEN 'i' THEN ' IMMUTABLE' WHEN 's' THEN ' STABLE' ELSE '' END,
+                   CASE p.proparallel WHEN 's' THEN ' PARALLEL SAFE' WHEN 'r' THEN ' PARALLEL RESTRICTED' ELSE '' END,
+                   CASE WHEN p.prosecdef THEN ' SECURITY DEFINER' ELSE '' END,
+                   coalesce((SELECT string_agg(' SET ' || c, '' ORDER BY c) FROM unnest(p.proconfig) c), '')) AS head,
+            p.proacl::text AS acl, md5(p.prosrc) AS md5, array_length(string_to_array(p.prosrc, E'\n'), 1) AS lines
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+      WHERE ${nsp} AND p.prokind IN ('f', 'p') AND (${notGenerated}) ORDER BY n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)`,
+  )) out.push(`${replaceApi(f.head)}${acl(f.acl)}\n  -- body: ${f.lines} lines, md5 ${f.md5}`);
   return out.join('\n') + '\n';
 }
 
