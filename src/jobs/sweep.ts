@@ -1,7 +1,7 @@
 import { withTransaction } from '../db/connect.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
-import type { IterationInfo } from '../models/kmeans/lloyd.ts';
-import { trainSweep, type SweepOptions } from '../models/kmeans/train.ts';
+import type { StoredTrial } from '../models/kmeans/artifact.ts';
+import { trainTrial, type TrialSettings } from '../models/kmeans/trials.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { loadModelRow, prepareTrainingData } from './prepare.ts';
 import type { JobContext } from './context.ts';
@@ -11,10 +11,6 @@ import type { JobContext } from './context.ts';
 // already holds, other sidecars load the data themselves with the sweep's feature preparation,
 // and the sweep waits for the last one, then chooses the served trial (train-kmeans.ts).
 
-export type TrialSettings = Pick<SweepOptions, 'distance' | 'maxIterations' | 'earlyStop' | 'minRelProgress' | 'seed' | 'nInit' | 'deadline'> & {
-  initMethod: 'kmeans++' | 'random';
-};
-
 export interface TrialPayload {
   trial_id: number;
   k: number;
@@ -22,36 +18,7 @@ export interface TrialPayload {
   settings: TrialSettings;
 }
 
-/** What a trial job stores in ml.trials.artifact until the sweep finishes. */
-export interface StoredTrial {
-  k: number;
-  centroids: number[][];
-  iterations: IterationInfo[];
-  converged: boolean;
-  timed_out: boolean;
-  run: number;
-}
-
 export type TrialOutcome = { trialId: number; k: number; stored: StoredTrial } | { trialId: number; k: number; error: string };
-
-async function trainOne(
-  X: Float64Array,
-  n: number,
-  d: number,
-  p: TrialPayload,
-  onIteration: (run: number, info: IterationInfo) => Promise<void>,
-): Promise<StoredTrial> {
-  const [m] = await trainSweep(X, n, d, [p.k], p.settings, (_t, run, info) => onIteration(run, info));
-  const C = m!.centroids;
-  return {
-    k: p.k,
-    centroids: Array.from({ length: p.k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
-    iterations: m!.iterations,
-    converged: m!.converged,
-    timed_out: m!.timedOut,
-    run: m!.run,
-  };
-}
 
 /** Stores a trial's result and ends its job, in one transaction (nothing if its lease was lost). */
 async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: TrialPayload, t: StoredTrial): Promise<void> {
@@ -78,7 +45,7 @@ export async function trainTrialJob(ctx: JobContext): Promise<void> {
     deadline: p.settings.deadline,
     reuse: { spec: p.spec, version: model.version },
   });
-  const t = await trainOne(X, n, d, p, (run, info) => ctx.checkpoint({ phase: 'train', k: p.k, run: run + 1, iteration: info.iteration, loss: info.loss }));
+  const t = await trainTrial(X, n, d, p, (run, info) => ctx.checkpoint({ phase: 'train', k: p.k, run: run + 1, iteration: info.iteration, loss: info.loss }));
   await storeTrial(ctx, ctx.job.id, model.id, p, t);
 }
 
@@ -98,7 +65,7 @@ export async function runSweep(
       const p = child.payload as unknown as TrialPayload;
       const release = ctx.adopt(child.id);
       try {
-        const t = await trainOne(data.X, data.n, data.d, p, (run, info) =>
+        const t = await trainTrial(data.X, data.n, data.d, p, (run, info) =>
           ctx.checkpoint({ phase: 'train', trial: p.trial_id, k: p.k, run: run + 1, iteration: info.iteration, loss: info.loss }),
         );
         await storeTrial(ctx, child.id, modelId, p, t);

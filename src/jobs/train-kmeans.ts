@@ -1,9 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { planStreaming, refineByStreaming } from './stream-kmeans.ts';
-import type { FeatureSpec } from '../features/prepare.ts';
-import { clusteringMetrics, memberMeans } from '../metrics/clustering.ts';
-import { anomalyProfile } from '../models/kmeans/anomaly.ts';
-import { makeSpace, pointDist2, type Space } from '../models/kmeans/geometry.ts';
+import { clusteringMetrics } from '../metrics/clustering.ts';
+import { makeSpace } from '../models/kmeans/geometry.ts';
 import { assign } from '../models/kmeans/lloyd.ts';
 import { defaultNInit, kmeansSettings } from '../models/kmeans/options.ts';
 import { stabilityScore } from '../models/kmeans/stability.ts';
@@ -13,8 +11,10 @@ import { trainSweep, type KmeansModel } from '../models/kmeans/train.ts';
 import { UserError } from '../util/errors.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
 import type { JobContext } from './context.ts';
-import { runSweep, type StoredTrial } from './sweep.ts';
-import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
+import { runSweep } from './sweep.ts';
+import { artifactOf } from '../models/kmeans/artifact.ts';
+import { rebuild, renumber, shownCentroids } from '../models/kmeans/trials.ts';
+import { previousCentroids, previousVersion } from '../store/previous.ts';
 import { writeModel, type TrialWrite } from '../store/write-back.ts';
 import { storeContext } from './context.ts';
 import { centroidRows } from '../features/present.ts';
@@ -27,7 +27,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const s = kmeansSettings(model.options);
   const deadline = s.maxRuntimeSeconds === null ? undefined : Date.now() + s.maxRuntimeSeconds * 1000;
 
-  const warm = s.warmStart ? await previousVersion(ctx, model, true) : null;
+  const warm = s.warmStart ? await previousVersion(ctx.pool, model, true) : null;
   const output = outputTableName(model.options, ctx.apiSchema);
   const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
   const timeoutMs = deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now());
@@ -122,9 +122,9 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const served = trained[optimal]!;
   let renumbered = false;
   if (model.options.stable_ids !== false) {
-    const prev = warm ?? (await previousVersion(ctx, model, false));
+    const prev = warm ?? (await previousVersion(ctx.pool, model, false));
     if (prev && prev.artifact.k === served.k) {
-      const prevShown = await previousCentroids(ctx, prev.modelId, spec);
+      const prevShown = await previousCentroids(ctx.pool, prev.modelId, spec);
       if (prevShown) {
         renumber(served, matchCentroids(shownCentroids(served, X, n, d), prevShown, served.k, d));
         renumbered = true;
@@ -203,109 +203,4 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     output: output ? { table: output, kept: data.kept, labels: served.labels } : undefined,
     finalProgress: { phase: 'ready', iterations: served.iterations.length, loss: served.loss },
   });
-}
-
-/** A trial trained elsewhere: its centroids, and labels recomputed here (the same assignment). */
-function rebuild(space: Space, t: StoredTrial): KmeansModel {
-  const C = Float64Array.from(t.centroids.flat());
-  const labels = new Int32Array(space.n);
-  const dist2 = new Float64Array(space.n);
-  assign(space, C, t.k, labels, dist2);
-  let loss = 0;
-  for (let i = 0; i < space.n; i++) loss += dist2[i]!;
-  return { centroids: C, labels, dist2, loss: loss / space.n, iterations: t.iterations, converged: t.converged, timedOut: t.timed_out, k: t.k, space, run: t.run };
-}
-
-function artifactOf(m: KmeansModel, spec: FeatureSpec, trainingRun: number): KmeansArtifact {
-  const { k, centroids: C } = m;
-  const d = spec.dims;
-  const { radii, quantiles } = anomalyProfile(m.labels, m.dist2, k);
-  return {
-    k,
-    distance: m.space.distance,
-    standardize: spec.standardize,
-    dims: d,
-    features: spec.features,
-    centroids: Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
-    centroid_distances: Array.from({ length: k }, (_, a) =>
-      Array.from({ length: k }, (_, b) => Math.sqrt(pointDist2(m.space.distance, C, a * d, C, b * d, d))),
-    ),
-    radii,
-    anomaly_quantiles: quantiles,
-    training_run: trainingRun,
-  };
-}
-
-/**
- * What ml_centroids shows, in model space: the centroid, or for cosine models (whose centroids
- * live on unit-length rows) the mean of the members' un-normalised features.
- */
-function shownCentroids(m: KmeansModel, X: Float64Array, n: number, d: number): Float64Array {
-  return m.space.distance === 'euclidean' ? m.centroids : memberMeans(makeSpace(X, n, d, 'euclidean'), m.labels, m.k).means;
-}
-
-/** Applies a renumbering in place: order[i] is the new position (0-based) of centroid i. */
-function renumber(m: KmeansModel, order: number[]): void {
-  const { k } = m;
-  const d = m.space.d;
-  const C = Float64Array.from(m.centroids);
-  for (let c = 0; c < k; c++) m.centroids.set(C.subarray(c * d, c * d + d), order[c]! * d);
-  for (let i = 0; i < m.labels.length; i++) m.labels[i] = order[m.labels[i]!]!;
-  for (const it of m.iterations) {
-    it.clusterInfo = it.clusterInfo
-      .map((ci) => ({ ...ci, centroid_id: order[ci.centroid_id - 1]! + 1 }))
-      .sort((a, b) => a.centroid_id - b.centroid_id);
-  }
-}
-
-
-interface PreviousVersion {
-  modelId: string;
-  version: number;
-  spec: FeatureSpec;
-  artifact: KmeansArtifact;
-}
-
-async function previousVersion(ctx: JobContext, model: ModelRow, required: boolean): Promise<PreviousVersion | null> {
-  const { rows } = await ctx.pool.query<{ id: string; version: number; artifact: KmeansArtifact }>(
-    `SELECT m.id::text, m.version, m.artifact FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id
-      WHERE m.model_name = $1 AND m.version < $2 AND j.status = 'ready' AND m.model_type = 'kmeans'
-      ORDER BY m.version DESC LIMIT 1`,
-    [model.model_name, model.version],
-  );
-  const prev = rows[0];
-  if (!prev) {
-    if (required) throw new UserError(`"warm_start" needs a ready earlier version of model "${model.model_name}"; train one without warm_start first`);
-    return null;
-  }
-  const a = prev.artifact;
-  return { modelId: prev.id, version: prev.version, spec: { features: a.features, dims: a.dims, standardize: a.standardize }, artifact: a };
-}
-
-/** The previous version's served centroids (as ml_centroids shows them), mapped into `spec`'s space. */
-async function previousCentroids(ctx: JobContext, modelId: string, spec: FeatureSpec): Promise<Float64Array | null> {
-  const { rows } = await ctx.pool.query<{ centroid_id: number; feature: string; numerical_value: number | null; categorical_value: { category: string | null; value: number }[] | null }>(
-    `SELECT c.centroid_id, c.feature, c.numerical_value, c.categorical_value
-       FROM ml.centroids c JOIN ml.trials t ON t.model_id = c.model_id AND t.trial_id = c.trial_id AND t.is_optimal
-      WHERE c.model_id = $1`,
-    [modelId],
-  );
-  if (rows.length === 0) return null;
-  const k = Math.max(...rows.map((r) => r.centroid_id));
-  const d = spec.dims;
-  const P = new Float64Array(k * d);
-  const byName = new Map(spec.features.map((f) => [f.name, f]));
-  for (const r of rows) {
-    const f = byName.get(r.feature);
-    if (!f) continue;
-    const base = (r.centroid_id - 1) * d + f.offset;
-    if (f.kind === 'numeric' && r.numerical_value !== null) P[base] = (r.numerical_value - f.mean) / f.scale;
-    else if (f.kind === 'categorical' && r.categorical_value) {
-      for (const { category, value } of r.categorical_value) {
-        const j = f.categories.indexOf(category);
-        if (j >= 0) P[base + j] = value;
-      }
-    }
-  }
-  return P;
 }

@@ -1,6 +1,10 @@
 import type { Feature } from '../../features/prepare.ts';
 import type { ImportanceRow } from '../surrogate.ts';
-import type { DistanceType } from './geometry.ts';
+import type { FeatureSpec } from '../../features/prepare.ts';
+import { anomalyProfile } from './anomaly.ts';
+import { pointDist2, type DistanceType } from './geometry.ts';
+import type { IterationInfo } from './lloyd.ts';
+import type { KmeansModel } from './train.ts';
 
 /**
  * What scoring replays: stored in ml.models.artifact. For k-means, `centroids` are the
@@ -24,4 +28,35 @@ export interface KmeansArtifact {
   training_run: number;
   /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
   importance?: ImportanceRow[];
+}
+
+/** What a trial job stores in ml.trials.artifact until the sweep finishes. */
+export interface StoredTrial {
+  k: number;
+  centroids: number[][];
+  iterations: IterationInfo[];
+  converged: boolean;
+  timed_out: boolean;
+  run: number;
+}
+
+/** The artifact of a trained k-means model: what scoring replays. */
+export function artifactOf(m: KmeansModel, spec: FeatureSpec, trainingRun: number): KmeansArtifact {
+  const { k, centroids: C } = m;
+  const d = spec.dims;
+  const { radii, quantiles } = anomalyProfile(m.labels, m.dist2, k);
+  return {
+    k,
+    distance: m.space.distance,
+    standardize: spec.standardize,
+    dims: d,
+    features: spec.features,
+    centroids: Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d))),
+    centroid_distances: Array.from({ length: k }, (_, a) =>
+      Array.from({ length: k }, (_, b) => Math.sqrt(pointDist2(m.space.distance, C, a * d, C, b * d, d))),
+    ),
+    radii,
+    anomaly_quantiles: quantiles,
+    training_run: trainingRun,
+  };
 }
