@@ -9,6 +9,7 @@ import type { CentroidRow } from '../features/present.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
 import { UserError } from '../util/errors.ts';
+import { generatedName, publicName } from './names.ts';
 import type { Pool } from '../db/connect.ts';
 import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
@@ -78,7 +79,7 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         continue;
       }
       // The optimal trial's function keeps the short name the model row points at.
-      const distances = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_distances` : `m${w.modelId}_t${t.trialId}_distances`)}`;
+      const distances = generatedName(w.modelId, t, 'distances');
       const compiled = {
         spec: w.spec,
         centroids: Float64Array.from(t.artifact.centroids.flat()),
@@ -93,7 +94,7 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
       // k-means: the ranked nearest centroids for ml_predict, recorded as the trial's explain_function.
       let nearest: string | null = null;
       if (!compiled.groups) {
-        nearest = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_nearest` : `m${w.modelId}_t${t.trialId}_nearest`)}`;
+        nearest = generatedName(w.modelId, t, 'nearest');
         await client.query(nearestFunctionSql(compiled, nearest));
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
         await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
@@ -352,7 +353,7 @@ async function publishPredictFunction(
   compiled: Parameters<typeof predictFunctionSql>[0],
   roles: string[],
 ): Promise<string | null> {
-  const name = `${quoteIdent(apiSchema)}.${quoteIdent(w.functionName)}`;
+  const name = publicName(apiSchema, w.functionName);
   const what = compiled.groups
     ? `cluster (1..${compiled.groups.length}, -1 = noise) of density model`
     : `nearest centroid (1..${compiled.k}) of k-means model`;

@@ -1,9 +1,10 @@
-import { quoteIdent, withTransaction } from '../db/connect.ts';
+import { withTransaction } from '../db/connect.ts';
 import type { FeatureStats } from '../features/prepare.ts';
 import { argumentTypes } from '../models/compile.ts';
 import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql } from '../models/supervised/to-sql.ts';
 import type { SupervisedArtifact } from '../models/supervised/artifact.ts';
 import { compiledOf } from '../models/supervised/artifact.ts';
+import { generatedName, publicName } from './names.ts';
 import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type StoreContext, type TrainingInfoRow } from './write-back.ts';
 
 export interface SupervisedTrial {
@@ -47,13 +48,13 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
         continue;
       }
       const compiled = compiledOf(t.artifact);
-      const scores = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_scores` : `m${w.modelId}_t${t.trialId}_scores`)}`;
+      const scores = generatedName(w.modelId, t, 'scores');
       await client.query(scoresFunctionSql(compiled, scores));
       await restrictExecute(client, `${scores}(${argumentTypes(compiled.spec)})`, roles);
       await recordFunction(client, `${scores}(${argumentTypes(compiled.spec)})`, w.modelId, t.trialId, 'internal');
       // What ml_explain_predict reads per row: linear contributions, or the model-space row TreeSHAP walks.
       const kind = compiled.linear ? 'contributions' : 'vector';
-      const explain = `ml.${quoteIdent(t.isOptimal ? `m${w.modelId}_${kind}` : `m${w.modelId}_t${t.trialId}_${kind}`)}`;
+      const explain = generatedName(w.modelId, t, kind);
       await client.query(compiled.linear ? contributionsFunctionSql(compiled, explain) : vectorFunctionSql(compiled, explain));
       await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
       await recordFunction(client, `${explain}(${argumentTypes(compiled.spec)})`, w.modelId, t.trialId, 'internal');
@@ -64,7 +65,7 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
       );
       if (!t.isOptimal) continue;
       const fns: PublicFunction[] = [];
-      const base = `${quoteIdent(ctx.apiSchema)}.${quoteIdent(w.functionName)}`;
+      const base = publicName(ctx.apiSchema, w.functionName);
       const types = argumentTypes(compiled.spec);
       const what =
         compiled.problem === 'regression'
@@ -72,7 +73,7 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
           : `predicted ${t.artifact.label} (${compiled.classes!.join(', ')})`;
       fns.push({ name: base, argumentTypes: types, create: predictFunctionSql(compiled, base), comment: `sqlml: ${what} by ${t.artifact.model_type} model ${w.modelName} version ${w.version}; arguments are its features in training order` });
       if (compiled.problem !== 'regression') {
-        const probs = `${quoteIdent(ctx.apiSchema)}.${quoteIdent(`${w.functionName}_probabilities`)}`;
+        const probs = publicName(ctx.apiSchema, w.functionName, '_probabilities');
         fns.push({ name: probs, argumentTypes: types, create: probabilitiesFunctionSql(compiled, probs), comment: `sqlml: {"probabilities": [...], "labels": [...]} of model ${w.modelName} version ${w.version}` });
       }
       const sigs = await publishFunctions(client, w, fns, roles);
