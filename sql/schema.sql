@@ -111,7 +111,7 @@ TABLE ml.models (row level security) ACL {@installer@=arwdDxtm/@installer@,=r/@i
   job_id bigint
   function_name text
   function_signature text
-  distances_function text
+  scores_function text
   artifact jsonb
   metrics jsonb
   created_at timestamp with time zone NOT NULL DEFAULT now()
@@ -172,8 +172,9 @@ TABLE ml.trials (row level security) ACL {@installer@=arwdDxtm/@installer@,=r/@i
   is_optimal boolean NOT NULL DEFAULT false
   is_elbow boolean
   artifact jsonb
-  distances_function text
+  scores_function text
   explain_function text
+  nearest_function text
   CONSTRAINT FOREIGN KEY (model_id) REFERENCES ml.models(id) ON DELETE CASCADE
   CONSTRAINT PRIMARY KEY (model_id, trial_id)
   POLICY own_trials FOR ALL USING ((EXISTS ( SELECT 1
@@ -255,7 +256,7 @@ FUNCTION ml.issue_token(p_role name) RETURNS text LANGUAGE plpgsql SECURITY DEFI
 FUNCTION ml.label_column(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 21f11875b8a7c8bc2fe2cb4a85dda724
 FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 4 lines, md5 b8e263ae4c4936e870bb48dd55dc4ecd
+  -- body: 4 lines, md5 af23d8d9aab1a5c5a71851b88177e843
 FUNCTION ml.lock_model_name(p_model text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp ACL {@installer@=X/@installer@}
   -- body: 5 lines, md5 8c35d56accf916c432fe614f41a72c1a
 FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
@@ -353,13 +354,13 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
   -- body: 40 lines, md5 ae0cdd032b9b492510061f09261b33d7
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
-  -- body: 24 lines, md5 b41fe5861c6929f12ed41daf39bba5ac
+  -- body: 24 lines, md5 c869fe87fb494f1a865a67184aee496b
 FUNCTION @api@.ml_drop_model(model_name text) RETURNS integer LANGUAGE plpgsql
   -- body: 5 lines, md5 19df788750651119f6240b8a7c2afef1
 FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(trial_id integer, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, stability double precision, num_clusters integer, noise_fraction double precision, dbcv double precision, mean_absolute_error double precision, mean_squared_error double precision, mean_squared_log_error double precision, median_absolute_error double precision, r2_score double precision, explained_variance double precision, "precision" double precision, recall double precision, accuracy double precision, f1_score double precision, log_loss double precision, roc_auc double precision) LANGUAGE plpgsql
-  -- body: 90 lines, md5 d3872d11e786fb02cb2d880b9aab3526
+  -- body: 90 lines, md5 e464f7f0e87d6d4dda83e27c11c68335
 FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, predicted_value double precision, predicted_label text, probability double precision, top_feature_attributions jsonb, baseline_prediction_value double precision, prediction_value double precision, approximation_error double precision) LANGUAGE plpgsql
-  -- body: 57 lines, md5 171c3c7e0c6dee267a050327faa591db
+  -- body: 57 lines, md5 036f28c9420312356653433830b6575e
 FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(feature text, importance_weight double precision, importance_gain double precision, importance_cover double precision, importance double precision) LANGUAGE plpgsql STABLE
   -- body: 13 lines, md5 d23c5009330ad13524a5255c5f747060
 FUNCTION @api@.ml_feature_info(model_name text) RETURNS TABLE(input text, type text, min double precision, max double precision, mean double precision, median double precision, stddev double precision, null_count bigint, category_count integer, warning text) LANGUAGE plpgsql STABLE
@@ -369,7 +370,7 @@ FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::js
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql
   -- body: 1 lines, md5 612b56275f934068a7c72366b0179854
 FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb) LANGUAGE plpgsql
-  -- body: 57 lines, md5 a4a745d84b72abd7ee243ce194e05460
+  -- body: 57 lines, md5 c295d4cb85724cd759fb630c691a20fe
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 6 lines, md5 ed8d7f8f93b9717fc315c539076a3ae4
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql

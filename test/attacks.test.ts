@@ -151,14 +151,14 @@ describe('2. functions in the query run as the requester, and cannot switch role
 
 describe('3. no role writes sqlml state; definer functions check who calls', () => {
   const writes = [
-    `INSERT INTO ml.models (model_name, version, model_type, owner, distances_function) VALUES ('x', 1, 'kmeans', current_user, 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --')`,
-    `UPDATE ml.models SET distances_function = 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --'`,
+    `INSERT INTO ml.models (model_name, version, model_type, owner, scores_function) VALUES ('x', 1, 'kmeans', current_user, 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --')`,
+    `UPDATE ml.models SET scores_function = 'ml.x(); ALTER ROLE ${'ALICE'} SUPERUSER; --'`,
     `DELETE FROM ml.models`,
     `INSERT INTO ml.jobs (model_id, training_query, requested_by) VALUES (1, 'SELECT 1', current_user)`,
     `UPDATE ml.jobs SET model_id = 1`,
     `INSERT INTO ml.grants (model_name, grantee) VALUES ('bob_seg', current_user)`,
     `DELETE FROM ml.grants`,
-    `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, distances_function) VALUES (1, 9, '{}', 'succeeded', 'x')`,
+    `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, scores_function) VALUES (1, 9, '{}', 'succeeded', 'x')`,
     `INSERT INTO ml.readers (token, secret) VALUES ('a', 'b')`,
     `INSERT INTO ml.generated_functions (fn, model_id, kind) VALUES ('ml_drop_model(text)'::regprocedure, 1, 'public')`,
     `INSERT INTO ml.output_tables (relid, model_name, owner) VALUES ('public.secret'::regclass, 'x', current_user)`,

@@ -99,7 +99,7 @@ describe('the BigQuery ML segmentation tutorial from SQL', () => {
     // distances function, sorted in SQL.
     const [fn] = await rows<{ f: string }>(
       t.pool,
-      `SELECT t.distances_function AS f FROM ml.trials t JOIN ml.models m ON m.id = t.model_id WHERE m.model_name = 'segments_k8' AND t.is_optimal`,
+      `SELECT t.scores_function AS f FROM ml.trials t JOIN ml.models m ON m.id = t.model_id WHERE m.model_name = 'segments_k8' AND t.is_optimal`,
     );
     const [r] = await rows<{ total: string; bad: string }>(
       t.pool,

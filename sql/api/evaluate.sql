@@ -3,7 +3,7 @@
 -- The evaluated rows of a supervised model on a query: label y and scores p, labelled rows only.
 CREATE OR REPLACE FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
   SELECT format('SELECT (q.%1$I)::%2$s AS y, %3$s(%4$s) AS p FROM (%5$s) q WHERE q.%1$I IS NOT NULL OFFSET 0',
-                ml.label_column(t.artifact), y_type, t.distances_function, ml.feature_arguments(t.artifact), q)
+                ml.label_column(t.artifact), y_type, t.scores_function, ml.feature_arguments(t.artifact), q)
 $$;
 
 -- Raised when the query lacks the label column.
@@ -125,7 +125,7 @@ BEGIN
            (SELECT count(*) FROM per)::int, 0::float8, NULL::float8,
            NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8,
            NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
-  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'centroid_distances', t.trial_id);
+  $q$, t.scores_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'centroid_distances', t.trial_id);
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;

@@ -198,7 +198,7 @@ BEGIN
               FROM generate_series(1, %12$s) i) b) a
   $q$, t.artifact ->> 'problem', ml.class_labels(t.artifact), e -> 'baseline', attributions,
        CASE WHEN t.artifact ->> 'problem' = 'regression' THEN '1' ELSE ml.predicted_class_sql(t.artifact, 'w.p') END,
-       t.distances_function, t.explain_function, ml.feature_arguments(t.artifact), q, top_k,
+       t.scores_function, t.explain_function, ml.feature_arguments(t.artifact), q, top_k,
        ARRAY(SELECT f ->> 'name' FROM jsonb_array_elements(t.artifact -> 'features') WITH ORDINALITY a(f, o) ORDER BY o), nf)
   USING threshold;
 EXCEPTION WHEN undefined_column THEN

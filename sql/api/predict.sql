@@ -37,7 +37,7 @@ BEGIN
     RETURN QUERY EXECUTE format($q$
       SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, %4$s, %5$s, %6$s
       FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s
-    $q$, t.distances_function, ml.feature_arguments(t.artifact), q,
+    $q$, t.scores_function, ml.feature_arguments(t.artifact), q,
          CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 's.p[1]' ELSE 'NULL::float8' END,
          CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 'NULL::text'
               ELSE format('(%L::text[])[%s]', ml.class_labels(t.artifact), ml.predicted_class_sql(t.artifact, 's.p')) END,
@@ -49,11 +49,11 @@ BEGIN
   END IF;
   -- k-means: the generated nearest function ranks the centroids and builds the list, and the
   -- input row becomes jsonb, both in the subquery, which runs in parallel workers.
-  IF m.model_type = 'kmeans' AND t.explain_function IS NOT NULL THEN
+  IF m.model_type = 'kmeans' AND t.nearest_function IS NOT NULL THEN
     RETURN QUERY EXECUTE format($q$
       SELECT s.input, (s.r).centroid_id, (s.r).nearest, NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb
       FROM (SELECT to_jsonb(q) AS input, %1$s(%2$s) AS r FROM (%3$s) q OFFSET 0) s
-    $q$, t.explain_function, ml.feature_arguments(t.artifact), q);
+    $q$, t.nearest_function, ml.feature_arguments(t.artifact), q);
     RETURN;
   END IF;
   -- (OFFSET 0 keeps the planner from pulling the subquery up, which would call the generated
@@ -73,7 +73,7 @@ BEGIN
     CROSS JOIN LATERAL (SELECT (%8$L::jsonb ->> (n.centroid_id - 1))::float8 AS reach,
                                (%9$L::jsonb ->> (n.centroid_id - 1))::float8 AS pscale,
                                (%10$L::jsonb ->> (n.centroid_id - 1))::float8 AS oscale) c
-  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, nearest,
+  $q$, t.scores_function, ml.feature_arguments(t.artifact), q, nearest,
        CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN n.centroid_id ELSE -1 END' ELSE 'n.centroid_id' END,
        CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN least(1, c.pscale / greatest(n.v, 1e-300)) ELSE 0 END' ELSE 'NULL::float8' END,
        CASE WHEN m.model_type = 'hdbscan' THEN '1 - least(1, c.oscale / greatest(n.v, 1e-300))' ELSE 'NULL::float8' END,
@@ -108,7 +108,7 @@ BEGIN
     FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
     CROSS JOIN LATERAL (SELECT i::int AS c, v FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT 1) n
     CROSS JOIN LATERAL (SELECT nullif((%4$L::jsonb ->> (n.c - 1))::float8, 0) AS radius) r
-  $q$, t.distances_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'radii') USING threshold;
+  $q$, t.scores_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'radii') USING threshold;
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;

@@ -74,3 +74,44 @@ export async function dumpSchema(db: pg.Pool | pg.Client): Promise<string> {
 }
 
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+const TS_TYPES: Record<string, string> = {
+  int8: 'string', // node-postgres returns bigint as a string (exact)
+  int4: 'number',
+  float8: 'number',
+  oid: 'number',
+  bool: 'boolean',
+  text: 'string',
+  name: 'string',
+  jsonb: 'unknown',
+  timestamptz: 'Date',
+};
+
+/**
+ * TypeScript row types of the ml tables, for the store and queue layers' kysely queries
+ * (src/store/schema.ts, written with sql/schema.sql): a renamed or retyped column breaks the build.
+ */
+export async function dumpTableTypes(db: pg.Pool | pg.Client): Promise<string> {
+  const { rows } = await db.query<{ tbl: string; col: string; typ: string; notnull: boolean; generated: boolean }>(
+    `SELECT c.relname AS tbl, a.attname AS col, t.typname AS typ, a.attnotnull AS notnull, a.atthasdef AS generated
+       FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid JOIN pg_type t ON t.oid = a.atttypid
+      WHERE c.relnamespace = 'ml'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY c.relname, a.attnum`,
+  );
+  const tables = new Map<string, string[]>();
+  for (const r of rows) {
+    const ts = TS_TYPES[r.typ];
+    if (!ts) throw new Error(`no TypeScript type for ${r.tbl}.${r.col} (${r.typ}): add one to TS_TYPES`);
+    const t = r.notnull ? ts : `${ts} | null`;
+    tables.set(r.tbl, [...(tables.get(r.tbl) ?? []), `    ${r.col}: ${r.generated ? `Generated<${t}>` : t};`]);
+  }
+  const out = [
+    '// Row types of the ml schema, generated with sql/schema.sql by `npm run schema:dump`; checked by test/schema.test.ts.',
+    "import type { Generated } from 'kysely';",
+    '',
+    'export interface MlSchema {',
+  ];
+  for (const [t, cols] of tables) out.push(`  'ml.${t}': {`, ...cols, '  };');
+  out.push('}', '');
+  return out.join('\n');
+}

@@ -1,29 +1,11 @@
 import { loadTrainingData, type LoadedData } from '../data/load.ts';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
 import { UserError } from '../util/errors.ts';
+export { loadModelRow, type ModelRow } from '../store/models.ts';
 import type { JobContext } from './context.ts';
 
 // What every training job does first: read its model row, load the query's rows under the
 // requester's role, fit (or reuse) the feature preparation and build the model-space matrix.
-
-export interface ModelRow {
-  id: string;
-  model_name: string;
-  version: number;
-  model_type: string;
-  options: Record<string, unknown>;
-  owner: string;
-  function_name: string;
-}
-
-export async function loadModelRow(ctx: JobContext): Promise<ModelRow> {
-  const { rows } = await ctx.pool.query<ModelRow>(
-    `SELECT id::text, model_name, version, model_type, options, owner::text, function_name FROM ml.models WHERE id = $1`,
-    [ctx.job.model_id],
-  );
-  if (!rows[0]) throw new UserError('the model of this job was dropped');
-  return rows[0];
-}
 
 export interface Prepared {
   data: LoadedData;

@@ -11,7 +11,7 @@ import { trainTrialJob } from './sweep.ts';
 export async function runJob(ctx: JobContext): Promise<void> {
   switch (ctx.job.kind) {
     case 'train': {
-      const model = await loadModelRow(ctx);
+      const model = await loadModelRow(ctx.pool, ctx.job.model_id);
       if (model.model_type === 'kmeans') return trainKmeansJob(ctx, model);
       if (model.model_type === 'hdbscan') return trainHdbscanJob(ctx, model);
       if ((SUPERVISED_TYPES as readonly string[]).includes(model.model_type)) return trainSupervisedJob(ctx, model);

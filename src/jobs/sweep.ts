@@ -2,6 +2,7 @@ import { withTransaction } from '../db/connect.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
 import type { StoredTrial } from '../models/kmeans/artifact.ts';
 import { trainTrial, type TrialSettings } from '../models/kmeans/trials.ts';
+import { storeSweepTrial, sweepTrials } from '../store/trials.ts';
 import { UserError, messageOf } from '../util/errors.ts';
 import { loadModelRow, prepareTrainingData } from './prepare.ts';
 import type { JobContext } from './context.ts';
@@ -24,11 +25,7 @@ export type TrialOutcome = { trialId: number; k: number; stored: StoredTrial } |
 async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: TrialPayload, t: StoredTrial): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
     await ctx.queue.lockOwn(client, jobId);
-    await client.query(
-      `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, artifact) VALUES ($1, $2, $3, 'succeeded', $4)
-       ON CONFLICT (model_id, trial_id) DO UPDATE SET hyperparameters = EXCLUDED.hyperparameters, status = 'succeeded', artifact = EXCLUDED.artifact`,
-      [modelId, p.trial_id, JSON.stringify({ num_clusters: p.k }), JSON.stringify(t)],
-    );
+    await storeSweepTrial(client, modelId, p.trial_id, { num_clusters: p.k }, t);
     await ctx.queue.complete(client, jobId, { phase: 'done', k: p.k, iterations: t.iterations.length });
   });
 }
@@ -36,7 +33,7 @@ async function storeTrial(ctx: JobContext, jobId: string, modelId: string, p: Tr
 /** A trial taken by another sidecar: load the data with the sweep's preparation, train one k. */
 export async function trainTrialJob(ctx: JobContext): Promise<void> {
   const p = ctx.job.payload as unknown as TrialPayload;
-  const model = await loadModelRow(ctx);
+  const model = await loadModelRow(ctx.pool, ctx.job.model_id);
   const exclude = Array.isArray(model.options.exclude) ? (model.options.exclude as string[]) : [];
   const { X, n, d } = await prepareTrainingData(ctx, {
     exclude,
@@ -86,9 +83,9 @@ export async function runSweep(
     await ctx.checkpoint({ phase: 'waiting for trials on other sidecars', open, of: children.length });
     await new Promise((r) => setTimeout(r, 200));
   }
-  const [children, { rows: stored }] = await Promise.all([
+  const [children, stored] = await Promise.all([
     ctx.queue.children(parent),
-    ctx.pool.query<{ trial_id: number; artifact: StoredTrial }>(`SELECT trial_id, artifact FROM ml.trials WHERE model_id = $1 AND status = 'succeeded'`, [modelId]),
+    sweepTrials(ctx.pool, modelId),
   ]);
   const byTrial = new Map(stored.map((s) => [s.trial_id, s.artifact]));
   return children.map((c): TrialOutcome => {

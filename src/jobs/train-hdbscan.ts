@@ -6,7 +6,7 @@ import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geome
 import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
 import type { JobContext } from './context.ts';
-import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
+import { regroup, type DensityArtifact } from '../models/hdbscan/artifact.ts';
 import { writeModel } from '../store/write-back.ts';
 import { storeContext } from './context.ts';
 import { surrogateImportance } from '../models/surrogate.ts';
@@ -44,7 +44,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   // ml_centroids of a density model: the mean of each cluster's members.
   const members = clusterMembers(X, n, d, m.labels);
   const means = memberMeans(members.space, members.labels, m.k).means;
-  const artifact: KmeansArtifact = {
+  const artifact: DensityArtifact = {
     k: m.k,
     distance,
     standardize: spec.standardize,
@@ -55,10 +55,6 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
     reach: m.reach,
     probability_scale: m.probabilityScale,
     outlier_scale: m.outlierScale,
-    centroid_distances: [],
-    radii: [],
-    anomaly_quantiles: [],
-    training_run: 0,
   };
   await ctx.checkpoint({ phase: 'explain' });
   const surrogate = await surrogateImportance(X, n, spec, m.labels, seed);
@@ -93,11 +89,6 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   });
 }
 
-/** Exemplar indices per cluster, renumbered to positions in the flattened exemplar list. */
-function regroup(exemplars: number[][]): number[][] {
-  let next = 0;
-  return exemplars.map((g) => g.map(() => next++));
-}
 
 /** The non-noise rows, as their own space (metrics are over clustered rows only). */
 function clusterMembers(X: Float64Array, n: number, d: number, labels: Int32Array): { space: Space; labels: Int32Array } {

@@ -28,6 +28,8 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const deadline = s.maxRuntimeSeconds === null ? undefined : Date.now() + s.maxRuntimeSeconds * 1000;
 
   const warm = s.warmStart ? await previousVersion(ctx.pool, model, true) : null;
+  // a warm start continues the previous version's numbering of training runs
+  const trainingRun = warm ? warm.artifact.training_run + 1 : 0;
   const output = outputTableName(model.options, ctx.apiSchema);
   const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
   const timeoutMs = deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now());
@@ -146,7 +148,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       trialId: trialIds[i]!,
       hyperparameters: { num_clusters: m.k },
       metrics,
-      artifact: artifactOf(m, spec, warm ? warm.artifact.training_run + 1 : 0),
+      artifact: artifactOf(m, spec, trainingRun),
       centroidRows: centroidRows(spec, shownCentroids(m, X, n, d), m.k, stats),
       isOptimal: i === optimal,
       isElbow: sweep ? i === elbow : null,
@@ -198,7 +200,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     },
     options: resolvedOptions,
     trainingInfo: served.iterations,
-    trainingRun: servedTrial.artifact!.training_run,
+    trainingRun,
     featureStats: stats,
     output: output ? { table: output, kept: data.kept, labels: served.labels } : undefined,
     finalProgress: { phase: 'ready', iterations: served.iterations.length, loss: served.loss },

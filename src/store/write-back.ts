@@ -9,8 +9,11 @@ import type { CentroidRow } from '../features/present.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
 import { UserError } from '../util/errors.ts';
+import { sql } from 'kysely';
 import { generatedName, publicName } from './names.ts';
+import { ml, run } from './sql.ts';
 import type { Pool } from '../db/connect.ts';
+import type { DensityArtifact } from '../models/hdbscan/artifact.ts';
 import type { KmeansArtifact } from '../models/kmeans/artifact.ts';
 import type { JobQueue } from '../queue/job-queue.ts';
 
@@ -30,7 +33,7 @@ export type TrialWrite = {
   metrics: Record<string, unknown>;
   isOptimal: boolean;
   isElbow: boolean | null;
-} & ({ artifact: KmeansArtifact; centroidRows: CentroidRow[]; error?: undefined } | { error: string; artifact?: undefined; centroidRows?: undefined });
+} & ({ artifact: KmeansArtifact | DensityArtifact; centroidRows: CentroidRow[]; error?: undefined } | { error: string; artifact?: undefined; centroidRows?: undefined });
 
 
 export interface ModelWrite {
@@ -67,15 +70,14 @@ export interface OutputTable {
 export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void> {
   await withTransaction(ctx.pool, async (client) => {
     const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
-    await client.query('DELETE FROM ml.centroids WHERE model_id = $1', [w.modelId]);
+    await run(client, ml.deleteFrom('ml.centroids').where('model_id', '=', w.modelId));
     let servedDistances = '';
     let signature: string | null = null;
     for (const t of w.trials) {
       if (t.error !== undefined) {
-        await client.query(
-          `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, status, error_message) VALUES ($1, $2, $3, 'failed', $4)`,
-          [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), t.error],
-        );
+        await run(client, ml.insertInto('ml.trials').values({
+          model_id: w.modelId, trial_id: t.trialId, hyperparameters: JSON.stringify(t.hyperparameters), status: 'failed', error_message: t.error,
+        }));
         continue;
       }
       // The optimal trial's function keeps the short name the model row points at.
@@ -85,13 +87,13 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         centroids: Float64Array.from(t.artifact.centroids.flat()),
         k: t.artifact.centroids.length,
         distance: t.artifact.distance,
-        groups: t.artifact.groups,
-        reach: t.artifact.reach,
+        groups: 'groups' in t.artifact ? t.artifact.groups : undefined,
+        reach: 'reach' in t.artifact ? t.artifact.reach : undefined,
       };
       await client.query(distancesFunctionSql(compiled, distances));
       await restrictExecute(client, `${distances}(${argumentTypes(w.spec)})`, roles);
       await recordFunction(client, `${distances}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
-      // k-means: the ranked nearest centroids for ml_predict, recorded as the trial's explain_function.
+      // k-means: the ranked nearest centroids for ml_predict.
       let nearest: string | null = null;
       if (!compiled.groups) {
         nearest = generatedName(w.modelId, t, 'nearest');
@@ -99,21 +101,18 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
         await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
       }
-      await client.query(
-        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, is_elbow, artifact, distances_function, explain_function)
-         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8, $9)`,
-        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, t.isElbow, JSON.stringify(t.artifact), distances, nearest],
-      );
+      await run(client, ml.insertInto('ml.trials').values({
+        model_id: w.modelId, trial_id: t.trialId, hyperparameters: JSON.stringify(t.hyperparameters), metrics: JSON.stringify(t.metrics), status: 'succeeded',
+        is_optimal: t.isOptimal, is_elbow: t.isElbow, artifact: JSON.stringify(t.artifact), scores_function: distances, nearest_function: nearest,
+      }));
       await insertCentroids(client, w.modelId, t.trialId, t.centroidRows);
       if (t.isOptimal) {
         servedDistances = distances;
         signature = await publishPredictFunction(client, ctx.apiSchema, w, compiled, roles);
-        await client.query(
-          `UPDATE ml.models SET artifact = $2, metrics = $3, options = $4, trained_at = now(),
-                  distances_function = $5, function_signature = coalesce($6, function_signature)
-            WHERE id = $1`,
-          [w.modelId, JSON.stringify(t.artifact), JSON.stringify(w.metrics), JSON.stringify(w.options), servedDistances, signature],
-        );
+        await run(client, ml.updateTable('ml.models').where('id', '=', w.modelId).set((eb) => ({
+          artifact: JSON.stringify(t.artifact), metrics: JSON.stringify(w.metrics), options: JSON.stringify(w.options), trained_at: sql<Date>`now()`,
+          scores_function: servedDistances, function_signature: eb.fn.coalesce(eb.val(signature), eb.ref('function_signature')),
+        })));
       }
     }
     await insertTrainingInfo(client, w.modelId, w.trainingRun, w.trainingInfo.map((i) => ({ ...i, evalLoss: null, learnRate: null })));
@@ -133,10 +132,10 @@ export async function openWriteBack(client: PoolClient, ctx: StoreContext, model
   await client.query('SET LOCAL search_path TO pg_catalog');
   await ctx.queue.lockOwn(client, ctx.jobId);
   await client.query('SELECT ml.lock_model_name($1)', [modelName]);
-  const readers = await client.query<{ grantee: string }>('SELECT grantee::text FROM ml.grants WHERE model_name = $1', [modelName]);
+  const readers = await run(client, ml.selectFrom('ml.grants').select('grantee').where('model_name', '=', modelName));
   await client.query(`SELECT ml.drop_generated($1, ARRAY['internal'])`, [modelId]);
-  for (const table of ['ml.trials', 'ml.training_info', 'ml.feature_info']) await client.query(`DELETE FROM ${table} WHERE model_id = $1`, [modelId]);
-  return [owner, ...readers.rows.map((r) => r.grantee)];
+  for (const table of ['ml.trials', 'ml.training_info', 'ml.feature_info'] as const) await run(client, ml.deleteFrom(table).where('model_id', '=', modelId));
+  return [owner, ...readers.map((r) => r.grantee)];
 }
 
 export interface TrainingInfoRow {
@@ -223,9 +222,9 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
   for (const { fn } of old.rows) {
     if (wanted.has(fn)) continue;
     await client.query(`DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', ${quoteLiteral(fn)}::oid::regprocedure); END $$`);
-    await client.query('DELETE FROM ml.generated_functions WHERE fn = $1::oid', [fn]);
+    await run(client, ml.deleteFrom('ml.generated_functions').where('fn', '=', Number(fn)));
   }
-  await client.query(`UPDATE ml.models SET function_signature = NULL, probabilities_signature = NULL WHERE model_name = $1 AND id <> $2`, [w.modelName, w.modelId]);
+  await run(client, ml.updateTable('ml.models').set({ function_signature: null, probabilities_signature: null }).where('model_name', '=', w.modelName).where('id', '<>', w.modelId));
   const signatures: string[] = [];
   for (const f of fns) {
     const signature = `${f.name}(${f.argumentTypes})`;
@@ -265,11 +264,9 @@ async function refuseForeignFunctions(client: PoolClient, f: PublicFunction, mod
 
 /** Records a function the sidecar just created (by oid): only recorded functions are granted, revoked and dropped. */
 export async function recordFunction(client: PoolClient, signature: string, modelId: string, trialId: number | null, kind: 'public' | 'internal'): Promise<void> {
-  await client.query(
-    `INSERT INTO ml.generated_functions (fn, model_id, trial_id, kind) VALUES (to_regprocedure($1)::oid, $2, $3, $4)
-     ON CONFLICT (fn) DO UPDATE SET model_id = EXCLUDED.model_id, trial_id = EXCLUDED.trial_id, kind = EXCLUDED.kind`,
-    [signature, modelId, trialId, kind],
-  );
+  await run(client, ml.insertInto('ml.generated_functions')
+    .values({ fn: sql<number>`to_regprocedure(${signature})::oid`, model_id: modelId, trial_id: trialId, kind })
+    .onConflict((oc) => oc.column('fn').doUpdateSet((eb) => ({ model_id: eb.ref('excluded.model_id'), trial_id: eb.ref('excluded.trial_id'), kind: eb.ref('excluded.kind') }))));
 }
 
 /**
@@ -306,10 +303,10 @@ async function writeOutputTable(client: PoolClient, modelName: string, requester
   ];
   if (r.rel) {
     await client.query(`DROP TABLE ${name}`);
-    await client.query('DELETE FROM ml.output_tables WHERE relid = $1::oid', [r.rel]);
+    await run(client, ml.deleteFrom('ml.output_tables').where('relid', '=', Number(r.rel)));
   }
   await client.query(`CREATE TABLE ${name} (${columns.join(', ')})`);
-  await client.query(`INSERT INTO ml.output_tables (relid, model_name, owner) VALUES (to_regclass($1)::oid, $2, $3)`, [name, modelName, requester]);
+  await run(client, ml.insertInto('ml.output_tables').values({ relid: sql<number>`to_regclass(${name})::oid`, model_name: modelName, owner: requester }));
   await client.query(`GRANT SELECT ON ${name} TO ${quoteIdent(requester)}`);
   const escape = (v: string | null) => (v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r'));
   function* lines() {

@@ -4,7 +4,9 @@ import { argumentTypes } from '../models/compile.ts';
 import { contributionsFunctionSql, predictFunctionSql, probabilitiesFunctionSql, scoresFunctionSql, vectorFunctionSql } from '../models/supervised/to-sql.ts';
 import type { SupervisedArtifact } from '../models/supervised/artifact.ts';
 import { compiledOf } from '../models/supervised/artifact.ts';
+import { sql } from 'kysely';
 import { generatedName, publicName } from './names.ts';
+import { ml, run } from './sql.ts';
 import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type StoreContext, type TrainingInfoRow } from './write-back.ts';
 
 export interface SupervisedTrial {
@@ -41,10 +43,10 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
     const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
     for (const t of w.trials) {
       if (!t.artifact) {
-        await client.query(
-          `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, error_message) VALUES ($1, $2, $3, $4, 'failed', $5)`,
-          [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.error ?? 'failed'],
-        );
+        await run(client, ml.insertInto('ml.trials').values({
+          model_id: w.modelId, trial_id: t.trialId, hyperparameters: JSON.stringify(t.hyperparameters), metrics: JSON.stringify(t.metrics),
+          status: 'failed', error_message: t.error ?? 'failed',
+        }));
         continue;
       }
       const compiled = compiledOf(t.artifact);
@@ -58,11 +60,10 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
       await client.query(compiled.linear ? contributionsFunctionSql(compiled, explain) : vectorFunctionSql(compiled, explain));
       await restrictExecute(client, `${explain}(${argumentTypes(compiled.spec)})`, roles);
       await recordFunction(client, `${explain}(${argumentTypes(compiled.spec)})`, w.modelId, t.trialId, 'internal');
-      await client.query(
-        `INSERT INTO ml.trials (model_id, trial_id, hyperparameters, metrics, status, is_optimal, artifact, distances_function, explain_function)
-         VALUES ($1, $2, $3, $4, 'succeeded', $5, $6, $7, $8)`,
-        [w.modelId, t.trialId, JSON.stringify(t.hyperparameters), JSON.stringify(t.metrics), t.isOptimal, storedArtifact(t.artifact), scores, explain],
-      );
+      await run(client, ml.insertInto('ml.trials').values({
+        model_id: w.modelId, trial_id: t.trialId, hyperparameters: JSON.stringify(t.hyperparameters), metrics: JSON.stringify(t.metrics), status: 'succeeded',
+        is_optimal: t.isOptimal, artifact: storedArtifact(t.artifact), scores_function: scores, explain_function: explain,
+      }));
       if (!t.isOptimal) continue;
       const fns: PublicFunction[] = [];
       const base = publicName(ctx.apiSchema, w.functionName);
@@ -79,13 +80,13 @@ export async function writeSupervisedModel(ctx: StoreContext, w: SupervisedWrite
       const sigs = await publishFunctions(client, w, fns, roles);
       // The served trial's artifact, copied in the server: parsing a forest's JSON (~0.7 MB for
       // 100 trees of depth 6) into jsonb takes ~50 ms, and it was parsed once already.
-      await client.query(
-        `UPDATE ml.models m SET artifact = t.artifact, metrics = $3, options = $4, trained_at = now(), distances_function = $5,
-                function_signature = coalesce($6, function_signature), probabilities_signature = CASE WHEN $6 IS NULL THEN probabilities_signature ELSE $7 END
-           FROM ml.trials t
-          WHERE m.id = $1 AND t.model_id = $1 AND t.trial_id = $2`,
-        [w.modelId, t.trialId, JSON.stringify(w.metrics), JSON.stringify(w.options), scores, sigs?.[0] ?? null, sigs?.[1] ?? null],
-      );
+      await run(client, ml.updateTable('ml.models as m').from('ml.trials as t')
+        .set((eb) => ({
+          artifact: eb.ref('t.artifact'), metrics: JSON.stringify(w.metrics), options: JSON.stringify(w.options), trained_at: sql<Date>`now()`,
+          scores_function: scores,
+          ...(sigs ? { function_signature: sigs[0] ?? null, probabilities_signature: sigs[1] ?? null } : {}),
+        }))
+        .where('m.id', '=', w.modelId).where('t.model_id', '=', w.modelId).where('t.trial_id', '=', t.trialId));
     }
     await insertTrainingInfo(client, w.modelId, 0, w.trainingInfo);
     await insertFeatureInfo(client, w.modelId, w.featureStats);

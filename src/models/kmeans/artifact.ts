@@ -1,22 +1,13 @@
-import type { Feature } from '../../features/prepare.ts';
+import type { Feature, FeatureSpec } from '../../features/prepare.ts';
 import type { ImportanceRow } from '../surrogate.ts';
-import type { FeatureSpec } from '../../features/prepare.ts';
 import { anomalyProfile } from './anomaly.ts';
 import { pointDist2, type DistanceType } from './geometry.ts';
 import type { IterationInfo } from './lloyd.ts';
 import type { KmeansModel } from './train.ts';
 
-/**
- * What scoring replays: stored in ml.models.artifact. For k-means, `centroids` are the
- * centroids; for density models they are exemplars, `groups` lists each cluster's exemplars,
- * and a row farther than `reach` from its cluster's nearest exemplar is noise.
- */
+/** What scoring a k-means model replays (ml.models.artifact, ml.trials.artifact). */
 export interface KmeansArtifact {
   k: number; // clusters
-  groups?: number[][];
-  reach?: number[];
-  probability_scale?: number[];
-  outlier_scale?: number[];
   distance: DistanceType;
   standardize: boolean;
   dims: number;
