@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePool } from '../src/db/connect.ts';
 import { install } from '../src/db/migrate.ts';
 import { provisionRoles } from '../src/db/roles.ts';
-import { dumpSchema } from '../src/db/schema-dump.ts';
+import { dumpSchema, dumpTableTypes } from '../src/db/schema-dump.ts';
 import { loadDemo } from '../src/demo/superstore.ts';
 import { freshDatabase, rows, TEST_PASSWORDS, type TestDb } from './helpers.ts';
 
@@ -45,6 +45,7 @@ describe('the SQL surface', () => {
       const major = (await rows<{ v: string }>(pool, `SELECT (current_setting('server_version_num')::int / 10000)::text AS v`))[0]!.v;
       expect(DUMPED.split('\n')[0]).toContain(`PostgreSQL ${major}`);
       expect(await dumpSchema(pool)).toBe(DUMPED);
+      expect(await dumpTableTypes(pool)).toBe(readFileSync(join(import.meta.dirname, '..', 'src', 'store', 'schema.ts'), 'utf8'));
     } finally {
       await pool.end();
     }
