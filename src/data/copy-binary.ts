@@ -97,7 +97,7 @@ export class BinaryCopyParser extends Writable {
     }
     const nf = this.kinds.length;
     // DataView reads (V8 intrinsics) instead of Buffer.readDoubleBE/readInt32BE, which check
-    // bounds and assemble doubles byte by byte: 1M x 8 float8 parsed in 0.45 s instead of 1.1 s.
+    // bounds and assemble doubles byte by byte.
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
     const end = buf.length;
     for (;;) {

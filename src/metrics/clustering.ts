@@ -7,8 +7,8 @@ import { kernels } from '../models/kmeans/kernels.ts';
 // model's metric: Euclidean, or sqrt(1 - cos) for cosine models.
 
 // Silhouette is O(n^2): exact up to SILHOUETTE_EXACT_MAX rows, above on a uniform sample of
-// SILHOUETTE_SAMPLE rows. 10,000 rows exact took ~1 s and a 4,000-row sample ~0.2 s, most of a
-// small model's training; 2,000 rows take ~0.05 s, and the mean's standard error is ~0.005.
+// SILHOUETTE_SAMPLE rows: larger samples cost most of a small model's training, and at 2,000
+// rows the mean's standard error is ~0.005.
 export const SILHOUETTE_EXACT_MAX = 2_000;
 export const SILHOUETTE_SAMPLE = 2_000;
 

@@ -8,8 +8,7 @@ import { trainEnsemble } from './trees/ensemble.ts';
 import { ensembleShap } from './trees/shap.ts';
 
 // V8 optimises a function only after it has run a while, so a fresh sidecar's first boosted-tree
-// job ran its preparation and rounds in slower code (40,000 x 16: fit ~0.9 s against ~0.6 s for
-// the next job). A sidecar trains on a few thousand synthetic rows before it takes jobs.
+// job ran its preparation and rounds in slower code than the next job. A sidecar trains on a few thousand synthetic rows before it takes jobs.
 
 /** Runs feature preparation, binning, boosting (binary and regression) and TreeSHAP on synthetic rows. */
 export async function warmUp(): Promise<void> {

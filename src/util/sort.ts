@@ -1,6 +1,5 @@
-// Ascending sort of finite float64 values by LSD radix on their bits (four 16-bit digits): on
-// 32,000 values 0.6 ms against 3.5 ms for Float64Array.prototype.sort, which compares in
-// generic code. Tree binning sorts one sample per feature per model, and auto trains several.
+// Ascending sort of finite float64 values by LSD radix on their bits (four 16-bit digits):
+// several times faster than Float64Array.prototype.sort, which compares in generic code. Tree binning sorts one sample per feature per model, and auto trains several.
 
 /** Buffers one caller reuses from sort to sort (fresh memory is slow to touch here). */
 export class SortScratch {

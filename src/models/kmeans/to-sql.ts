@@ -12,11 +12,8 @@ export { argumentTypes } from '../compile.ts';
 // possible. Standardization is folded into the constants: with x the raw (NULL -> mean) input,
 // z = (x - mean) * s, and ||z - c||^2 = z.z + K_c - 2 * sum_j x_j w_cj, where w_cj = s_j c_j and
 // K_c = c.c + 2 sum_j mean_j s_j c_j are constants. The argmin does not need z.z at all, so
-// <model>_predict is one statement per categorical feature, one per centroid and one RETURN:
-// 0.6-0.7 s for 1M rows on two cores, against 1.9 s for the first version (one local per
-// z-score and per distance, an IF chain for the argmin) and 2.35 s for the hand-written
-// LATERAL expression. (Also measured: an inlinable one-expression SQL function 1.6 s, PL/pgSQL
-// looping over arrays 8.2 s, a SQL function with a FROM clause 26 s.)
+// <model>_predict is one statement per categorical feature, one per centroid and one RETURN,
+// the fastest of the forms measured (docs/performance-log.md).
 
 export interface CompiledKmeans {
   spec: FeatureSpec;
@@ -126,8 +123,7 @@ export const NEAREST_LISTED = 5;
  * min(k, 5) nearest as jsonb [{centroid_id, distance}], ascending (ties by id), in one
  * ml.nearest_centroids value. Each rank is one least() over the distances not yet listed and
  * one CASE for its id: ranking in the function, called below the Gather of a parallel plan,
- * replaced a per-row LATERAL sort and jsonb_agg that ran on one core above it (`npm run bench`,
- * 1M rows, k = 8: ml_predict 17.2 s -> 7.5 s). The list is built by
+ * replaced a per-row LATERAL sort and jsonb_agg that ran on one core above it. The list is built by
  * to_jsonb() of a composite array (2/3 of the time of casting assembled text to jsonb).
  */
 export function nearestFunctionSql(m: CompiledKmeans, qualifiedName: string): string {

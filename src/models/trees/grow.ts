@@ -10,8 +10,7 @@ import { histogram } from './histogram.ts';
 // are recycled (a tree of depth 6 needs a handful, not 127). Small nodes have no histogram:
 // they sort their rows by bin. The last level's rows are labelled with their leaf, not moved.
 //
-// Speed (depth 6 on 32,000 rows x 16 features, 100 trees: 650 ms -> 450 ms): a row's bins
-// are read four at a time as one 32-bit word, the partition moves rows without a branch, and
+// Speed: a row's bins are read four at a time as one 32-bit word, the partition moves rows without a branch, and
 // the split scan skips empty bins. Carrying the
 // gradient pairs through the partitions (scikit-learn's "ordered gradients") was measured too:
 // it cost more in the partition than it saved in the histogram.
@@ -40,15 +39,14 @@ export interface Tree {
 
 // Nodes of at most histogram size / (SMALL_NODE_DIVISOR x features) rows (8 to 256) find their
 // split by sorting their rows instead of through a histogram, whose zeroing, subtraction and
-// scan cost its whole size however few rows the node has. On 40,000 x 16 (6,254 doubles a
-// histogram: 32 rows) a random-forest tree of depth 15 (~5,100 nodes) takes 37 ms instead of
-// 46. Thresholds of 16 and 32 rows measured best; 64 gave back a third of the gain, 128 all.
+// scan cost its whole size however few rows the node has. Thresholds of 16 and 32 rows measured
+// best (docs/performance-log.md).
 const SMALL_NODE_DIVISOR = 12;
 
 /**
  * Working memory kept from tree to tree: memory is slow to touch the first time on these
  * machines (~3 ms per MB), and a tree on 32,000 rows x 16 features allocated ~1.3 MB of
- * gradient pairs, partition scratch and histograms (100 rounds on 40,000 x 16: ~700 -> ~570 ms).
+ * gradient pairs, partition scratch and histograms.
  */
 export class TreeWork {
   private pairs = new Float64Array(0);
