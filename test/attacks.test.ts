@@ -512,7 +512,7 @@ describe('10. an upgrade does not trust rows users could write before it', () =>
     const { install } = await import('../src/db/migrate.ts');
     const { provisionRoles } = await import('../src/db/roles.ts');
     const { TEST_PASSWORDS } = await import('./helpers.ts');
-    const { installLayout1 } = await import('./layout1.ts');
+    const { restoreLayout1 } = await import('./layout1.ts');
     const db = `t_upgrade_${suffix}`;
     await t.pool.query(`CREATE DATABASE ${db}`);
     const admin = new URL(t.url);
@@ -521,10 +521,15 @@ describe('10. an upgrade does not trust rows users could write before it', () =>
     const installer = makePool(roles.sidecarUrl, 1);
     const E = makePool(withUser(admin.toString(), alice, 'pw'), 1);
     try {
-      await installLayout1(installer);
+      await restoreLayout1(admin.toString(), roles.sidecarUrl);
       await E.query(`INSERT INTO ml.models (model_name, version, model_type, owner, function_signature) VALUES ('evil', 1, 'kmeans', current_user, 'ml_predict(text,text,jsonb)')`);
       await install(installer);
-      expect(await rows(installer, `SELECT fn FROM ml.generated_functions`)).toEqual([]);
+      const recorded = await rows<{ f: string; model: string }>(
+        installer,
+        `SELECT g.fn::regprocedure::text AS f, m.model_name AS model FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id ORDER BY 1`,
+      );
+      expect(recorded.length).toBeGreaterThan(3); // the fixture's two models, recorded
+      expect(recorded.filter((r) => r.model === 'evil' || /ml_predict/.test(r.f))).toEqual([]);
       await E.query(`SELECT ml_drop_model('evil')`).catch(() => undefined);
       expect((await rows<{ f: string | null }>(installer, `SELECT to_regprocedure('public.ml_predict(text,text,jsonb)')::text AS f`))[0]!.f).not.toBeNull();
     } finally {

@@ -1,29 +1,23 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { quoteIdent, type Pool } from '../src/db/connect.ts';
+import pg from 'pg';
 
-// The first layout's migrations as they shipped (sql/0NN_*.sql, one per feature), kept as test
-// data: `sqlml install` must upgrade a database they made and keep its models.
+// A database as the first layout (sql/0NN_*.sql, one migration per feature) left it after
+// training two models (test/fixtures/layout-1-trained.sql says how it was made): `sqlml install`
+// must upgrade it and keep its models.
 
-const DIR = join(import.meta.dirname, 'fixtures', 'layout-1');
-
-/** Installs the first layout as its installer did (one transaction, ml.migrations by file name). */
-export async function installLayout1(pool: Pool, apiSchema = 'public'): Promise<void> {
-  const c = await pool.connect();
+/** Restores the fixture as the sidecar's role (it then owns what the first layout's installer owned). */
+export async function restoreLayout1(adminUrl: string, sidecarUrl: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  // the role the fixture's model was granted to
+  await admin.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') THEN CREATE ROLE analyst; END IF; END $$`);
+  await admin.end();
+  const c = new pg.Client({ connectionString: sidecarUrl });
+  await c.connect();
   try {
-    await c.query('BEGIN');
-    await c.query('CREATE SCHEMA IF NOT EXISTS ml');
-    await c.query(`CREATE TABLE IF NOT EXISTS ml.migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    for (const f of readdirSync(DIR).filter((x) => x.endsWith('.sql')).sort()) {
-      await c.query(readFileSync(join(DIR, f), 'utf8').replaceAll('@api@', quoteIdent(apiSchema)));
-      if (f.startsWith('001_')) await c.query(`INSERT INTO ml.settings (key, value) VALUES ('api_schema', $1)`, [apiSchema]);
-      await c.query('INSERT INTO ml.migrations (version, name) VALUES ($1, $2)', [Number(f.slice(0, 3)), f]);
-    }
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK');
-    throw err;
+    await c.query(readFileSync(join(import.meta.dirname, 'fixtures', 'layout-1-trained.sql'), 'utf8'));
   } finally {
-    c.release();
+    await c.end();
   }
 }

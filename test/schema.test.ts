@@ -1,6 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePool } from '../src/db/connect.ts';
 import { install } from '../src/db/migrate.ts';
@@ -8,6 +7,7 @@ import { provisionRoles } from '../src/db/roles.ts';
 import { dumpSchema, dumpTableTypes } from '../src/db/schema-dump.ts';
 import { loadDemo } from '../src/demo/superstore.ts';
 import { freshDatabase, rows, TEST_PASSWORDS, type TestDb } from './helpers.ts';
+import { restoreLayout1 } from './layout1.ts';
 
 // The SQL surface: each function and view defined once, a fresh install equal to the checked-in
 // sql/schema.sql, and a database of the first layout, trained, upgraded with its models intact.
@@ -69,12 +69,8 @@ describe('upgrading a database that the first layout made and trained', () => {
     const u = new URL(t.url);
     u.pathname = `/${db}`;
     const adminUrl = u.toString();
-    await t.pool.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') THEN CREATE ROLE analyst; END IF; END $$`);
     const roles = await provisionRoles(adminUrl, TEST_PASSWORDS);
-    const restore = new pg.Client({ connectionString: roles.sidecarUrl });
-    await restore.connect();
-    await restore.query(readFileSync(join(import.meta.dirname, 'fixtures', 'layout-1-trained.sql'), 'utf8'));
-    await restore.end();
+    await restoreLayout1(adminUrl, roles.sidecarUrl);
     const admin = makePool(adminUrl, 2);
     const side = makePool(roles.sidecarUrl, 2);
     try {
