@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -26,7 +26,10 @@ export async function benchDatabase(port = 54400 + Math.floor(Math.random() * 50
     chmodSync(dir, 0o755);
     const server = await startEmbedded({ dataDir: join(dir, 'pgdata'), port, persistent: false });
     url = server.url;
-    stop = server.stop;
+    stop = async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    };
   }
   const pool = makePool(url, 4);
   // The sidecar as docs/security.md sets it up: a role of its own, and the reader role.

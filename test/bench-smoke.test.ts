@@ -24,7 +24,8 @@ describe('benchmark smoke runs', () => {
   });
   it('streaming: trains with batch_size on both sizes and prints the comparison', async () => {
     const db = { url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined };
-    await benchStreaming(db, { rows: 5000, bigRows: 6000, fullObjective: 1, batchSize: 1000 });
+    const full = await benchTraining(db, { rows: 5000, k: 8, sklearn: false, name: 'smoke_full' });
+    await benchStreaming(db, { rows: 5000, bigRows: 6000, fullObjective: full.ourObjective, batchSize: 1000 });
     const r = await t.pool.query(
       `SELECT DISTINCT model_name, (metrics->>'batch_size')::int AS b FROM ml_models WHERE model_name IN ('bench_stream_5000', 'bench_stream_6000') ORDER BY 1`,
     );

