@@ -223,6 +223,8 @@ FUNCTION ml.acting_as(claimed name) RETURNS name LANGUAGE plpgsql STABLE SET sea
   -- body: 10 lines, md5 41d3f08b0aabb6d665ee98e3763da16b
 FUNCTION ml.bound_query(p_view regclass) RETURNS text LANGUAGE sql STABLE SET search_path=pg_catalog
   -- body: 3 lines, md5 271a223ff450ab9370b712cd478713a5
+FUNCTION ml.builtin_type(p_type oid) RETURNS boolean LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 8 lines, md5 f5fbf7c91a8bbb6f80226fd1c46cc2f7
 FUNCTION ml.can_read_model(p_model text, p_owner name, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 5acb9e3d9edcce79f817407db2d1914b
 FUNCTION ml.cancel_job(p_job bigint, p_caller name) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
@@ -240,7 +242,7 @@ FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void 
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 12 lines, md5 4a8c4d269c3efcaf15ca5146ef8c3c18
 FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
-  -- body: 24 lines, md5 bccea04cfac59f3d7a1690a43263b18c
+  -- body: 24 lines, md5 2af7dbf560f00675439de0d462e4284d
 FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 41 lines, md5 d8a1d8c40fba8e653d13f2f698d787c7
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
@@ -317,6 +319,8 @@ FUNCTION ml.revoke_model(p_model text, p_role name, p_caller name) RETURNS boole
   -- body: 15 lines, md5 f055174335748f1fc3e3d2b17e8a08a0
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
+FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
+  -- body: 19 lines, md5 6942ca208d292337eb0b3935ffaac1f7
 FUNCTION ml.set_execute(p_model text, p_role name, p_grant boolean) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 10 lines, md5 0c0da6eb6521a0ad9cf4630d6c96b9de
 FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -350,17 +354,17 @@ FUNCTION @api@.ml_cancel(job_id bigint) RETURNS boolean LANGUAGE sql
 FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, trial_id integer DEFAULT NULL::integer) RETURNS TABLE(centroid_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
   -- body: 12 lines, md5 c5194f524358811dc2005d8c51ce5075
 FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(expected_label text, predicted_label text, count bigint) LANGUAGE plpgsql
-  -- body: 33 lines, md5 f86b48380bccb6cb8344c28c680bc42c
+  -- body: 33 lines, md5 c2f61501ea3396e642291854aa2eab59
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
   -- body: 40 lines, md5 ae0cdd032b9b492510061f09261b33d7
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
-  -- body: 24 lines, md5 c869fe87fb494f1a865a67184aee496b
+  -- body: 24 lines, md5 64d4b811aa04cb595d2d057cfb76dc3c
 FUNCTION @api@.ml_drop_model(model_name text) RETURNS integer LANGUAGE plpgsql
   -- body: 5 lines, md5 19df788750651119f6240b8a7c2afef1
 FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(trial_id integer, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, stability double precision, num_clusters integer, noise_fraction double precision, dbcv double precision, mean_absolute_error double precision, mean_squared_error double precision, mean_squared_log_error double precision, median_absolute_error double precision, r2_score double precision, explained_variance double precision, "precision" double precision, recall double precision, accuracy double precision, f1_score double precision, log_loss double precision, roc_auc double precision) LANGUAGE plpgsql
-  -- body: 90 lines, md5 e464f7f0e87d6d4dda83e27c11c68335
+  -- body: 90 lines, md5 81ea146e599e979ac8ba8d9e0839df83
 FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, predicted_value double precision, predicted_label text, probability double precision, top_feature_attributions jsonb, baseline_prediction_value double precision, prediction_value double precision, approximation_error double precision) LANGUAGE plpgsql
-  -- body: 57 lines, md5 036f28c9420312356653433830b6575e
+  -- body: 57 lines, md5 082060c8b9f853388f84fa99e406390f
 FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(feature text, importance_weight double precision, importance_gain double precision, importance_cover double precision, importance double precision) LANGUAGE plpgsql STABLE
   -- body: 13 lines, md5 d23c5009330ad13524a5255c5f747060
 FUNCTION @api@.ml_feature_info(model_name text) RETURNS TABLE(input text, type text, min double precision, max double precision, mean double precision, median double precision, stddev double precision, null_count bigint, category_count integer, warning text) LANGUAGE plpgsql STABLE
@@ -370,17 +374,17 @@ FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::js
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql
   -- body: 1 lines, md5 612b56275f934068a7c72366b0179854
 FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb) LANGUAGE plpgsql
-  -- body: 57 lines, md5 c295d4cb85724cd759fb630c691a20fe
+  -- body: 57 lines, md5 2f4b1d3ccc6c4b510202a0708baa6f5f
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
-  -- body: 6 lines, md5 ed8d7f8f93b9717fc315c539076a3ae4
+  -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
-  -- body: 32 lines, md5 e46ff353eeec40f1b0ddbfd2e9ae7c0c
+  -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
-  -- body: 6 lines, md5 6bf882566a5bb1ea3740392ec9de0dba
+  -- body: 6 lines, md5 eb5ff20e9ec2a5437d8633830e607f94
 FUNCTION @api@.ml_segment_summary_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
   -- body: 4 lines, md5 7d46f93b1898e9de771ebc21af49db04
 PROCEDURE @api@.ml_train(IN model_name text, IN model_type text, IN training_query text, IN options jsonb DEFAULT '{}'::jsonb, INOUT job_id bigint DEFAULT NULL::bigint) LANGUAGE plpgsql

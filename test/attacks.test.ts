@@ -138,14 +138,40 @@ describe('2. functions in the query run as the requester, and cannot switch role
     await B.query('SELECT ml_wait($1)', [job]);
   });
 
-  it("a cast on the requester's own type runs as the reader role, which reads nothing", async () => {
-    await A.query(`CREATE TYPE ${alice}_s.mood AS ENUM ('low', 'high')`);
-    await A.query(`CREATE FUNCTION ${alice}_s.mood_text(${alice}_s.mood) RETURNS text LANGUAGE plpgsql AS $f$
-      BEGIN RETURN (SELECT code FROM public.secret LIMIT 1); END $f$`);
-    await A.query(`CREATE CAST (${alice}_s.mood AS text) WITH FUNCTION ${alice}_s.mood_text(${alice}_s.mood)`);
-    const out = await outcome(`SELECT x, CASE WHEN y > 3 THEN 'high' ELSE 'low' END::${alice}_s.mood AS m FROM ${alice}_s.points`);
-    expect(out).not.toContain(SECRET);
-    expect(out).toMatch(/permission denied for table secret/);
+  it("another role's type in a query: its owner's casts (to text, float8, json) never run, in the reader session or in a scorer's", async () => {
+    // alice shares a lookup table whose column has her type, with casts whose functions would
+    // leak what they see (here: they raise, so that running at all fails the test)
+    await A.query(`CREATE TYPE ${alice}_s.tier AS ENUM ('bronze', 'silver', 'gold'); GRANT USAGE ON SCHEMA ${alice}_s TO PUBLIC`);
+    for (const target of ['text', 'float8', 'json', 'jsonb']) {
+      await A.query(`CREATE FUNCTION ${alice}_s.tier_${target}(${alice}_s.tier) RETURNS ${target} LANGUAGE plpgsql AS $f$
+        BEGIN RAISE EXCEPTION 'alice''s cast ran as %', current_user; END $f$`);
+      await A.query(`CREATE CAST (${alice}_s.tier AS ${target}) WITH FUNCTION ${alice}_s.tier_${target}(${alice}_s.tier)`);
+    }
+    await A.query(`CREATE TABLE ${alice}_s.tiers AS SELECT i AS id, (ARRAY['bronze', 'silver', 'gold'])[1 + i % 3]::${alice}_s.tier AS tier FROM generate_series(1, 200) i`);
+    await A.query(`GRANT SELECT ON ${alice}_s.tiers TO PUBLIC`);
+    await B.query(`CREATE TABLE ${bob}_s.pay AS SELECT i AS id, (i * 1000)::float8 AS salary, (i % 2 = 0) AS churned FROM generate_series(1, 200) i`);
+    const q = `SELECT p.salary, t.tier FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id)`;
+    for (const [type, options] of [['kmeans', '{"num_clusters": 2}'], ['hdbscan', '{"min_cluster_size": 10, "output_table": "' + bob + '_s.tier_labels"}']] as const) {
+      if (type === 'hdbscan') await t.pool.query(`GRANT USAGE, CREATE ON SCHEMA ${bob}_s TO ml_sidecar`);
+      const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_tier_${type}', '${type}', $1, $2::jsonb) AS job`, [type === 'hdbscan' ? `SELECT p.id, p.salary, t.tier FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id)` : q, type === 'hdbscan' ? JSON.stringify({ min_cluster_size: 10, exclude: ['id', 'tier'], output_table: `${bob}_s.tier_labels` }) : options])) as [{ job: string }];
+      const [w] = await rows<{ status: string }>(B, 'SELECT status FROM ml_wait($1)', [job]);
+      expect(w!.status).toBe('ready');
+    }
+    const [{ job: cj }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_tier_cls', 'logistic_reg', $1, '{"input_label_cols": ["tier"]}') AS job`, [q])) as [{ job: string }];
+    await B.query('SELECT ml_wait($1)', [cj]);
+    // scoring, evaluating, explaining and profiling the same query in bob's own session
+    for (const sql of [
+      `SELECT count(*) FROM ml_predict('bob_tier_kmeans', $1)`,
+      `SELECT count(*) FROM ml_evaluate('bob_tier_kmeans', $1)`,
+      `SELECT count(*) FROM ml_predict('bob_tier_cls', $1)`,
+      `SELECT count(*) FROM ml_evaluate('bob_tier_cls', $1)`,
+      `SELECT count(*) FROM ml_explain_predict('bob_tier_cls', $1)`,
+      `SELECT count(*) FROM ml_profile($1, 'tier')`,
+    ]) {
+      expect(Number((await rows<{ count: string }>(B, sql, [q]))[0]!.count), sql).toBeGreaterThan(0);
+    }
+    const [p] = await rows<{ input: { tier: string } }>(B, `SELECT input FROM ml_predict('bob_tier_kmeans', $1) LIMIT 1`, [q]);
+    expect(['bronze', 'silver', 'gold']).toContain(p!.input.tier);
   });
 });
 
@@ -394,6 +420,23 @@ describe('7. no session state outlives a job; output_table goes only where the r
     });
   }
 
+  it("a view another role builds on an output_table keeps it from neither retraining nor dropping", async () => {
+    await t.pool.query(`GRANT USAGE, CREATE ON SCHEMA ${bob}_s TO ml_sidecar`);
+    await B.query(`GRANT USAGE ON SCHEMA ${bob}_s TO PUBLIC`);
+    const train = async () => {
+      const [{ job }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_out', 'kmeans', $1, $2::jsonb) AS job`, [
+        `SELECT x AS id, x, y FROM ${bob}_s.points`,
+        JSON.stringify({ num_clusters: 2, exclude: ['id'], output_table: `${bob}_s.bob_labels` }),
+      ])) as [{ job: string }];
+      return (await rows<{ status: string }>(B, `SELECT status FROM ml_wait($1)`, [job]))[0]!.status;
+    };
+    expect(await train()).toBe('ready');
+    await A.query(`CREATE VIEW ${alice}_s.pin AS SELECT * FROM ${bob}_s.bob_labels`).catch(() => A.query(`CREATE FUNCTION ${alice}_s.pin(r ${bob}_s.bob_labels) RETURNS int LANGUAGE sql AS 'SELECT 1'`));
+    expect(await train()).toBe('ready');
+    await A.query(`CREATE FUNCTION ${alice}_s.pin2(r ${bob}_s.bob_labels) RETURNS int LANGUAGE sql AS 'SELECT 1'`);
+    expect((await rows<{ n: number }>(B, `SELECT ml_drop_model('bob_out') AS n`))[0]!.n).toBe(2);
+  });
+
   it("an existing table of the requester's that sqlml did not write is not replaced", async () => {
     await A.query(`CREATE TABLE ${alice}_s.keep (a int); INSERT INTO ${alice}_s.keep VALUES (1)`);
     const msg = await fails(A, `SELECT ml_create_model('o2', 'kmeans', 'SELECT x, y FROM ${alice}_s.points', $1::jsonb)`, [JSON.stringify({ output_table: `${alice}_s.keep` })]);
@@ -523,13 +566,20 @@ describe('10. an upgrade does not trust rows users could write before it', () =>
     try {
       await restoreLayout1(admin.toString(), roles.sidecarUrl);
       await E.query(`INSERT INTO ml.models (model_name, version, model_type, owner, function_signature) VALUES ('evil', 1, 'kmeans', current_user, 'ml_predict(text,text,jsonb)')`);
+      // and many rows claiming another role's generated function under its own name
+      const [{ sig }] = (await rows<{ sig: string }>(installer, `SELECT oid::regprocedure::text AS sig FROM pg_proc WHERE proname = 'seg_old_predict'`)) as [{ sig: string }];
+      await E.query(`INSERT INTO ml.models (model_name, version, model_type, owner, function_name, function_signature)
+                     SELECT 'evil2', v, 'kmeans', current_user, 'seg_old_predict', $1 FROM generate_series(1, 40) v`, [sig]);
       await install(installer);
       const recorded = await rows<{ f: string; model: string }>(
         installer,
         `SELECT g.fn::regprocedure::text AS f, m.model_name AS model FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id ORDER BY 1`,
       );
       expect(recorded.length).toBeGreaterThan(3); // the fixture's two models, recorded
-      expect(recorded.filter((r) => r.model === 'evil' || /ml_predict/.test(r.f))).toEqual([]);
+      expect(recorded.filter((r) => r.model === 'evil' || r.model === 'evil2' || /ml_predict/.test(r.f))).toEqual([]);
+      expect(recorded.filter((r) => /seg_old_predict/.test(r.f)).map((r) => r.model)).toEqual(['seg_old']);
+      await E.query(`SELECT ml_drop_model('evil2')`).catch(() => undefined);
+      expect((await rows<{ f: string | null }>(installer, `SELECT to_regprocedure($1)::text AS f`, [sig]))[0]!.f).not.toBeNull();
       await E.query(`SELECT ml_drop_model('evil')`).catch(() => undefined);
       expect((await rows<{ f: string | null }>(installer, `SELECT to_regprocedure('public.ml_predict(text,text,jsonb)')::text AS f`))[0]!.f).not.toBeNull();
     } finally {

@@ -43,7 +43,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
   threshold float8 := ml.threshold_option(t, options);
   mt jsonb := t.metrics;
 BEGIN
@@ -142,7 +142,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
 BEGIN
   PERFORM ml.require_supervised(m, t, 'ml_roc_curve', true);
   IF query IS NULL THEN
@@ -181,7 +181,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
   threshold float8 := ml.threshold_option(t, options);
   labels text[];
 BEGIN

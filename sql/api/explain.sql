@@ -151,7 +151,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options, ARRAY['top_k_features', 'threshold']);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
   threshold float8 := ml.threshold_option(t, options);
   top_k int;
   nf int := jsonb_array_length(t.artifact -> 'features');

@@ -116,6 +116,44 @@ CREATE OR REPLACE FUNCTION ml.strip_query(query text) RETURNS text LANGUAGE sql 
   SELECT regexp_replace(query, '[\s;]+$', '')
 $$;
 
+-- Whether a value of this type reaches text, float8 or jsonb without any code of a user: a
+-- catalog type, or a domain over one (casts from a domain are its base type's). A user's enum,
+-- composite or range may have casts (to text, float8, json) whose function its owner wrote.
+CREATE OR REPLACE FUNCTION ml.builtin_type(p_type oid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE t oid := p_type;
+BEGIN
+  WHILE (SELECT typtype FROM pg_type WHERE oid = t) = 'd' LOOP
+    t := (SELECT typbasetype FROM pg_type WHERE oid = t);
+  END LOOP;
+  RETURN (SELECT typnamespace = 'pg_catalog'::regnamespace FROM pg_type WHERE oid = t);
+END $$;
+
+-- The caller's query with every column of a user's type turned into its text by the type's
+-- output function (format('%s'), which consults no cast), so that what sqlml wraps around it
+-- (::float8, ::text, to_jsonb) runs only catalog code in the caller's session. The columns
+-- and their types come from two queries that PostgreSQL plans and never runs (WHERE false).
+CREATE OR REPLACE FUNCTION ml.safe_query(p_query text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  empty text := pg_catalog.format(E'(SELECT q.* FROM (SELECT * FROM (\n%s\n) q WHERE false) q RIGHT JOIN (SELECT 1) d ON true)', p_query);
+  names text[];
+  types oid[];
+  cols text;
+BEGIN
+  IF p_query IS NULL THEN RETURN NULL; END IF;
+  EXECUTE pg_catalog.format('SELECT ARRAY(SELECT pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(x))) FROM %s x', empty) INTO names;
+  IF pg_catalog.cardinality(names) = 0 THEN RETURN p_query; END IF;
+  EXECUTE pg_catalog.format('SELECT ARRAY[%s]::pg_catalog.oid[] FROM %s x',
+                            (SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.pg_typeof(x.%I)::pg_catalog.oid', n), ', ' ORDER BY i)
+                               FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i)), empty) INTO types;
+  IF (SELECT pg_catalog.bool_and(ml.builtin_type(t)) FROM pg_catalog.unnest(types) AS t) THEN RETURN p_query; END IF;
+  SELECT pg_catalog.string_agg(CASE WHEN ml.builtin_type(types[i]) THEN pg_catalog.format('q.%I', n)
+                                    ELSE pg_catalog.format('pg_catalog.format(''%%s'', q.%I) AS %I', n, n) END, ', ' ORDER BY i)
+    INTO cols FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i);
+  RETURN pg_catalog.format(E'SELECT %s FROM (\n%s\n) q', cols, p_query);
+END $$;
+
 -- The argument list that feeds a model's scoring function from a query aliased q: numeric
 -- features cast to float8, categorical ones to text, exactly as the sidecar read them.
 CREATE OR REPLACE FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text

@@ -28,7 +28,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
   nearest int := least((t.artifact ->> 'k')::int, 5);
   threshold float8 := ml.threshold_option(t, options);
 BEGIN
@@ -92,7 +92,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
   t ml.trials := ml.model_trial(m, options, ARRAY['contamination']);
-  q text := ml.strip_query(query);
+  q text := ml.safe_query(ml.strip_query(query));
   threshold float8;
 BEGIN
   IF m.model_type <> 'kmeans' THEN

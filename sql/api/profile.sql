@@ -91,7 +91,7 @@ RETURNS TABLE (segment text, segment_size bigint, segment_share float8, feature 
 LANGUAGE plpgsql AS $$
 BEGIN
   RETURN QUERY SELECT * FROM ml.profile(
-    format('SELECT to_jsonb(q) ->> %L AS segment, to_jsonb(q) - %L AS r FROM (%s) q', segment_column, segment_column, ml.strip_query(segments_query)),
+    format('SELECT to_jsonb(q) ->> %L AS segment, to_jsonb(q) - %L AS r FROM (%s) q', segment_column, segment_column, ml.safe_query(ml.strip_query(segments_query))),
     options);
 END $$;
 COMMENT ON FUNCTION @api@.ml_profile(text, text, jsonb) IS
@@ -155,7 +155,7 @@ RETURNS TABLE (segment text, segment_size bigint, segment_share float8, top_over
 LANGUAGE plpgsql AS $$
 BEGIN
   RETURN QUERY SELECT * FROM ml.summary(
-    format('SELECT to_jsonb(q) ->> %L AS segment, to_jsonb(q) - %L AS r FROM (%s) q', segment_column, segment_column, ml.strip_query(segments_query)),
+    format('SELECT to_jsonb(q) ->> %L AS segment, to_jsonb(q) - %L AS r FROM (%s) q', segment_column, segment_column, ml.safe_query(ml.strip_query(segments_query))),
     options);
 END $$;
 COMMENT ON FUNCTION @api@.ml_segment_summary(text, text, jsonb) IS

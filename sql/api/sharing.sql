@@ -120,7 +120,7 @@ BEGIN
   END LOOP;
   FOR o IN SELECT t.relid FROM ml.output_tables t JOIN pg_class c ON c.oid = t.relid
             WHERE t.model_name = p_model AND c.relowner = (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml') LOOP
-    EXECUTE format('DROP TABLE IF EXISTS %s', o.relid::regclass);
+    EXECUTE format('DROP TABLE IF EXISTS %s CASCADE', o.relid::regclass);
   END LOOP;
   DELETE FROM ml.output_tables WHERE model_name = p_model;
   DELETE FROM ml.grants g WHERE g.model_name = p_model;

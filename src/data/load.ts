@@ -63,6 +63,16 @@ export interface ColumnType {
   typname: string;
   /** A base type of the catalog (not a domain, enum or composite a user made): safe to name in generated SQL. */
   builtin: boolean;
+  /** A type of the catalog: its casts are the catalog's (a user's type may have casts its owner wrote). */
+  catalog: boolean;
+}
+
+/**
+ * A column as text, running no user's code: a catalog type by its cast (as users see it, e.g.
+ * true -> 'true'), any other type by its output function (format('%s') consults no cast).
+ */
+export function textSql(col: Pick<ColumnType, 'catalog'>, expr: string): string {
+  return col.catalog ? `${expr}::text` : `pg_catalog.format('%s', ${expr})`;
 }
 
 export interface ExtraColumn {
@@ -133,9 +143,9 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
     }
     const kept = (req.keep ?? []).map((name) => described.find((d) => d.name === name)!).filter(Boolean).map((d) => ({ ...d, type: d.builtin ? d.type : 'text' }));
     const kinds: FieldKind[] = features.map((d) => kindOf(d));
-    const selectList = features.map((d, i) => `q.${quoteIdent(d.name)}::${kinds[i] === 'float8' ? 'float8' : 'text'}`);
+    const selectList = features.map((d, i) => (kinds[i] === 'float8' ? `q.${quoteIdent(d.name)}::float8` : textSql(d, `q.${quoteIdent(d.name)}`)));
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
-    for (const k of kept) selectList.push(`q.${quoteIdent(k.name)}::text`);
+    for (const k of kept) selectList.push(textSql(k, `q.${quoteIdent(k.name)}`));
     for (const e of extras) selectList.push(e.sql);
     const allKinds: FieldKind[] = [
       ...kinds,
@@ -280,16 +290,17 @@ async function describe(client: pg.Client, from: string): Promise<Described[]> {
     seen.add(f.name);
   }
   const oids = res.fields.map((f) => f.dataTypeID);
-  const types = await client.query<{ oid: number; typcategory: string; typname: string; formatted: string; builtin: boolean }>(
+  const types = await client.query<{ oid: number; typcategory: string; typname: string; formatted: string; builtin: boolean; catalog: boolean }>(
     `SELECT m.oid::int AS oid, t.typcategory::text AS typcategory, t.typname::text AS typname, format_type(m.oid, m.typmod) AS formatted,
-            coalesce(t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b', false) AS builtin
+            coalesce(t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b', false) AS builtin,
+            coalesce(t.typnamespace = 'pg_catalog'::regnamespace, false) AS catalog
        FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS m(oid, typmod, i) LEFT JOIN pg_type t ON t.oid = m.oid
       ORDER BY m.i`,
     [oids, res.fields.map((f) => f.dataTypeModifier)],
   );
   return res.fields.map((f, i) => {
     const t = types.rows[i];
-    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown', type: t?.formatted ?? 'text', builtin: t?.builtin ?? false };
+    return { name: f.name, typeOid: f.dataTypeID, typcategory: t?.typcategory ?? 'X', typname: t?.typname ?? 'unknown', type: t?.formatted ?? 'text', builtin: t?.builtin ?? false, catalog: t?.catalog ?? false };
   });
 }
 

@@ -1,5 +1,5 @@
 import type { Column } from '../data/columns.ts';
-import { loadTrainingData, type ColumnType, type ExtraColumn, type LoadedData } from '../data/load.ts';
+import { loadTrainingData, textSql, type ColumnType, type ExtraColumn, type LoadedData } from '../data/load.ts';
 import { quoteIdent } from '../db/connect.ts';
 import { isClassifier, type SupervisedSettings, type SupervisedType } from '../models/supervised/options.ts';
 import { marginsPerRow, type Problem, type Target } from '../models/supervised/target.ts';
@@ -37,15 +37,15 @@ export async function loadLabelled(ctx: JobContext, s: SupervisedSettings, model
               `label column "${s.label}" has type ${col.type}, but ${modelType === 'auto' ? 'problem_type regression' : modelType} predicts a number; use a classifier (logistic_reg, boosted_tree_classifier) or cast the label`,
             );
           }
-          return { sql: `q.${label}::text`, kind: 'text' };
+          return { sql: textSql(col, `q.${label}`), kind: 'text' };
         }
-        return classification ? { sql: `q.${label}::text`, kind: 'text' } : { sql: `q.${label}::float8`, kind: 'float8' };
+        return classification ? { sql: textSql(col, `q.${label}`), kind: 'text' } : { sql: `q.${label}::float8`, kind: 'float8' };
       },
     },
   ];
   // auto with a numeric label decides the problem from the values: read it as text too.
   if (modelType === 'auto' && !regression && !classification) {
-    extras.push({ name: s.label, key: 'label_text', option: 'input_label_cols', choose: () => ({ sql: `q.${label}::text`, kind: 'text' }) });
+    extras.push({ name: s.label, key: 'label_text', option: 'input_label_cols', choose: (col) => ({ sql: textSql(col, `q.${label}`), kind: 'text' }) });
   }
   if (s.splitColumn && (s.split === 'custom' || s.split === 'seq')) {
     const c = quoteIdent(s.splitColumn);

@@ -302,7 +302,8 @@ async function writeOutputTable(client: PoolClient, modelName: string, requester
     ...(density ? ['membership_probability float8', 'outlier_score float8'] : []),
   ];
   if (r.rel) {
-    await client.query(`DROP TABLE ${name}`);
+    // CASCADE: an object someone built on the table must not keep the model from being retrained
+    await client.query(`DROP TABLE ${name} CASCADE`);
     await run(client, ml.deleteFrom('ml.output_tables').where('relid', '=', Number(r.rel)));
   }
   await client.query(`CREATE TABLE ${name} (${columns.join(', ')})`);

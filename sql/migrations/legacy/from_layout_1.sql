@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS ml.output_tables (
 -- The functions that sqlml made so far become recorded ones. Users could write ml.models and
 -- ml.trials in the first layout, so a stored name is trusted only for a function the installer
 -- owns that has the shape of a generated one: a public function named after the model's own
--- function_name (never an ml_* API function), or an internal ml.m<model id>_*.
+-- function_name (never an ml_* API function) whose comment names that model version, or an
+-- internal ml.m<model id>_*.
 INSERT INTO ml.generated_functions (fn, model_id, trial_id, kind)
 SELECT DISTINCT ON (fn) fn, model_id, trial_id, kind FROM (
   SELECT p.oid AS fn, m.id AS model_id, NULL::int AS trial_id, 'public' AS kind, 1 AS pref
@@ -43,6 +44,8 @@ SELECT DISTINCT ON (fn) fn, model_id, trial_id, kind FROM (
      AND p.pronamespace = (SELECT value FROM ml.settings WHERE key = 'api_schema')::regnamespace
      AND p.proname IN (m.function_name, m.function_name || '_probabilities') AND p.proname !~ '^ml_'
      AND p.proowner = (SELECT nspowner FROM pg_namespace WHERE nspname = 'ml')
+     -- the comment the sidecar wrote (only a function's owner may set it) names this model version
+     AND obj_description(p.oid, 'pg_proc') LIKE '% model ' || m.model_name || ' version ' || m.version || '%'
   UNION ALL
   SELECT p.oid, t.model_id, t.trial_id, 'internal', 2
     FROM ml.trials t, unnest(ARRAY[t.distances_function, t.explain_function]) AS s, pg_proc p
