@@ -1,11 +1,11 @@
 import { UserError } from '../util/errors.ts';
 import type { JobContext } from './context.ts';
-import { loadModelRow } from './prepare.ts';
+import { loadModelRow } from './training-data.ts';
 import { trainHdbscanJob } from './train-hdbscan.ts';
 import { trainKmeansJob } from './train-kmeans.ts';
 import { trainSupervisedJob } from './train-supervised.ts';
 import { SUPERVISED_TYPES } from '../models/supervised/options.ts';
-import { trainTrialJob } from './sweep.ts';
+import { trainTrialJob } from './trial-jobs.ts';
 
 /** One handler per job kind. */
 export async function runJob(ctx: JobContext): Promise<void> {

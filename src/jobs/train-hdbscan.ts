@@ -4,7 +4,7 @@ import { calinskiHarabasz, daviesBouldin, memberMeans, silhouette } from '../met
 import { dbcv } from '../metrics/dbcv.ts';
 import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
 import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts';
-import { outputTableName, prepareTrainingData, type ModelRow } from './prepare.ts';
+import { outputTableName, prepareTrainingData, type ModelRow } from './training-data.ts';
 import type { JobContext } from './context.ts';
 import { regroup, type DensityArtifact } from '../models/hdbscan/artifact.ts';
 import { writeModel } from '../store/write-back.ts';

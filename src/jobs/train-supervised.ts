@@ -17,7 +17,7 @@ import { writeSupervisedModel, type SupervisedTrial } from '../store/write-super
 import { UserError, messageOf } from '../util/errors.ts';
 import { storeContext, type JobContext } from './context.ts';
 import { buildTarget, loadLabelled, splitColumn } from './load-labelled.ts';
-import type { ModelRow } from './prepare.ts';
+import type { ModelRow } from './training-data.ts';
 
 // Training of linear_reg, logistic_reg, boosted_tree_*, random_forest_* and auto: load the
 // labelled rows, split them (data_split_method), prepare the features per family, train each

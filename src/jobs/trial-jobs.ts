@@ -4,7 +4,7 @@ import type { StoredTrial } from '../models/kmeans/artifact.ts';
 import { trainTrial, type TrialSettings } from '../models/kmeans/trials.ts';
 import { storeSweepTrial, sweepTrials } from '../store/trials.ts';
 import { UserError, messageOf } from '../util/errors.ts';
-import { loadModelRow, prepareTrainingData } from './prepare.ts';
+import { loadModelRow, prepareTrainingData } from './training-data.ts';
 import type { JobContext } from './context.ts';
 
 // A num_clusters sweep spreads its trials over the sidecars: each k is a job of kind 'trial'
