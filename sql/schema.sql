@@ -286,7 +286,7 @@ FUNCTION ml.opt_int(options jsonb, key text, lo bigint, hi bigint) RETURNS void 
 FUNCTION ml.opt_name_list(options jsonb, key text) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 8 lines, md5 a55540dd6eaf440e752cce35288cf36b
 FUNCTION ml.opt_num_clusters(options jsonb) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 29 lines, md5 12670a75ad15bb045016f43ae9ee1f8f
+  -- body: 29 lines, md5 91f841d1d18c5fe096d5b41d86eb04e7
 FUNCTION ml.opt_number(options jsonb, key text, lo double precision, hi double precision) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 8 lines, md5 04450ea030c5cd5096791cf4b907c19f
 FUNCTION ml.output_table_name(opts jsonb) RETURNS text[] LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp

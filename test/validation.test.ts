@@ -16,7 +16,7 @@ describe('requests are validated in SQL before anything is enqueued', () => {
     ['unknown model type', 'kmeanz', '{}', /unknown model_type "kmeanz"; supported: kmeans/],
     ['unknown option', 'kmeans', '{"num_cluster": 4}', /unknown option "num_cluster" for model_type kmeans; allowed options: .*num_clusters/],
     ['num_clusters 1', 'kmeans', '{"num_clusters": 1}', /option "num_clusters" must be an integer between 2 and 1000 \(got "1"\)/],
-    ['num_clusters "four"', 'kmeans', '{"num_clusters": "four"}', /option "num_clusters" must be an integer between 2 and 100, "auto", \{"range": \[lo, hi\]\} or \{"candidates": \[k1, k2, ...\]\} \(got "four"\)/],
+    ['num_clusters "four"', 'kmeans', '{"num_clusters": "four"}', /option "num_clusters" must be an integer between 2 and 1000, "auto", \{"range": \[lo, hi\]\} or \{"candidates": \[k1, k2, ...\]\} with each k of a sweep between 2 and 100 \(got "four"\)/],
     ['num_clusters range reversed', 'kmeans', '{"num_clusters": {"range": [8, 3]}}', /option "num_clusters" must be .* \(got \{"range": \[8, 3\]\}\)/],
     ['num_clusters candidates out of range', 'kmeans', '{"num_clusters": {"candidates": [1, 4]}}', /option "num_clusters" must be/],
     ['bad tuning objective', 'kmeans', '{"hparam_tuning_objective": "inertia"}', /option "hparam_tuning_objective" must be one of davies_bouldin_index, silhouette_score, calinski_harabasz_score, elbow \(got "inertia"\)/],
@@ -62,6 +62,8 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
     ['NaN in a feature', `SELECT CASE WHEN frequency = 3 THEN 'NaN'::float8 ELSE monetary END AS m, frequency FROM demo.customer_features`, '{}', /column "m" has the value NaN/],
     ['num_clusters above the row count', 'SELECT frequency FROM demo.customer_features LIMIT 5', '{"num_clusters": 6}', /option "num_clusters" \(6\) must not exceed the number of training rows \(5\)/],
     ['a volatile function that writes', `SELECT frequency, nextval('public.counter') AS x FROM demo.customer_features`, '{}', /training query must only read data \(it ran in a read-only transaction\): cannot execute nextval\(\)/],
+    ['values too large to standardize', 'SELECT (CASE WHEN frequency > 5 THEN 1.7e308 ELSE -1.7e308 END)::float8 AS huge, monetary FROM demo.customer_features', '{"num_clusters": 2}', /column "huge" has values too large to standardize/],
+    ['more than 100 input columns', `SELECT ${Array.from({ length: 101 }, (_, i) => `monetary * ${i + 1} AS c${i + 1}`).join(', ')} FROM demo.customer_features`, '{"num_clusters": 2}', /the model would have 101 input columns, and its generated SQL functions take one argument per column, at most 100/],
     ['custom init column not boolean', Q, '{"kmeans_init_method": "custom", "kmeans_init_col": "frequency", "exclude": "customer_id"}', /column "frequency" named by "kmeans_init_col" must be boolean/],
   ];
   for (const [what, query, options, message] of failing) {

@@ -87,7 +87,7 @@ CREATE OR REPLACE FUNCTION ml.opt_num_clusters(options jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   v jsonb := options -> 'num_clusters';
-  shape text := 'an integer between 2 and 100, "auto", {"range": [lo, hi]} or {"candidates": [k1, k2, ...]}';
+  shape text := 'an integer between 2 and 1000, "auto", {"range": [lo, hi]} or {"candidates": [k1, k2, ...]} with each k of a sweep between 2 and 100';
   bad boolean := false;
 BEGIN
   IF v IS NULL OR jsonb_typeof(v) = 'number' THEN

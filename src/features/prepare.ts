@@ -69,6 +69,12 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
         continue;
       }
       const scale = opts.standardize && s.std > 0 ? s.std : 1;
+      if (!Number.isFinite(s.mean) || !Number.isFinite(scale)) {
+        // finite values near 1e308 overflow the mean or the spread, and the model could not be written as SQL
+        throw new UserError(
+          `column "${col.name}" has values too large to standardize (its mean or spread overflows a double); divide it in the query, e.g. "${col.name}" / 1e300`,
+        );
+      }
       features.push({ name: col.name, kind: 'numeric', mean: s.mean, scale, offset });
       stats.push({
         ...s.stats,

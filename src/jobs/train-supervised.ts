@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
+import { assertCompilable } from '../models/compile.ts';
 import { globalExplanation } from '../models/supervised/explain.ts';
 import {
   LOWER_IS_BETTER,
@@ -69,6 +70,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
     let p = prepared.get(key);
     if (!p) {
       const { spec, stats } = fitFeatures(data.table, { standardize: family === 'linear', maxCategories: s.maxCategories, categoryEncoding: encoding });
+      assertCompilable(spec);
       p = { spec, stats, X: transform(data.table, spec) };
       prepared.set(key, p);
     }

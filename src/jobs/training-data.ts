@@ -1,5 +1,6 @@
 import { loadTrainingData, type LoadedData } from '../data/load.ts';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
+import { assertCompilable } from '../models/compile.ts';
 import { UserError } from '../util/errors.ts';
 export { loadModelRow, type ModelRow } from '../store/models.ts';
 import type { JobContext } from './context.ts';
@@ -63,6 +64,7 @@ export async function prepareTrainingData(
     spec = o.reuse.spec;
   } else {
     ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, maxCategories: o.maxCategories }));
+    assertCompilable(spec);
   }
   const X = transform(data.table, spec);
   // The column arrays are not needed once the model-space matrix exists: let them go.

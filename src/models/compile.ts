@@ -1,3 +1,4 @@
+import { UserError } from '../util/errors.ts';
 import { quoteIdent } from '../db/connect.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
 
@@ -31,3 +32,14 @@ export function plpgsql(declare: string[], body: string[]): string {
   return dollarQuote(['BEGIN', '  DECLARE', ...declare.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
 }
 
+/** PostgreSQL's limit on a function's arguments (FUNC_MAX_ARGS): a generated function takes one per input column. */
+export const MAX_FUNCTION_ARGUMENTS = 100;
+
+/** Refuses, before any training, a model whose generated functions PostgreSQL could not create. */
+export function assertCompilable(spec: FeatureSpec): void {
+  if (spec.features.length > MAX_FUNCTION_ARGUMENTS) {
+    throw new UserError(
+      `the model would have ${spec.features.length} input columns, and its generated SQL functions take one argument per column, at most ${MAX_FUNCTION_ARGUMENTS}; list columns in "exclude" or combine them in the query`,
+    );
+  }
+}
