@@ -231,6 +231,8 @@ FUNCTION ml.cancel_job(p_job bigint, p_caller name) RETURNS boolean LANGUAGE plp
   -- body: 17 lines, md5 65c795daf988819c5a1c7d6f0dfdfced
 FUNCTION ml.check_identifier(what text, name text, max_bytes integer DEFAULT 55) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 8 lines, md5 817ff3a1234aa06702fa6c49ad95f70a
+FUNCTION ml.check_options(options jsonb, allowed text[]) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 13 lines, md5 c5f4e8bcb4a0dba2fc2fbbab920ecd55
 FUNCTION ml.check_output_table(p_requester name, p_model text, opts jsonb) RETURNS void LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 25 lines, md5 651e88b74c39dc4c6e680ef622ab4c66
 FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -297,6 +299,8 @@ FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sq
   -- body: 5 lines, md5 1ac61fb79e1cce77acf465d5e508c885
 FUNCTION ml.profile(src_sql text, options jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 74 lines, md5 5c65aadd896f969dbf85a05019d6173b
+FUNCTION ml.query_columns(p_query text) RETURNS TABLE(ordinal integer, name text, type oid) LANGUAGE plpgsql
+  -- body: 14 lines, md5 ef487e7ed163cf82da6c4be0f7d1ee62
 FUNCTION ml.raise_missing_feature(m ml.models, query text, err text) RETURNS void LANGUAGE plpgsql
   -- body: 9 lines, md5 052b1a43254c642f8eb63b5cf636a82b
 FUNCTION ml.reader_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -320,7 +324,7 @@ FUNCTION ml.revoke_model(p_model text, p_role name, p_caller name) RETURNS boole
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
-  -- body: 19 lines, md5 6942ca208d292337eb0b3935ffaac1f7
+  -- body: 11 lines, md5 c37fe1952b26f570b02c5b486ea926cd
 FUNCTION ml.set_execute(p_model text, p_role name, p_grant boolean) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 10 lines, md5 0c0da6eb6521a0ad9cf4630d6c96b9de
 FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -355,8 +359,12 @@ FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, 
   -- body: 12 lines, md5 c5194f524358811dc2005d8c51ce5075
 FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(expected_label text, predicted_label text, count bigint) LANGUAGE plpgsql
   -- body: 33 lines, md5 c2f61501ea3396e642291854aa2eab59
+FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
+  -- body: 45 lines, md5 34b79ba8913b955ad568454902c5d543
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
   -- body: 40 lines, md5 ae0cdd032b9b492510061f09261b33d7
+FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
+  -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
   -- body: 24 lines, md5 64d4b811aa04cb595d2d057cfb76dc3c
 FUNCTION @api@.ml_drop_model(model_name text) RETURNS integer LANGUAGE plpgsql

@@ -129,28 +129,37 @@ BEGIN
   RETURN (SELECT typnamespace = 'pg_catalog'::regnamespace FROM pg_type WHERE oid = t);
 END $$;
 
--- The caller's query with every column of a user's type turned into its text by the type's
--- output function (format('%s'), which consults no cast), so that what sqlml wraps around it
--- (::float8, ::text, to_jsonb) runs only catalog code in the caller's session. The columns
--- and their types come from two queries that PostgreSQL plans and never runs (WHERE false).
-CREATE OR REPLACE FUNCTION ml.safe_query(p_query text) RETURNS text
+-- The columns of the caller's query, in order, and their types, from two queries that
+-- PostgreSQL plans and never runs (WHERE false): no row is read, no function of the query runs.
+CREATE OR REPLACE FUNCTION ml.query_columns(p_query text) RETURNS TABLE (ordinal int, name text, type oid)
 LANGUAGE plpgsql AS $$
 DECLARE
-  empty text := pg_catalog.format(E'(SELECT q.* FROM (SELECT * FROM (\n%s\n) q WHERE false) q RIGHT JOIN (SELECT 1) d ON true)', p_query);
+  -- one row of NULLs with the query's columns (sqlml_probe.* is the whole row, whatever the columns are called)
+  empty text := pg_catalog.format(E'(SELECT q.* FROM (SELECT 1) d LEFT JOIN (SELECT * FROM (\n%s\n) q WHERE false) q ON true) sqlml_probe', p_query);
   names text[];
   types oid[];
-  cols text;
+BEGIN
+  EXECUTE pg_catalog.format('SELECT ARRAY(SELECT pg_catalog.json_object_keys(pg_catalog.to_json(sqlml_probe.*))) FROM %s', empty) INTO names;
+  IF pg_catalog.cardinality(names) = 0 THEN RETURN; END IF;
+  EXECUTE pg_catalog.format('SELECT ARRAY[%s]::pg_catalog.oid[] FROM %s',
+                            (SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.pg_typeof(sqlml_probe.%I)::pg_catalog.oid', n), ', ' ORDER BY i)
+                               FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i)), empty) INTO types;
+  RETURN QUERY SELECT u.i::int, u.n, types[u.i] FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i);
+END $$;
+
+-- The caller's query with every column of a user's type turned into its text by the type's
+-- output function (format('%s'), which consults no cast), so that what sqlml wraps around it
+-- (::float8, ::text, to_jsonb) runs only catalog code in the caller's session.
+CREATE OR REPLACE FUNCTION ml.safe_query(p_query text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE cols text;
 BEGIN
   IF p_query IS NULL THEN RETURN NULL; END IF;
-  EXECUTE pg_catalog.format('SELECT ARRAY(SELECT pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(x))) FROM %s x', empty) INTO names;
-  IF pg_catalog.cardinality(names) = 0 THEN RETURN p_query; END IF;
-  EXECUTE pg_catalog.format('SELECT ARRAY[%s]::pg_catalog.oid[] FROM %s x',
-                            (SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.pg_typeof(x.%I)::pg_catalog.oid', n), ', ' ORDER BY i)
-                               FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i)), empty) INTO types;
-  IF (SELECT pg_catalog.bool_and(ml.builtin_type(t)) FROM pg_catalog.unnest(types) AS t) THEN RETURN p_query; END IF;
-  SELECT pg_catalog.string_agg(CASE WHEN ml.builtin_type(types[i]) THEN pg_catalog.format('q.%I', n)
-                                    ELSE pg_catalog.format('pg_catalog.format(''%%s'', q.%I) AS %I', n, n) END, ', ' ORDER BY i)
-    INTO cols FROM pg_catalog.unnest(names) WITH ORDINALITY AS u(n, i);
+  SELECT pg_catalog.string_agg(CASE WHEN ml.builtin_type(c.type) THEN pg_catalog.format('q.%I', c.name)
+                                    ELSE pg_catalog.format('pg_catalog.format(''%%s'', q.%I) AS %I', c.name, c.name) END, ', ' ORDER BY c.ordinal)
+    INTO cols FROM ml.query_columns(p_query) c
+   HAVING NOT pg_catalog.bool_and(ml.builtin_type(c.type));
+  IF cols IS NULL THEN RETURN p_query; END IF;
   RETURN pg_catalog.format(E'SELECT %s FROM (\n%s\n) q', cols, p_query);
 END $$;
 

@@ -31,6 +31,22 @@ CREATE OR REPLACE FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMU
   SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' ELSE v::text END
 $$;
 
+-- An options object with only these keys.
+CREATE OR REPLACE FUNCTION ml.check_options(options jsonb, allowed text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE k text;
+BEGIN
+  IF options IS NULL THEN RETURN; END IF;
+  IF jsonb_typeof(options) <> 'object' THEN
+    PERFORM ml.invalid(format('options must be a JSON object (got %s)', options::text));
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(options) LOOP
+    IF NOT k = ANY (allowed) THEN
+      PERFORM ml.invalid(format('unknown option "%s"; allowed: %s', k, array_to_string(allowed, ', ')));
+    END IF;
+  END LOOP;
+END $$;
+
 CREATE OR REPLACE FUNCTION ml.opt_int(options jsonb, key text, lo bigint, hi bigint) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE v jsonb := options -> key;
