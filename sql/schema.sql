@@ -224,7 +224,7 @@ FUNCTION ml.acting_as(claimed name) RETURNS name LANGUAGE plpgsql STABLE SET sea
 FUNCTION ml.bound_query(p_view regclass) RETURNS text LANGUAGE sql STABLE SET search_path=pg_catalog
   -- body: 3 lines, md5 271a223ff450ab9370b712cd478713a5
 FUNCTION ml.builtin_type(p_type oid) RETURNS boolean LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 8 lines, md5 f5fbf7c91a8bbb6f80226fd1c46cc2f7
+  -- body: 14 lines, md5 cb21a767ff7f7b754e6cfb0179525715
 FUNCTION ml.can_read_model(p_model text, p_owner name, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 5acb9e3d9edcce79f817407db2d1914b
 FUNCTION ml.cancel_job(p_job bigint, p_caller name) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp

@@ -173,6 +173,21 @@ describe('2. functions in the query run as the requester, and cannot switch role
     const [p] = await rows<{ input: { tier: string } }>(B, `SELECT input FROM ml_predict('bob_tier_kmeans', $1) LIMIT 1`, [q]);
     expect(['bronze', 'silver', 'gold']).toContain(p!.input.tier);
   });
+
+  it("another role's type inside a record, an array of records or an anyarray: still never its owner's casts", async () => {
+    // (the type and its raising casts are alice's, from the test above)
+    await A.query(`ANALYZE ${alice}_s.tiers`).catch(() => undefined);
+    const queries = [
+      `SELECT p.salary, t.tier, ROW(t.tier) AS r FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id)`,
+      `SELECT p.salary, t.tier, ARRAY[ROW(t.tier, 1)] AS r FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id)`,
+      `SELECT p.salary, t.tier, s.most_common_vals AS r FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id), pg_stats s WHERE s.tablename = 'tiers' AND s.attname = 'tier'`,
+    ];
+    for (const q of queries) {
+      for (const sql of [`SELECT count(*) FROM ml_predict('bob_tier_kmeans', $1)`, `SELECT count(*) FROM ml_profile($1, 'salary')`, `SELECT count(*) FROM ml_describe($1)`]) {
+        await B.query(sql, [q]);
+      }
+    }
+  });
 });
 
 describe('3. no role writes sqlml state; definer functions check who calls', () => {
@@ -263,6 +278,18 @@ describe('3. no role writes sqlml state; definer functions check who calls', () 
 });
 
 describe('4. the API acts only on what the caller owns', () => {
+  it('a cheap function of the caller in a WHERE clause on ml_models or ml_jobs sees no row of another role', async () => {
+    await A.query(`CREATE TABLE ${alice}_s.seen (what text)`);
+    await A.query(`CREATE FUNCTION ${alice}_s.peek(VARIADIC text[]) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $f$
+      BEGIN INSERT INTO ${alice}_s.seen VALUES (array_to_string($1, ' | ', '-')); RETURN true; END $f$`);
+    await A.query(`SELECT count(*) FROM ml_jobs WHERE ${alice}_s.peek(error, requested_by::text)`);
+    await A.query(`SELECT count(*) FROM ml_models WHERE ${alice}_s.peek(owner::text, model_name, options::text, metrics::text)`);
+    const seen = await rows<{ what: string }>(t.pool, `SELECT what FROM ${alice}_s.seen`);
+    // bob_seg is granted to alice: she may see that model, not its job, nor any other of bob's
+    expect(seen.filter((r) => r.what.includes(bob) && !r.what.includes(' | bob_seg | '))).toEqual([]);
+    expect(seen.some((r) => r.what.includes(' | bob_seg | '))).toBe(true);
+  });
+
   it("another role's model: no grant, no drop, no cancel, no wait, no retrain, no name", async () => {
     await t.pool.query(`CREATE ROLE carol_${suffix} LOGIN PASSWORD 'pw'`);
     const C = makePool(withUser(t.url, `carol_${suffix}`, 'pw'), 1);

@@ -60,3 +60,42 @@ describe('binary COPY parser', () => {
     });
   }
 });
+
+describe('binary COPY parser: long values', () => {
+  it('reads a 3 MB value that arrives in 1,000-byte chunks, joining its chunks once (not at every chunk)', async () => {
+    const big = 'q'.repeat(3 * 2 ** 20);
+    const stream = encode([[1, 'a'], [2, big], [3, 'b']]);
+    const concat = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const out = concat(list, total);
+      copied += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    try {
+      const r = await parse(stream, 1000);
+      if (r.t!.kind !== 'categorical') throw new Error('column kind');
+      expect(Array.from(r.t!.codes, (c) => (r.t as { categories: (string | null)[] }).categories[c])).toEqual(['a', big, 'b']);
+    } finally {
+      Buffer.concat = concat;
+    }
+    // one join of the long tuple (plus the small joins of tuples cut at chunk ends)
+    expect(copied).toBeLessThan(2 * stream.length);
+  });
+
+  it('refuses a value over MAX_VALUE_BYTES as soon as its length arrives, naming the column', async () => {
+    const { MAX_VALUE_BYTES } = await import('../src/data/copy-binary.ts');
+    const head = encode([[1, 'a']]).subarray(0, -2); // header and one row, no trailer
+    const tuple = Buffer.alloc(2 + 12 + 4);
+    tuple.writeInt16BE(2, 0);
+    tuple.writeInt32BE(8, 2);
+    tuple.writeDoubleBE(2, 6);
+    tuple.writeInt32BE(MAX_VALUE_BYTES + 1, 14);
+    const p = new BinaryCopyParser(['x', 'note'], ['float8', 'text']);
+    p.on('error', () => undefined); // the write's callback gets the error
+    const err = await new Promise<Error | null | undefined>((resolve) => {
+      p.write(head, () => p.write(Buffer.concat([tuple, Buffer.alloc(70_000)]), resolve));
+    });
+    expect(String(err)).toMatch(/column "note" has a value of 64 MB \(row 2\); sqlml reads values up to 64 MB/);
+  });
+});

@@ -3,14 +3,16 @@
 -- training and feature info, trials).
 
 -- The views filtered by ownership; now they follow the tables' policies (readers included).
-CREATE OR REPLACE VIEW @api@.ml_models AS
+-- security_barrier: the view's filter runs before any function of the caller's WHERE clause,
+-- which would otherwise see rows of other roles (the view's owner bypasses row-level security).
+CREATE OR REPLACE VIEW @api@.ml_models WITH (security_barrier) AS
   SELECT m.model_name, m.version, m.model_type, j.status AS state, m.options, m.metrics, m.owner,
          m.created_at, m.trained_at, j.error, m.function_name, m.job_id
   FROM ml.models m LEFT JOIN ml.jobs j ON j.id = m.job_id
   WHERE ml.can_read_model(m.model_name, m.owner, current_user);
 COMMENT ON VIEW @api@.ml_models IS 'sqlml: one row per model version (state queued/training/ready/failed/cancelled, options, metrics)';
 
-CREATE OR REPLACE VIEW @api@.ml_jobs AS
+CREATE OR REPLACE VIEW @api@.ml_jobs WITH (security_barrier) AS
   SELECT j.id, j.kind, m.model_name, m.version, j.status, j.progress, j.requested_by, j.attempts,
          j.created_at, j.started_at, j.finished_at, j.error, j.history
   FROM ml.jobs j LEFT JOIN ml.models m ON m.id = j.model_id
@@ -117,16 +119,23 @@ CREATE OR REPLACE FUNCTION ml.strip_query(query text) RETURNS text LANGUAGE sql 
 $$;
 
 -- Whether a value of this type reaches text, float8 or jsonb without any code of a user: a
--- catalog type, or a domain over one (casts from a domain are its base type's). A user's enum,
--- composite or range may have casts (to text, float8, json) whose function its owner wrote.
+-- catalog base type, an array of one, or a domain over one (casts from a domain are its base
+-- type's). A user's enum, composite or range may have casts (to text, float8, json) whose
+-- function its owner wrote; so may what a record or an anyarray holds (to_jsonb walks into them).
 CREATE OR REPLACE FUNCTION ml.builtin_type(p_type oid) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
-DECLARE t oid := p_type;
+DECLARE
+  t oid := p_type;
+  r record;
 BEGIN
-  WHILE (SELECT typtype FROM pg_type WHERE oid = t) = 'd' LOOP
-    t := (SELECT typbasetype FROM pg_type WHERE oid = t);
+  LOOP
+    SELECT typtype, typbasetype, typelem, typnamespace, typcategory INTO r FROM pg_type WHERE oid = t;
+    IF NOT FOUND THEN RETURN false; END IF;
+    IF r.typtype = 'd' THEN t := r.typbasetype;                       -- a domain: its base type
+    ELSIF r.typtype = 'b' AND r.typcategory = 'A' AND r.typelem <> 0 THEN t := r.typelem;  -- an array: its element type
+    ELSE RETURN r.typtype = 'b' AND r.typnamespace = 'pg_catalog'::regnamespace;
+    END IF;
   END LOOP;
-  RETURN (SELECT typnamespace = 'pg_catalog'::regnamespace FROM pg_type WHERE oid = t);
 END $$;
 
 -- The columns of the caller's query, in order, and their types, from two queries that

@@ -9,6 +9,8 @@ export type FieldKind = 'float8' | 'text' | 'raw'; // raw: text kept as is (ids 
 // a field count of -1 ends the stream. All integers and float8 are big-endian.
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEAD_BYTES = 4096; // enough to finish a cut tuple of ordinary rows
+/** The longest value read (a category, an id kept for output_table); longer ones fail the job. */
+export const MAX_VALUE_BYTES = 64 * 2 ** 20;
 
 /**
  * A Writable that parses a binary COPY stream straight into column arrays: float8 fields into
@@ -28,6 +30,8 @@ export class BinaryCopyParser extends Writable {
   private readonly nullCode: number[];
   private readonly raws: ((string | null)[] | null)[];
   private pending: Buffer | null = null;
+  /** A tuple longer than a chunk or two: its chunks, joined once enough bytes arrived (joining at every chunk was quadratic). */
+  private long: { chunks: Buffer[]; bytes: number; need: number } | null = null;
   private headerDone = false;
   private ended = false;
 
@@ -60,7 +64,18 @@ export class BinaryCopyParser extends Writable {
     try {
       let buf = chunk;
       let start = 0;
-      if (this.pending) {
+      if (this.long) {
+        const l = this.long;
+        l.chunks.push(chunk);
+        l.bytes += chunk.length;
+        if (this.budget && l.bytes > this.budget.maxBytes) this.checkBudget(this.budget, l.bytes);
+        if (l.bytes < l.need) {
+          callback();
+          return;
+        }
+        buf = Buffer.concat(l.chunks, l.bytes);
+        this.long = null;
+      } else if (this.pending) {
         // Complete the tuple cut at the previous chunk's end with the head of this chunk, rather
         // than copying the whole chunk behind it (that copy was ~10% of reading 1M x 8).
         const head = Buffer.concat([this.pending, chunk.subarray(0, Math.min(chunk.length, HEAD_BYTES))]);
@@ -76,6 +91,13 @@ export class BinaryCopyParser extends Writable {
       const used = this.parse(buf, start);
       if (this.budget) this.checkBudget(this.budget);
       this.pending = used < buf.length ? buf.subarray(used) : null;
+      if (this.pending && this.headerDone) {
+        const need = this.tupleBytesNeeded(this.pending);
+        if (need > this.pending.length + HEAD_BYTES) {
+          this.long = { chunks: [Buffer.from(this.pending)], bytes: this.pending.length, need };
+          this.pending = null;
+        }
+      }
       // Keep the leftover small and independent of the (possibly large) chunk.
       if (this.pending && this.pending.length < 65536) this.pending = Buffer.from(this.pending);
       callback();
@@ -234,8 +256,31 @@ export class BinaryCopyParser extends Writable {
   /** Set when the parser stopped the stream itself (the COPY then fails with a less useful error). */
   failure: UserError | null = null;
 
-  private checkBudget(budget: { maxBytes: number; budgetLabel: string }): void {
-    const need = this.estimatedBytes();
+  /**
+   * How many bytes the cut tuple at the start of `b` needs before the next of its fields is
+   * complete (its length prefixes are read as they arrive); refuses a value over MAX_VALUE_BYTES.
+   */
+  private tupleBytesNeeded(b: Buffer): number {
+    if (b.length < 2) return 2;
+    const fields = b.readInt16BE(0);
+    let pos = 2;
+    for (let f = 0; f < fields; f++) {
+      if (pos + 4 > b.length) return pos + 4;
+      const len = b.readInt32BE(pos);
+      pos += 4;
+      if (len > MAX_VALUE_BYTES) {
+        throw (this.failure = new UserError(
+          `column "${this.names[f] ?? f + 1}" has a value of ${Math.round(len / 2 ** 20)} MB (row ${this.rows + 1}); sqlml reads values up to ${MAX_VALUE_BYTES / 2 ** 20} MB: leave the column out ("exclude") or shorten it in the query`,
+        ));
+      }
+      if (len > 0) pos += len;
+      if (pos > b.length) return pos;
+    }
+    return pos;
+  }
+
+  private checkBudget(budget: { maxBytes: number; budgetLabel: string }, pendingBytes = 0): void {
+    const need = this.estimatedBytes() + pendingBytes;
     if (need <= budget.maxBytes) return;
     throw (this.failure = new UserError(
       `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)), start the sidecar with a larger --max-memory, or for k-means set "batch_size" (e.g. 50000) to stream every row`,
