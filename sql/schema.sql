@@ -395,8 +395,8 @@ FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, opti
   -- body: 6 lines, md5 eb5ff20e9ec2a5437d8633830e607f94
 FUNCTION @api@.ml_segment_summary_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
   -- body: 4 lines, md5 7d46f93b1898e9de771ebc21af49db04
-PROCEDURE @api@.ml_train(IN model_name text, IN model_type text, IN training_query text, IN options jsonb DEFAULT '{}'::jsonb, INOUT job_id bigint DEFAULT NULL::bigint) LANGUAGE plpgsql
-  -- body: 6 lines, md5 530a2a03bd4abec425990804e2c0d5e6
+PROCEDURE @api@.ml_train(IN model_name text, IN model_type text, IN training_query text, IN options jsonb DEFAULT '{}'::jsonb) LANGUAGE plpgsql
+  -- body: 9 lines, md5 78f888da9b0167fad543abba697f4e9a
 FUNCTION @api@.ml_training_info(model_name text) RETURNS TABLE(training_run integer, iteration integer, loss double precision, duration_ms double precision, cluster_info jsonb, eval_loss double precision, learning_rate double precision) LANGUAGE plpgsql STABLE
   -- body: 7 lines, md5 7f7af67c7f241adc817aaaffd0313d08
 FUNCTION @api@.ml_trial_info(model_name text) RETURNS TABLE(trial_id integer, hyperparameters jsonb, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, status text, error_message text, is_optimal boolean, is_elbow boolean, hparam_tuning_evaluation_metrics jsonb, training_loss double precision, eval_loss double precision) LANGUAGE plpgsql STABLE

@@ -24,11 +24,25 @@ const blocks = files.flatMap((file) => {
   return [...text.matchAll(/```sql run\n([\s\S]*?)```/g)].map((m, i) => ({ file, n: i + 1, sql: m[1]! }));
 });
 
-/** Splits a block into statements at semicolons that end a line (the walkthroughs' style). */
+/**
+ * Splits a block into statements at semicolons that end a line (the walkthroughs' style), except
+ * inside a $$-quoted body (a procedure's or a DO block's).
+ */
 function statements(block: string): string[] {
-  return block
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+  const out: string[] = [];
+  let current: string[] = [];
+  let inBody = false;
+  for (const line of block.split('\n')) {
+    current.push(line);
+    if ((line.match(/\$\$/g) ?? []).length % 2 === 1) inBody = !inBody;
+    if (!inBody && /;\s*$/.test(line)) {
+      out.push(current.join('\n'));
+      current = [];
+    }
+  }
+  out.push(current.join('\n'));
+  return out
+    .map((s) => s.replace(/;\s*$/, '').replace(/^\s*--.*$/gm, '').trim())
     .filter((s) => s.length > 0);
 }
 

@@ -176,16 +176,22 @@ END $$;
 COMMENT ON FUNCTION @api@.ml_wait(bigint, interval) IS
   'sqlml: wait (after COMMIT) until a job ends; returns its ml_jobs row, raises if it failed or was cancelled';
 
+-- The first ml_train had an INOUT job_id, so a PL/pgSQL caller (a procedure, a DO block) had to
+-- pass a variable for it; the job id is in ml_jobs.
+DROP PROCEDURE IF EXISTS @api@.ml_train(text, text, text, jsonb, bigint);
 CREATE OR REPLACE PROCEDURE @api@.ml_train(model_name text, model_type text, training_query text,
-                                options jsonb DEFAULT '{}', INOUT job_id bigint DEFAULT NULL)
+                                options jsonb DEFAULT '{}')
 LANGUAGE plpgsql AS $$
+DECLARE job_id bigint;
 BEGIN
   job_id := @api@.ml_create_model(model_name, model_type, training_query, options);
+  -- Fails with "invalid transaction termination" inside a transaction block (BEGIN ... CALL) or
+  -- when called from a function: the sidecar cannot see the job before it is committed.
   COMMIT;
   PERFORM @api@.ml_wait(job_id, '1 day');
 END $$;
-COMMENT ON PROCEDURE @api@.ml_train(text, text, text, jsonb, bigint) IS
-  'sqlml: CALL ml_train(...) enqueues, commits and waits in one statement (autocommit only)';
+COMMENT ON PROCEDURE @api@.ml_train(text, text, text, jsonb) IS
+  'sqlml: CALL ml_train(...) enqueues, commits and waits in one statement; at top level, in procedures and DO blocks, not inside BEGIN ... COMMIT';
 
 CREATE OR REPLACE FUNCTION ml.cancel_job(p_job bigint, p_caller name) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
