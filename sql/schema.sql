@@ -244,7 +244,9 @@ FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void 
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 12 lines, md5 4a8c4d269c3efcaf15ca5146ef8c3c18
 FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
-  -- body: 24 lines, md5 2af7dbf560f00675439de0d462e4284d
+  -- body: 27 lines, md5 7ca8ba266ecd4024b904ef10e66e8136
+FUNCTION ml.drop_version(p_model text, p_version integer, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
+  -- body: 26 lines, md5 23d8aba88174d890013f4b45a3796e01
 FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 41 lines, md5 d8a1d8c40fba8e653d13f2f698d787c7
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
@@ -402,4 +404,4 @@ FUNCTION @api@.ml_training_info(model_name text) RETURNS TABLE(training_run inte
 FUNCTION @api@.ml_trial_info(model_name text) RETURNS TABLE(trial_id integer, hyperparameters jsonb, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, status text, error_message text, is_optimal boolean, is_elbow boolean, hparam_tuning_evaluation_metrics jsonb, training_loss double precision, eval_loss double precision) LANGUAGE plpgsql STABLE
   -- body: 12 lines, md5 c811c9a28a2a29a018f497f7e18314dc
 FUNCTION @api@.ml_wait(job_id bigint, timeout interval DEFAULT '01:00:00'::interval) RETURNS ml_jobs LANGUAGE plpgsql
-  -- body: 41 lines, md5 9c21e584d4c493eeeb2f6fd7c964b736
+  -- body: 63 lines, md5 33a039065e94a9f6442df7ad429661c3

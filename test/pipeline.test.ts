@@ -84,4 +84,25 @@ describe('the pipeline of docs/tutorial-pipeline.md', () => {
     await expect(t.pool.query('CALL refresh_customer_segments()')).rejects.toThrow(/job \d+ failed: .*avg_discount/);
     expect(await segments()).toMatchObject({ n: 793, versions: [2] });
   });
+
+  it('ml_drop_model drops one version by name@N, and keeps the one that serves the scoring functions', async () => {
+    const versions = async () =>
+      (await t.pool.query(`SELECT array_agg(version ORDER BY version) AS v FROM ml_models WHERE model_name = 'behaviour_segments'`)).rows[0].v;
+    expect(await versions()).toEqual([1, 2, 3]);
+    await expect(t.pool.query(`SELECT ml_drop_model('behaviour_segments@9')`)).rejects.toThrow(
+      'model "behaviour_segments" has no version 9 (its versions: 1, 2, 3)',
+    );
+    await expect(t.pool.query(`SELECT ml_drop_model('behaviour_segments@2')`)).rejects.toThrow(
+      'version 2 of model "behaviour_segments" serves its scoring functions and stays while other versions exist',
+    );
+    expect((await t.pool.query(`SELECT ml_drop_model('behaviour_segments@1') AS n`)).rows[0].n).toBe(1);
+    expect((await t.pool.query(`SELECT ml_drop_model('behaviour_segments@3') AS n`)).rows[0].n).toBe(1);
+    expect(await versions()).toEqual([2]);
+    await expect(t.pool.query(`SELECT * FROM ml_predict('behaviour_segments@1', 'SELECT * FROM customer_behaviour')`)).rejects.toThrow(/does not exist/);
+    const scored = await t.pool.query(`SELECT count(*)::int AS n FROM ml_predict('behaviour_segments', 'SELECT * FROM customer_behaviour')`);
+    expect(scored.rows[0].n).toBe(793);
+    // The last version left: name@N drops the model.
+    expect((await t.pool.query(`SELECT ml_drop_model('behaviour_segments@2') AS n`)).rows[0].n).toBe(1);
+    expect(await versions()).toBeNull();
+  });
 });

@@ -139,6 +139,10 @@ DECLARE
   row_xid bigint;
   deadline timestamptz := clock_timestamp() + timeout;
   pause float8 := 0.01;
+  stage text;           -- status and phase last reported
+  said text;            -- the last NOTICE
+  said_at timestamptz;
+  line text;
 BEGIN
   SELECT xmin::text::bigint INTO row_xid FROM ml.jobs WHERE id = job_id;
   IF NOT FOUND THEN
@@ -162,6 +166,24 @@ BEGIN
     END IF;
     IF j.status IS NULL THEN
       RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('job %s no longer exists (its model was dropped)', job_id);
+    END IF;
+    -- Progress as NOTICEs: at each change of status or phase, else at most every 3 s
+    -- (SET client_min_messages = warning silences them).
+    SELECT format('job %s (%s) %s%s', job_id, j.model_name, j.status, coalesce(': ' || (j.progress->>'phase'), ''))
+             || coalesce(', ' || string_agg(format('%s %s', e.key,
+                  CASE WHEN jsonb_typeof(e.value) = 'number' THEN trim_scale(round((e.value #>> '{}')::numeric, 4))::text
+                       ELSE e.value #>> '{}' END),
+                  ', ' ORDER BY array_position(ARRAY['trial', 'k', 'run', 'of', 'iteration', 'loss', 'eval_loss', 'rows', 'rows_expected'], e.key), e.key), '')
+             || CASE WHEN j.started_at IS NULL THEN ''
+                     ELSE format(', %s s', round(extract(epoch FROM clock_timestamp() - j.started_at)::numeric, 1)) END
+      INTO line FROM jsonb_each(coalesce(j.progress, '{}') - 'phase') e;
+    IF stage IS DISTINCT FROM j.status || '/' || coalesce(j.progress->>'phase', '')
+       OR (clock_timestamp() - said_at >= interval '3 seconds'
+           AND regexp_replace(line, ', [0-9.]+ s$', '') IS DISTINCT FROM regexp_replace(said, ', [0-9.]+ s$', '')) THEN
+      RAISE NOTICE '%', line;
+      stage := j.status || '/' || coalesce(j.progress->>'phase', '');
+      said := line;
+      said_at := clock_timestamp();
     END IF;
     IF clock_timestamp() > deadline THEN
       RAISE EXCEPTION USING ERRCODE = '57014',

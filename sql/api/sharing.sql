@@ -103,6 +103,36 @@ BEGIN
   END LOOP;
 END $$;
 
+-- 'name@N': one version. The version that serves the model's scoring functions (the latest
+-- ready one) stays while others exist: dropping it would leave <name>_predict pointing nowhere.
+CREATE OR REPLACE FUNCTION ml.drop_version(p_model text, p_version int, p_caller name) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE
+  mid bigint;
+  versions text;
+BEGIN
+  PERFORM ml.acting_as(p_caller);
+  IF NOT ml.owns_model(p_model, p_caller) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('model "%s" does not exist', p_model);
+  END IF;
+  PERFORM ml.lock_model_name(p_model);
+  SELECT string_agg(version::text, ', ' ORDER BY version) INTO versions FROM ml.models WHERE model_name = p_model;
+  SELECT id INTO mid FROM ml.models WHERE model_name = p_model AND version = p_version;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704',
+      MESSAGE = format('model "%s" has no version %s (its versions: %s)', p_model, p_version, versions);
+  END IF;
+  IF versions = p_version::text THEN RETURN ml.drop_model(p_model, p_caller); END IF;
+  IF EXISTS (SELECT 1 FROM ml.generated_functions WHERE model_id = mid AND kind = 'public') THEN
+    RAISE EXCEPTION USING ERRCODE = '55006',
+      MESSAGE = format('version %s of model "%s" serves its scoring functions and stays while other versions exist', p_version, p_model),
+      HINT = format('drop every version with ml_drop_model(%L), or train a newer version first', p_model);
+  END IF;
+  PERFORM ml.drop_generated(mid, ARRAY['public', 'internal']);
+  DELETE FROM ml.models WHERE id = mid;
+  RETURN 1;
+END $$;
+
 CREATE OR REPLACE FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
@@ -111,6 +141,9 @@ DECLARE
   o record;
 BEGIN
   PERFORM ml.acting_as(p_caller);
+  IF p_model ~ '@[0-9]+$' AND NOT EXISTS (SELECT 1 FROM ml.models m WHERE m.model_name = p_model) THEN
+    RETURN ml.drop_version(substring(p_model FROM '^(.*)@[0-9]+$'), substring(p_model FROM '@([0-9]+)$')::int, p_caller);
+  END IF;
   IF NOT ml.owns_model(p_model, p_caller) THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('model "%s" does not exist', p_model);
   END IF;
@@ -136,4 +169,4 @@ BEGIN
   RETURN ml.drop_model(model_name, current_user);
 END $$;
 COMMENT ON FUNCTION @api@.ml_drop_model(text) IS
-  'sqlml: drop every version of a model, its jobs, grants, output table and generated functions; returns the number of versions dropped';
+  'sqlml: drop every version of a model (or one: ''name@3''), its jobs, grants, output table and generated functions; returns the number of versions dropped';

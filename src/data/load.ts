@@ -54,6 +54,8 @@ export interface LoadRequest {
    * then empty; the memory budget does not apply, nothing accumulates).
    */
   batch?: { rows: number; onBatch: (table: Table) => void };
+  /** Told the number of rows read so far, every half second while rows arrive. */
+  onRows?: (rows: number) => void;
 }
 
 export interface ColumnType {
@@ -166,7 +168,13 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
     );
     const where = req.where ? ` WHERE ${req.where}` : '';
     const copySql = `COPY (SELECT ${selectList.join(', ')} FROM ${q} q${where}) TO STDOUT (FORMAT binary)`;
-    await pipeline(client.query(copyTo(copySql)), parser);
+    const counted = parser;
+    const ticker = req.onRows && setInterval(() => req.onRows!(counted.rows), 500);
+    try {
+      await pipeline(client.query(copyTo(copySql)), parser);
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
     await client.query('COMMIT');
     const columns = parser.columns();
     const rowCount = parser.rows;

@@ -20,6 +20,8 @@ export interface JobContext {
    * JobCancelled / WorkerStopping / LeaseLost when the job must stop.
    */
   checkpoint: (progress: Record<string, unknown>) => Promise<void>;
+  /** Records progress without yielding or stopping (from a timer, e.g. rows read so far). */
+  report: (progress: Record<string, unknown>) => void;
   /** Keep another claimed job's lease alive with this one's (a sweep running its own trials). */
   adopt: (jobId: string) => () => void;
 }

@@ -66,6 +66,7 @@ export async function loadLabelled(ctx: JobContext, s: SupervisedSettings, model
     source: ctx.source,
     statementTimeoutMs: ctx.statementTimeoutMs,
     maxBytes: ctx.maxBytes,
+    onRows: (rows) => ctx.report({ phase: 'load', rows, rows_expected: ctx.source.estimatedRows }),
     exclude: s.exclude,
     extras,
     where: `q.${label} IS NOT NULL`,

@@ -36,6 +36,7 @@ export async function prepareTrainingData(
     source: ctx.source,
     statementTimeoutMs: o.deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, o.deadline - Date.now()),
     maxBytes: ctx.maxBytes,
+    onRows: (rows) => ctx.report({ phase: 'load', rows, rows_expected: ctx.source.estimatedRows }),
     exclude: o.exclude,
     boolColumn: o.boolColumn,
     keep: o.keep,

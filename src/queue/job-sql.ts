@@ -86,6 +86,10 @@ UPDATE ml.jobs SET lease_expires_at = now() + make_interval(secs => $3), heartbe
 WHERE id = $1 AND locked_by = $2 AND status IN ('training', 'running')
 RETURNING cancel_requested`;
 
+/** Progress between heartbeats (the worker throttles it); a finished job keeps its final progress. */
+export const PROGRESS = `
+UPDATE ml.jobs SET progress = $3::jsonb WHERE id = $1 AND locked_by = $2 AND status IN ('training', 'running')`;
+
 /** $1 id, $2 worker, $3 message. */
 export const FAIL = `
 UPDATE ml.jobs SET status = 'failed', error = $3, finished_at = now(), locked_by = NULL, lease_expires_at = NULL,

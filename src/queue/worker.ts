@@ -7,7 +7,7 @@ import type { JobContext } from '../jobs/context.ts';
 import { runJob } from '../jobs/run.ts';
 import { JobCancelled, LeaseLost, WorkerStopping, isTransient, messageOf } from '../util/errors.ts';
 import { log } from '../util/log.ts';
-import { CANCELLED, CANCEL_CHILDREN, CLAIM, FAIL, HEARTBEAT, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
+import { CANCELLED, CANCEL_CHILDREN, CLAIM, FAIL, HEARTBEAT, PROGRESS, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
 import { Listener, backoffMs } from './listener.ts';
 import { jobQueue } from './job-queue.ts';
 
@@ -32,8 +32,12 @@ interface Running {
   stopping: boolean;
   leaseLost: boolean;
   progress: Record<string, unknown> | null;
+  published: { phase: unknown; at: number; writing: boolean }; // the last progress written to ml.jobs
   clock: PhaseClock;
 }
+
+/** Progress is written at each new phase and at most this often within one. */
+const PROGRESS_EVERY_MS = 1000;
 
 /** Seconds spent per progress phase (loading is everything before the first named phase). */
 class PhaseClock {
@@ -178,8 +182,11 @@ export class Worker {
   }
 
   private launch(job: ClaimedJob): void {
-    const state: Running = { job, adopted: new Set(), cancelled: false, cancelLoad: null, stopping: this.stopping, leaseLost: false, progress: null, clock: new PhaseClock() };
+    const state: Running = { job, adopted: new Set(), cancelled: false, cancelLoad: null, stopping: this.stopping, leaseLost: false,
+      progress: job.estimated_rows ? { phase: 'load', rows_expected: Number(job.estimated_rows) } : { phase: 'load' },
+      published: { phase: null, at: 0, writing: false }, clock: new PhaseClock() };
     this.running.set(job.id, state);
+    this.publishProgress(state);
     log.info('job claimed', { job: job.id, kind: job.kind, attempt: job.attempts });
     const p = this.execute(state).finally(() => {
       this.running.delete(job.id);
@@ -217,11 +224,16 @@ export class Worker {
       checkpoint: async (progress) => {
         state.progress = progress;
         state.clock.enter(progress.phase);
+        this.publishProgress(state);
         // Let timers (heartbeats) and notifications (cancel) run between iterations.
         await new Promise<void>((r) => setImmediate(r));
         if (state.leaseLost) throw new LeaseLost(job.id);
         if (state.cancelled) throw new JobCancelled();
         if (state.stopping) throw new WorkerStopping();
+      },
+      report: (progress) => {
+        state.progress = progress;
+        this.publishProgress(state);
       },
       adopt: (jobId) => {
         state.adopted.add(jobId);
@@ -269,6 +281,21 @@ export class Worker {
     await this.pool.query(CANCEL_CHILDREN, [job.id]);
     this.counts.failed++;
     log.warn('job failed', { job: job.id, error: message });
+  }
+
+  /** Writes the job's progress if its phase changed or a second has passed; one write at a time. */
+  private publishProgress(state: Running): void {
+    const p = state.published;
+    const phase = state.progress?.phase;
+    if (p.writing || (phase === p.phase && performance.now() - p.at < PROGRESS_EVERY_MS)) return;
+    Object.assign(p, { phase, at: performance.now(), writing: true });
+    this.pool
+      .query(PROGRESS, [state.job.id, this.id, JSON.stringify(state.progress)])
+      .catch((err) => log.warn('progress write failed', { job: state.job.id, error: messageOf(err) }))
+      .finally(() => {
+        p.writing = false;
+        if (state.progress?.phase !== p.phase && this.running.has(state.job.id)) this.publishProgress(state);
+      });
   }
 
   private async heartbeatAll(): Promise<void> {
