@@ -5,6 +5,7 @@ import { benchStreaming, benchTraining, printTraining } from './training.ts';
 import { benchScoring, printScoring } from './scoring.ts';
 import { benchQueue, printQueue } from './queue.ts';
 import { benchSupervised, printSupervised } from './supervised.ts';
+import { benchStalls, printStalls } from './stalls.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
@@ -17,6 +18,7 @@ try {
   printQueue(await benchQueue(db, { jobs: quick ? 20 : 200 }));
   const supervisedRows = quick ? 5000 : 40_000;
   printSupervised(supervisedRows, await benchSupervised(db, { rows: supervisedRows }));
+  printStalls(await benchStalls(db, { rows: quick ? 5000 : 300_000, densityRows: quick ? 2000 : 40_000 }));
   if (!quick && process.argv.includes('--curve')) {
     for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
     for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchQueue } from '../bench/queue.ts';
 import { benchScoring } from '../bench/scoring.ts';
+import { benchStalls } from '../bench/stalls.ts';
 import { benchSupervised } from '../bench/supervised.ts';
 import { benchStreaming, benchTraining } from '../bench/training.ts';
 import { freshDatabase, type TestDb } from './helpers.ts';
@@ -52,5 +53,10 @@ describe('benchmark smoke runs', () => {
     expect(r.notifyMedianMs).toBeGreaterThanOrEqual(0);
     expect(r.oneSidecarSeconds).toBeGreaterThan(0);
     expect(r.twoSidecarsSeconds).toBeGreaterThan(0);
+  });
+  it('stalls: every job kind reports its longest event-loop stall', async () => {
+    const r = await benchStalls({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 3000, densityRows: 600 });
+    expect(r.map((c) => c.job)).toEqual(['trivial (baseline)', 'k-means k=8', 'HDBSCAN', 'boosted trees', 'logistic regression']);
+    for (const c of r) expect(Number.isInteger(c.stallMs) && c.stallMs >= 0 && c.seconds > 0, JSON.stringify(c)).toBe(true);
   });
 });

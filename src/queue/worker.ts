@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Pool } from '../db/connect.ts';
 import { checkSchema } from '../db/migrate.ts';
 import { checkReader } from '../db/roles.ts';
@@ -240,13 +241,19 @@ export class Worker {
         return () => state.adopted.delete(jobId);
       },
     };
+    // The longest event-loop stall while this job ran (heartbeats, progress and other jobs wait
+    // that long): logged with the outcome, measured in bench/stalls.ts.
+    const stalls = monitorEventLoopDelay({ resolution: 10 });
+    stalls.enable();
     try {
       await runJob(ctx);
       this.counts.ready++;
       const phases = state.clock.stop();
-      log.info('job ready', { job: job.id, seconds: state.clock.total(), phases });
+      log.info('job ready', { job: job.id, kind: job.kind, seconds: state.clock.total(), phases, event_loop_max_ms: Math.round(stalls.max / 1e6) });
     } catch (err) {
       await this.settle(state, err).catch((e) => log.error('could not record job outcome', { job: job.id, error: messageOf(e) }));
+    } finally {
+      stalls.disable();
     }
   }
 
