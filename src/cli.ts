@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { threadEntry } from './models/kmeans/threads.ts';
 import { forestThreadEntry } from './models/trees/forest.ts';
+import { hdbscanThreadEntry } from './models/hdbscan/off-thread.ts';
 import { warmUp } from './models/warmup.ts';
 import { randomBytes } from 'node:crypto';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
@@ -169,10 +170,11 @@ async function runWorker(url: string, readerUrl: string, o: WorkerFlags, server:
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  // Bundle the k-means and forest threads now (~0.15 s each) rather than inside the first large job, and run
+  // Bundle the k-means, forest and HDBSCAN threads now (~0.15 s each) rather than inside the first large job, and run
   // the tree code once on synthetic rows so the first model is fitted by optimised code.
   threadEntry();
   forestThreadEntry();
+  hdbscanThreadEntry();
   const warming = performance.now();
   await warmUp();
   log.info('warmed up', { ms: Math.round(performance.now() - warming) });

@@ -3,7 +3,8 @@ import { centroidRows } from '../features/present.ts';
 import { calinskiHarabasz, daviesBouldin, memberMeans, silhouette } from '../metrics/clustering.ts';
 import { dbcv } from '../metrics/dbcv.ts';
 import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
-import { defaultMinClusterSize, trainHdbscan } from '../models/hdbscan/train.ts';
+import { trainHdbscanOffThread } from '../models/hdbscan/off-thread.ts';
+import { defaultMinClusterSize } from '../models/hdbscan/train.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './training-data.ts';
 import type { JobContext } from './context.ts';
 import { regroup, type DensityArtifact } from '../models/hdbscan/artifact.ts';
@@ -29,7 +30,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   const minSamples = typeof o.min_samples === 'number' ? o.min_samples : minClusterSize;
   const seed = typeof o.seed === 'number' ? o.seed : randomInt(0, 2 ** 31 - 1);
   const started = performance.now();
-  const m = await trainHdbscan(X, n, d, {
+  const m = await trainHdbscanOffThread(X, n, d, {
     minClusterSize,
     minSamples,
     method: (o.cluster_selection_method as 'eom' | 'leaf' | undefined) ?? 'eom',
