@@ -64,6 +64,7 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
     ['a volatile function that writes', `SELECT frequency, nextval('public.counter') AS x FROM demo.customer_features`, '{}', /training query must only read data \(it ran in a read-only transaction\): cannot execute nextval\(\)/],
     ['values too large to standardize', 'SELECT (CASE WHEN frequency > 5 THEN 1.7e308 ELSE -1.7e308 END)::float8 AS huge, monetary FROM demo.customer_features', '{"num_clusters": 2}', /column "huge" has values too large to standardize/],
     ['more than 100 input columns', `SELECT ${Array.from({ length: 101 }, (_, i) => `monetary * ${i + 1} AS c${i + 1}`).join(', ')} FROM demo.customer_features`, '{"num_clusters": 2}', /the model would have 101 input columns, and its generated SQL functions take one argument per column, at most 100/],
+    ['every feature constant', `SELECT 7 AS seven, 'x'::text AS letter, NULL::float8 AS empty FROM demo.customer_features`, '{"num_clusters": 3}', /every feature column is constant \(seven, letter\): every row is the same point/],
     ['custom init column not boolean', Q, '{"kmeans_init_method": "custom", "kmeans_init_col": "frequency", "exclude": "customer_id"}', /column "frequency" named by "kmeans_init_col" must be boolean/],
   ];
   for (const [what, query, options, message] of failing) {

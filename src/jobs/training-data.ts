@@ -67,10 +67,23 @@ export async function prepareTrainingData(
     ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, maxCategories: o.maxCategories }));
     assertCompilable(spec);
   }
+  assertSomethingVaries(stats);
   const X = transform(data.table, spec);
   // The column arrays are not needed once the model-space matrix exists: let them go.
   data.table.columns = [];
   return { data, spec, stats, X, n, d: spec.dims };
+}
+
+/** Rows that are all the same point give k identical centroids and undefined metrics: say so. */
+function assertSomethingVaries(stats: FeatureStats[]): void {
+  const used = stats.filter((s) => s.type !== 'dropped');
+  const constant = (s: FeatureStats) =>
+    s.type === 'numeric' ? s.stddev === 0 : (s.category_count ?? 0) + (s.null_count > 0 ? 1 : 0) <= 1;
+  if (used.length > 0 && used.every(constant)) {
+    throw new UserError(
+      `every feature column is constant (${used.map((s) => s.input).join(', ')}): every row is the same point and there is nothing to separate into clusters; add a column whose values vary, or check the training query's WHERE clause`,
+    );
+  }
 }
 
 /** The output_table option as [schema, table]; unqualified names go to the API schema. */
