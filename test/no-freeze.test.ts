@@ -3,7 +3,7 @@ import { freshDatabase, type TestDb } from './helpers.ts';
 
 // A long HDBSCAN fit runs on a worker thread: the sidecar keeps serving other jobs and honours
 // ml_cancel within about a second while it trains (it used to hold the event loop for the whole
-// fit: docs/performance.md, event-loop stalls).
+// fit: docs/performance.md, event-loop stalls), and a second sidecar never takes over a long fit.
 
 let t: TestDb;
 beforeAll(async () => {
@@ -51,4 +51,15 @@ describe('no job freezes the sidecar', () => {
     await until(job, (s) => s.status === 'cancelled', 10_000);
     expect(Date.now() - asked).toBeLessThan(2000);
   });
+
+  it('two sidecars, HDBSCAN on 40,000 rows, the default 30 s lease: trained once, never taken over', async () => {
+    await t.worker(); // a second sidecar, ready to take over a job whose lease expires
+    await t.pool.query(`CREATE TABLE blobs40k AS
+      SELECT (g % 5) + random() * 0.3 AS a, (g % 5) * 0.5 + random() * 0.3 AS b, (g % 3) + random() * 0.3 AS c
+        FROM generate_series(1, 40000) g`);
+    const job = String((await t.pool.query(`SELECT ml_create_model('dense40k', 'hdbscan', 'SELECT * FROM blobs40k', '{}') AS id`)).rows[0].id);
+    await t.pool.query(`SELECT ml_wait($1, '5 minutes')`, [job]);
+    const r = await t.pool.query(`SELECT status, attempts, jsonb_array_length(history) AS runs FROM ml_jobs WHERE id = $1`, [job]);
+    expect(r.rows[0]).toEqual({ status: 'ready', attempts: 1, runs: 1 });
+  }, 360_000);
 });
