@@ -297,6 +297,9 @@ describe('4. the API acts only on what the caller owns', () => {
       expect(await fails(C, `SELECT ml_grant('bob_seg', current_user)`)).toMatch(/is not yours to share/);
       expect(await fails(C, `SELECT ml_revoke('bob_seg', '${alice}')`)).toMatch(/is not yours to share/);
       expect(await fails(C, `SELECT ml_drop_model('bob_seg')`)).toMatch(/model "bob_seg" does not exist/);
+      expect(await fails(C, `SELECT ml_drop_model('bob_seg@1')`)).toMatch(/model "bob_seg" does not exist/);
+      expect(await fails(C, `SELECT ml.drop_version('bob_seg', 1, current_user)`)).toMatch(/model "bob_seg" does not exist/);
+      expect(await fails(C, `SELECT ml.drop_version('bob_seg', 1, '${bob}')`)).toMatch(/cannot act as role/);
       expect(await fails(C, `SELECT ml_cancel(${bobJob})`)).toMatch(/does not exist \(or belongs to another role\)/);
       expect(await fails(C, `SELECT ml_wait(${bobJob})`)).toMatch(/does not exist \(or belongs to another role\)/);
       expect(await fails(C, `SELECT ml_create_model('bob_seg', 'kmeans', 'SELECT 1::float8 AS x')`)).toMatch(/model name "bob_seg" is taken by role/);
