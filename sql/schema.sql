@@ -28,6 +28,8 @@ TABLE ml.feature_info (row level security) ACL {@installer@=arwdDxtm/@installer@
   null_count bigint NOT NULL
   category_count integer
   warning text
+  kept_categories integer
+  other_share double precision
   CONSTRAINT FOREIGN KEY (model_id) REFERENCES ml.models(id) ON DELETE CASCADE
   CONSTRAINT PRIMARY KEY (model_id, ordinal)
   POLICY own_feature_info FOR ALL USING ((EXISTS ( SELECT 1
@@ -237,6 +239,8 @@ FUNCTION ml.check_output_table(p_requester name, p_model text, opts jsonb) RETUR
   -- body: 25 lines, md5 651e88b74c39dc4c6e680ef622ab4c66
 FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 5a0f414f4d043c2f2a08204e7ec8c21e
+FUNCTION ml.common_option_keys() RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 3 lines, md5 7d43ff866a46e7c0bddf7293d162dc50
 FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 636bb3855c0f5baa25929c128e49c4b2
 FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
@@ -252,7 +256,7 @@ FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate d
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 6 lines, md5 85154cf7a81fe3a7714ba72ad78a67f6
 FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 5 lines, md5 ee3648d8dd28ad9381d72e329b0811cf
+  -- body: 7 lines, md5 f5337520a781007c7edfef1bf9bfd38d
 FUNCTION ml.grant_model(p_model text, p_role name, p_caller name) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 11 lines, md5 ba0f5b6b1834d203b92ce1335f0e0481
 FUNCTION ml.invalid(message text, hint text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -346,13 +350,13 @@ FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS
 FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
   -- body: 91 lines, md5 0f6e394163d9f66b37b4abd8191d5c12
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 112 lines, md5 2e0c97afb879b8844e08e5b86976e11a
+  -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 16 lines, md5 16facaf8355fb92b6e1c0e7213a296b1
+  -- body: 16 lines, md5 800fdbc245ed93a976ec2bbfdbb3841a
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 18 lines, md5 36280671a1079a635c8720b541668859
 FUNCTION ml.validate_supervised_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 96 lines, md5 ddd04254fb2cee0400eefa98832fd4cb
+  -- body: 95 lines, md5 537888cd71e4db28b6666744e80a18d4
 FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 b7e87543c04503eae0b5ebb0801b264b
 FUNCTION @api@.ml_cancel(job_id bigint) RETURNS boolean LANGUAGE sql
@@ -377,8 +381,8 @@ FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEF
   -- body: 57 lines, md5 082060c8b9f853388f84fa99e406390f
 FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(feature text, importance_weight double precision, importance_gain double precision, importance_cover double precision, importance double precision) LANGUAGE plpgsql STABLE
   -- body: 13 lines, md5 d23c5009330ad13524a5255c5f747060
-FUNCTION @api@.ml_feature_info(model_name text) RETURNS TABLE(input text, type text, min double precision, max double precision, mean double precision, median double precision, stddev double precision, null_count bigint, category_count integer, warning text) LANGUAGE plpgsql STABLE
-  -- body: 7 lines, md5 75794747145ad17a1a337758a54d7bb5
+FUNCTION @api@.ml_feature_info(model_name text) RETURNS TABLE(input text, type text, min double precision, max double precision, mean double precision, median double precision, stddev double precision, null_count bigint, category_count integer, kept_categories integer, other_share double precision, warning text) LANGUAGE plpgsql STABLE
+  -- body: 8 lines, md5 991ea06f5bb9ca54f001ee9dcf53775f
 FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(class_label text, feature text, attribution double precision) LANGUAGE plpgsql STABLE
   -- body: 20 lines, md5 a870a46ebc0c4a2c91ad14112ec1ea1e
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql

@@ -173,10 +173,13 @@ BEGIN
 END $$;
 
 -- The argument list that feeds a model's scoring function from a query aliased q: numeric
--- features cast to float8, categorical ones to text, exactly as the sidecar read them.
+-- features cast to float8, boolean and date categories to their type, other categorical ones to
+-- text: the generated functions' argument types.
 CREATE OR REPLACE FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
-  SELECT string_agg(format('q.%I::%s', f ->> 'name', CASE WHEN f ->> 'kind' = 'numeric' THEN 'float8' ELSE 'text' END),
+  SELECT string_agg(format('q.%I::%s', f ->> 'name', CASE WHEN f ->> 'kind' = 'numeric' THEN 'float8'
+                                                           WHEN f ->> 'type' = 'boolean' THEN 'boolean'
+                                                           WHEN f ->> 'type' = 'date' THEN 'date' ELSE 'text' END),
                     ', ' ORDER BY o)
   FROM jsonb_array_elements(artifact -> 'features') WITH ORDINALITY AS a(f, o)
 $$;
@@ -255,18 +258,26 @@ END $$;
 COMMENT ON FUNCTION @api@.ml_training_info(text) IS
   'sqlml: per training iteration: loss, eval_loss (supervised, with an evaluation split), learning rate, duration, cluster sizes and radii (k-means)';
 
+-- kept_categories and other_share were added (a changed result type needs the DROP).
+DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_feature_info(text)', @api_name@));
+BEGIN
+  IF f IS NOT NULL AND pg_get_function_result(f) NOT LIKE '%other_share%' THEN
+    DROP FUNCTION @api@.ml_feature_info(text);
+  END IF;
+END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_feature_info(model_name text)
 RETURNS TABLE (input text, type text, min float8, max float8, mean float8, median float8, stddev float8,
-               null_count bigint, category_count int, warning text)
+               null_count bigint, category_count int, kept_categories int, other_share float8, warning text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE m ml.models := ml.resolve_model(model_name);
 BEGIN
   RETURN QUERY
-    SELECT f.input, f.type, f.min, f.max, f.mean, f.median, f.stddev, f.null_count, f.category_count, f.warning
+    SELECT f.input, f.type, f.min, f.max, f.mean, f.median, f.stddev, f.null_count, f.category_count,
+           f.kept_categories, f.other_share, f.warning
     FROM ml.feature_info f WHERE f.model_id = m.id ORDER BY f.ordinal;
 END $$;
 COMMENT ON FUNCTION @api@.ml_feature_info(text) IS
-  'sqlml: per input column of the training query: type, min, max, mean, median, stddev, NULL count, category count';
+  'sqlml: per input column of the training query: type, min, max, mean, median, stddev, NULL count, category count, categories kept and share of rows in (other) when the column overflowed max_categories';
 
 CREATE OR REPLACE FUNCTION @api@.ml_trial_info(model_name text)
 RETURNS TABLE (trial_id int, hyperparameters jsonb, davies_bouldin_index float8, mean_squared_distance float8,

@@ -92,6 +92,12 @@ BEGIN
   END IF;
 END $$;
 
+-- The options every model type takes (checked by validate_clustering_options).
+CREATE OR REPLACE FUNCTION ml.common_option_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT ARRAY['exclude', 'ignore', 'max_categories', 'category_overflow', 'min_category_share', 'function_name', 'seed', 'max_runtime']
+$$;
+
 CREATE OR REPLACE FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE common jsonb;
@@ -104,7 +110,7 @@ BEGIN
     -- validator, given only those.
     common := ml.validate_clustering_options(model_type,
       (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(coalesce(options, '{}'))
-        WHERE key IN ('exclude', 'ignore', 'max_categories', 'function_name', 'seed', 'max_runtime')));
+        WHERE key = ANY (ml.common_option_keys())));
     RETURN ml.validate_supervised_options(model_type, coalesce(options, '{}') - 'ignore' - 'exclude' || common);
   END IF;
   RETURN ml.validate_clustering_options(model_type, options);

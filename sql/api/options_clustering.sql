@@ -52,7 +52,7 @@ BEGIN
   IF jsonb_typeof(options) <> 'object' THEN
     PERFORM ml.invalid(format('options must be a JSON object such as ''{"num_clusters": 4}'' (got %s)', options::text));
   END IF;
-  known := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed', 'max_runtime'];
+  known := ml.common_option_keys();
   IF model_type IN ('kmeans', 'hdbscan') THEN
     known := known || ARRAY['distance_type', 'standardize_features', 'output_table'];
   END IF;
@@ -84,6 +84,8 @@ BEGIN
   PERFORM ml.opt_name_list(o, 'exclude');
   PERFORM ml.opt_name_list(o, 'ignore');
   PERFORM ml.opt_int(o, 'max_categories', 1, 100000);
+  PERFORM ml.opt_enum(o, 'category_overflow', ARRAY['other', 'fail']);
+  PERFORM ml.opt_number(o, 'min_category_share', 0, 1);
   PERFORM ml.opt_int(o, 'seed', 0, 2147483647);
   PERFORM ml.opt_int(o, 'max_runtime', 1, 604800);   -- seconds, as Redshift ML's MAX_RUNTIME
   IF o ? 'function_name' THEN

@@ -17,8 +17,7 @@ CREATE OR REPLACE FUNCTION ml.validate_supervised_options(model_type text, optio
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   o jsonb := options;
-  known text[] := ARRAY['exclude', 'ignore', 'max_categories', 'function_name', 'seed', 'max_runtime',
-                        'input_label_cols', 'target', 'data_split_method', 'data_split_eval_fraction', 'data_split_col',
+  known text[] := ml.common_option_keys() || ARRAY['input_label_cols', 'target', 'data_split_method', 'data_split_eval_fraction', 'data_split_col',
                         'category_encoding_method'];
   classifier boolean := model_type IN ('logistic_reg', 'boosted_tree_classifier', 'random_forest_classifier', 'auto');
   k text;

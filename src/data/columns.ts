@@ -19,7 +19,11 @@ export interface CategoricalColumn {
   name: string;
   codes: Int32Array; // index into categories
   categories: (string | null)[]; // in order of first appearance; null = the NULL category
+  /** boolean and date columns: the type a generated function takes them as (others: text). */
+  sqlType?: CategoryType;
 }
+
+export type CategoryType = 'boolean' | 'date';
 
 export type Column = NumericColumn | CategoricalColumn;
 

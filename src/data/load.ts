@@ -6,7 +6,7 @@ import type { Pool } from '../db/connect.ts';
 import { PINNED_SEARCH_PATH, quoteIdent } from '../db/connect.ts';
 import { UserError, messageOf, sqlState } from '../util/errors.ts';
 import { BinaryCopyParser, type FieldKind } from './copy-binary.ts';
-import type { Column, Table } from './columns.ts';
+import type { CategoryType, Column, Table } from './columns.ts';
 
 /**
  * Where a job's rows come from: the function that ml_create_model made of the training query
@@ -77,6 +77,21 @@ export function textSql(col: Pick<ColumnType, 'catalog'>, expr: string): string 
   return col.catalog ? `${expr}::text` : `pg_catalog.format('%s', ${expr})`;
 }
 
+/** boolean and date features keep their type in generated functions (m_predict(true, current_date)). */
+function categoryType(d: Pick<ColumnType, 'catalog' | 'typname'>): CategoryType | undefined {
+  if (!d.catalog) return undefined;
+  return d.typname === 'bool' ? 'boolean' : d.typname === 'date' ? 'date' : undefined;
+}
+
+/**
+ * A categorical feature's text. Dates in ISO form whatever the session's DateStyle, so that a
+ * generated function compares them as date literals in any caller's session.
+ */
+function categoryTextSql(d: Pick<ColumnType, 'catalog' | 'typname'>, expr: string): string {
+  if (categoryType(d) !== 'date') return textSql(d, expr);
+  return `CASE WHEN ${expr} BETWEEN '0001-01-01'::date AND '9999-12-31'::date THEN pg_catalog.to_char(${expr}, 'YYYY-MM-DD') ELSE ${expr}::text END`;
+}
+
 export interface ExtraColumn {
   name: string;
   key?: string; // the name it is returned under (default: name), to read one column two ways
@@ -145,7 +160,7 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
     }
     const kept = (req.keep ?? []).map((name) => described.find((d) => d.name === name)!).filter(Boolean).map((d) => ({ ...d, type: d.builtin ? d.type : 'text' }));
     const kinds: FieldKind[] = features.map((d) => kindOf(d));
-    const selectList = features.map((d, i) => (kinds[i] === 'float8' ? `q.${quoteIdent(d.name)}::float8` : textSql(d, `q.${quoteIdent(d.name)}`)));
+    const selectList = features.map((d, i) => (kinds[i] === 'float8' ? `q.${quoteIdent(d.name)}::float8` : categoryTextSql(d, `q.${quoteIdent(d.name)}`)));
     if (req.boolColumn !== undefined) selectList.push(`(q.${quoteIdent(req.boolColumn)} IS TRUE)::int::float8`);
     for (const k of kept) selectList.push(textSql(k, `q.${quoteIdent(k.name)}`));
     for (const e of extras) selectList.push(e.sql);
@@ -177,6 +192,11 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
     }
     await client.query('COMMIT');
     const columns = parser.columns();
+    features.forEach((d, i) => {
+      const col = columns[i]!;
+      const type = categoryType(d);
+      if (col.kind === 'categorical' && type) col.sqlType = type;
+    });
     const rowCount = parser.rows;
     const extraColumns = new Map<string, { column: Column; type: ColumnType }>();
     for (const e of [...extras].reverse()) extraColumns.set(e.key ?? e.name, { column: columns.pop()!, type: e.col });

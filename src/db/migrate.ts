@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PoolClient } from 'pg';
-import { quoteIdent, withTransaction, type Pool } from './connect.ts';
+import { quoteIdent, quoteLiteral, withTransaction, type Pool } from './connect.ts';
 import { DEFAULT_READER_ROLE } from './roles.ts';
 
 // sql/migrations/NNN_*.sql: state (tables, columns, types, data), each run once, recorded in
@@ -92,7 +92,8 @@ export async function install(pool: Pool, apiSchema = 'public', opts: { readerRo
     }
     // SQL function bodies are checked when called: a file may name a function of a later one.
     await client.query('SET LOCAL check_function_bodies = off');
-    for (const f of apiSql()) await client.query(f.sql.replaceAll('@api@', quoteIdent(schema)));
+    // @api@ is the schema as an identifier, @api_name@ its name as a string literal.
+    for (const f of apiSql()) await client.query(f.sql.replaceAll('@api_name@', quoteLiteral(schema)).replaceAll('@api@', quoteIdent(schema)));
     if (opts.readerRole) {
       await client.query(`INSERT INTO ml.settings (key, value) VALUES ('reader_role', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [opts.readerRole]);
     }

@@ -1,4 +1,4 @@
-import type { Column, Table } from '../data/columns.ts';
+import type { CategoryType, Column, Table } from '../data/columns.ts';
 import { featureKernels } from './kernels.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -20,6 +20,14 @@ export interface CategoricalFeature {
   kind: 'categorical';
   categories: (string | null)[]; // sorted, NULL last
   offset: number;
+  /**
+   * The last entry of categories is the overflow bucket, labelled OTHER_CATEGORY: every value
+   * not among the others (rare in training, or unseen) falls into it. Absent: unseen values get
+   * an all-zero block (one_hot) or -1 (label).
+   */
+  other?: true;
+  /** The argument type of generated functions for boolean and date columns (absent: text). */
+  type?: CategoryType;
   /**
    * one_hot (default): one model-space dimension per category, 1 for the row's category.
    * label: one dimension holding the category's position (-1 = unseen), as tree models use it.
@@ -45,12 +53,38 @@ export interface FeatureStats {
   stddev: number | null;
   null_count: number;
   category_count: number | null;
+  /** Categories with their own column when the column overflowed into (other); else null. */
+  kept_categories: number | null;
+  /** Share of the training rows whose category fell into (other); null when none could. */
+  other_share: number | null;
   warning: string | null;
 }
 
-export interface FitOptions {
-  standardize: boolean;
+/** The label of the overflow bucket in centroids, profiles and feature info. */
+export const OTHER_CATEGORY = '(other)';
+
+/**
+ * What to do with a categorical column of more than maxCategories distinct values (NULL counts
+ * as one): 'fail', or 'other' — keep the most frequent categories holding at least
+ * minCategoryShare of the rows (at most maxCategories - 1 of them, as scikit-learn's
+ * OneHotEncoder(max_categories, min_frequency)) and pool the rest into one (other) column.
+ */
+export interface CategoryOptions {
   maxCategories: number;
+  categoryOverflow: 'other' | 'fail';
+  minCategoryShare: number;
+}
+
+export function categoryOptions(o: Record<string, unknown>): CategoryOptions {
+  return {
+    maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
+    categoryOverflow: String(o.category_overflow).toLowerCase() === 'fail' ? 'fail' : 'other',
+    minCategoryShare: typeof o.min_category_share === 'number' ? o.min_category_share : 0.01,
+  };
+}
+
+export interface FitOptions extends Partial<CategoryOptions> {
+  standardize: boolean;
   categoryEncoding?: 'one_hot' | 'label';
 }
 
@@ -61,6 +95,7 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
   // One scratch array for every column's median (memory is slow to touch the first time).
   const scratch = new Float64Array(table.columns.some((c) => c.kind === 'numeric') ? Math.min(table.rows, 2 * MEDIAN_SAMPLE) : 0);
   const fast = matrixMoments(table);
+  const maxCategories = opts.maxCategories ?? 100;
   for (const [index, col] of table.columns.entries()) {
     if (col.kind === 'numeric') {
       const s = numericStats(col, table.rows, scratch, fast?.[index]);
@@ -82,25 +117,38 @@ export function fitFeatures(table: Table, opts: FitOptions): { spec: FeatureSpec
       });
       offset += 1;
     } else {
-      const present = new Uint8Array(col.categories.length);
-      let nulls = 0;
-      for (let i = 0; i < col.codes.length; i++) present[col.codes[i]!] = 1;
-      const used = col.categories.filter((_, c) => present[c]);
-      if (used.includes(null)) for (let i = 0; i < col.codes.length; i++) if (col.categories[col.codes[i]!] === null) nulls++;
+      const counts = new Float64Array(col.categories.length);
+      for (let i = 0; i < col.codes.length; i++) counts[col.codes[i]!]++;
+      const used = col.categories.filter((_, c) => counts[c]! > 0);
+      const nullCode = col.categories.indexOf(null);
+      const nulls = nullCode >= 0 ? counts[nullCode]! : 0;
       const distinct = used.filter((c) => c !== null).length;
-      if (used.length > opts.maxCategories) {
-        throw new UserError(
-          `column "${col.name}" has ${distinct} distinct values (max_categories is ${opts.maxCategories}); list it in "exclude" or raise "max_categories"`,
-        );
-      }
       if (nulls === table.rows) {
         stats.push(emptyStats(col.name, 'dropped', nulls, 'every value is NULL: the column was dropped from the features'));
         continue;
       }
-      const categories = sortCategories(used);
       const label = opts.categoryEncoding === 'label';
-      features.push({ name: col.name, kind: 'categorical', categories, offset, ...(label ? { encoding: 'label' as const } : {}) });
-      stats.push({ ...emptyStats(col.name, 'categorical', nulls, distinct === 1 ? 'a single category: it does not separate clusters' : null), category_count: distinct });
+      const base = { ...emptyStats(col.name, 'categorical', nulls, null), category_count: distinct };
+      let categories: (string | null)[];
+      let warning = distinct === 1 ? 'a single category: it does not separate clusters' : null;
+      if (used.length <= maxCategories) {
+        categories = sortCategories(used);
+        features.push({ name: col.name, kind: 'categorical', categories, offset, ...(col.sqlType ? { type: col.sqlType } : {}), ...(label ? { encoding: 'label' as const } : {}) });
+      } else {
+        if (opts.categoryOverflow === 'fail') {
+          throw new UserError(
+            `column "${col.name}" has ${distinct} distinct values (max_categories is ${maxCategories}); list it in "exclude", raise "max_categories", or drop "category_overflow": "fail" to pool the rare values into one (other) column`,
+          );
+        }
+        const kept = frequentCategories(col.categories, counts, table.rows, maxCategories - 1, opts.minCategoryShare ?? 0.01);
+        const keptRows = kept.reduce((sum, c) => sum + counts[col.categories.indexOf(c)]!, 0);
+        categories = [...sortCategories(kept), OTHER_CATEGORY];
+        features.push({ name: col.name, kind: 'categorical', categories, offset, ...(col.sqlType ? { type: col.sqlType } : {}), other: true, ...(label ? { encoding: 'label' as const } : {}) });
+        base.kept_categories = kept.length;
+        base.other_share = (table.rows - keptRows) / table.rows;
+        if (kept.length === 0) warning = `no value holds ${pct(opts.minCategoryShare ?? 0.01)} of the rows: every row is in (other), so the column does not separate anything`;
+      }
+      stats.push({ ...base, warning });
       offset += label ? 1 : categories.length;
     }
   }
@@ -143,8 +191,10 @@ export function transform(table: Table, spec: FeatureSpec): Float64Array {
   }
   for (const { f, codes, categories } of categorical) {
     // Map this table's dictionary codes to the spec's category positions (-1 = unseen).
-    const index = new Map<string | null, number>(f.categories.map((c, i) => [c, i]));
-    const position = Int32Array.from(categories, (c) => index.get(c) ?? -1);
+    const kept = f.other ? f.categories.slice(0, -1) : f.categories;
+    const index = new Map<string | null, number>(kept.map((c, i) => [c, i]));
+    const unseen = f.other ? kept.length : -1;
+    const position = Int32Array.from(categories, (c) => index.get(c) ?? unseen);
     if (f.encoding === 'label') {
       for (let i = 0, p = f.offset; i < n; i++, p += d) X[p] = position[codes[i]!]!;
     } else {
@@ -283,6 +333,8 @@ function numericStats(col: NumericColumn, n: number, scratch: Float64Array, mome
     stddev: count ? std : null,
     null_count: n - count,
     category_count: null,
+    kept_categories: null,
+    other_share: null,
     warning: null,
   };
   return { count, mean, std, stats };
@@ -315,8 +367,24 @@ export function select(a: Float64Array, k: number): number {
 }
 
 function emptyStats(input: string, type: FeatureStats['type'], nulls: number, warning: string | null): FeatureStats {
-  return { input, type, min: null, max: null, mean: null, median: null, stddev: null, null_count: nulls, category_count: null, warning };
+  return { input, type, min: null, max: null, mean: null, median: null, stddev: null, null_count: nulls, category_count: null, kept_categories: null, other_share: null, warning };
 }
+
+/** The most frequent categories (ties by value) holding at least minShare of the rows, at most `limit`. */
+function frequentCategories(categories: (string | null)[], counts: Float64Array, rows: number, limit: number, minShare: number): (string | null)[] {
+  const order = categories.map((_, c) => c).filter((c) => counts[c]! > 0 && counts[c]! >= minShare * rows);
+  order.sort((a, b) => counts[b]! - counts[a]! || compareCategories(categories[a]!, categories[b]!));
+  return order.slice(0, Math.max(0, limit)).map((c) => categories[c]!);
+}
+
+function compareCategories(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
+}
+
+const pct = (share: number) => `${+(share * 100).toFixed(2)}%`;
 
 function sortCategories(cats: (string | null)[]): (string | null)[] {
   const named = cats.filter((c): c is string => c !== null).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

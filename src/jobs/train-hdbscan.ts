@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { centroidRows } from '../features/present.ts';
+import { categoryOptions } from '../features/prepare.ts';
 import { calinskiHarabasz, daviesBouldin, memberMeans, silhouette } from '../metrics/clustering.ts';
 import { dbcv } from '../metrics/dbcv.ts';
 import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
@@ -23,7 +24,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude,
     standardize: o.standardize_features !== false,
-    maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
+    categories: categoryOptions(o),
     keep: output ? exclude : undefined,
   });
   const minClusterSize = typeof o.min_cluster_size === 'number' ? o.min_cluster_size : defaultMinClusterSize(n);

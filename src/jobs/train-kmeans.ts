@@ -38,7 +38,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: s.exclude,
     standardize: s.standardize,
-    maxCategories: s.maxCategories,
+    categories: s.categories,
     deadline,
     maxRuntimeSeconds: s.maxRuntimeSeconds,
     boolColumn: s.initMethod === 'custom' ? s.initColumn : undefined,

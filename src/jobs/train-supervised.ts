@@ -69,7 +69,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
     const key = `${family === 'linear' ? 'linear' : 'trees'}:${encoding}`;
     let p = prepared.get(key);
     if (!p) {
-      const { spec, stats } = fitFeatures(data.table, { standardize: family === 'linear', maxCategories: s.maxCategories, categoryEncoding: encoding });
+      const { spec, stats } = fitFeatures(data.table, { standardize: family === 'linear', ...s.categories, categoryEncoding: encoding });
       assertCompilable(spec);
       p = { spec, stats, X: transform(data.table, spec) };
       prepared.set(key, p);

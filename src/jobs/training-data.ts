@@ -1,5 +1,5 @@
 import { loadTrainingData, type LoadedData } from '../data/load.ts';
-import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
+import { fitFeatures, transform, type CategoryOptions, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
 import { assertCompilable } from '../models/compile.ts';
 import { UserError } from '../util/errors.ts';
 export { loadModelRow, type ModelRow } from '../store/models.ts';
@@ -22,7 +22,7 @@ export async function prepareTrainingData(
   o: {
     exclude: string[];
     standardize: boolean;
-    maxCategories: number;
+    categories?: CategoryOptions; // not needed with reuse
     deadline?: number;
     maxRuntimeSeconds?: number | null;
     boolColumn?: string;
@@ -64,7 +64,7 @@ export async function prepareTrainingData(
     }
     spec = o.reuse.spec;
   } else {
-    ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, maxCategories: o.maxCategories }));
+    ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, ...(o.categories ?? {}) }));
     assertCompilable(spec);
   }
   assertSomethingVaries(stats);
@@ -78,7 +78,7 @@ export async function prepareTrainingData(
 function assertSomethingVaries(stats: FeatureStats[]): void {
   const used = stats.filter((s) => s.type !== 'dropped');
   const constant = (s: FeatureStats) =>
-    s.type === 'numeric' ? s.stddev === 0 : (s.category_count ?? 0) + (s.null_count > 0 ? 1 : 0) <= 1;
+    s.type === 'numeric' ? s.stddev === 0 : s.kept_categories === 0 || (s.category_count ?? 0) + (s.null_count > 0 ? 1 : 0) <= 1;
   if (used.length > 0 && used.every(constant)) {
     throw new UserError(
       `every feature column is constant (${used.map((s) => s.input).join(', ')}): every row is the same point and there is nothing to separate into clusters; add a column whose values vary, or check the training query's WHERE clause`,

@@ -38,7 +38,6 @@ export async function trainTrialJob(ctx: JobContext): Promise<void> {
   const { X, n, d } = await prepareTrainingData(ctx, {
     exclude,
     standardize: p.spec.standardize,
-    maxCategories: Infinity,
     deadline: p.settings.deadline,
     reuse: { spec: p.spec, version: model.version },
   });

@@ -1,6 +1,6 @@
 import { UserError } from '../util/errors.ts';
-import { quoteIdent } from '../db/connect.ts';
-import type { FeatureSpec } from '../features/prepare.ts';
+import { quoteIdent, quoteLiteral } from '../db/connect.ts';
+import type { CategoricalFeature, FeatureSpec } from '../features/prepare.ts';
 
 // What every model family's SQL compiler shares: exact number literals, the typed parameter
 // list (the model's features in training order) and the PL/pgSQL wrapper.
@@ -12,12 +12,29 @@ export function num(x: number): string {
   return x < 0 ? `(${s})` : s;
 }
 
+/** A feature's argument type: numeric ones float8, boolean and date columns their type, other categories text. */
+function argumentType(f: FeatureSpec['features'][number]): string {
+  return f.kind === 'numeric' ? 'float8' : f.type ?? 'text';
+}
+
 export function parameterList(spec: FeatureSpec): string {
-  return spec.features.map((f) => `${quoteIdent(f.name)} ${f.kind === 'numeric' ? 'float8' : 'text'}`).join(', ');
+  return spec.features.map((f) => `${quoteIdent(f.name)} ${argumentType(f)}`).join(', ');
 }
 
 export function argumentTypes(spec: FeatureSpec): string {
-  return spec.features.map((f) => (f.kind === 'numeric' ? 'float8' : 'text')).join(', ');
+  return spec.features.map(argumentType).join(', ');
+}
+
+/**
+ * CASE on a category argument: the position (counted from `first`) of its category, as
+ * transform() computes it; a value not listed goes to the (other) bucket when the feature has
+ * one, else gets `unseen`.
+ */
+export function categoryPosition(arg: string, f: CategoricalFeature, first: number, unseen: number): string {
+  const kept = f.other ? f.categories.slice(0, -1) : f.categories;
+  const whens = kept.map((c, j) => (c === null ? `WHEN ${arg} IS NULL THEN ${j + first}` : `WHEN ${arg} = ${quoteLiteral(c)} THEN ${j + first}`));
+  const otherwise = f.other ? kept.length + first : unseen;
+  return whens.length ? `CASE ${whens.join(' ')} ELSE ${otherwise} END` : String(otherwise);
 }
 
 export function dollarQuote(body: string): string {

@@ -25,6 +25,8 @@ export interface MlSchema {
     null_count: string;
     category_count: number | null;
     warning: string | null;
+    kept_categories: number | null;
+    other_share: number | null;
   };
   'ml.generated_functions': {
     fn: number;

@@ -166,9 +166,10 @@ export async function insertTrainingInfo(client: PoolClient, modelId: string, ru
 
 export async function insertFeatureInfo(client: PoolClient, modelId: string, f: FeatureStats[]): Promise<void> {
   await client.query(
-    `INSERT INTO ml.feature_info (model_id, ordinal, input, type, min, max, mean, median, stddev, null_count, category_count, warning)
+    `INSERT INTO ml.feature_info (model_id, ordinal, input, type, min, max, mean, median, stddev, null_count, category_count, warning,
+                                 kept_categories, other_share)
      SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
-                              $9::float8[], $10::bigint[], $11::int[], $12::text[])`,
+                              $9::float8[], $10::bigint[], $11::int[], $12::text[], $13::int[], $14::float8[])`,
     [
       modelId,
       f.map((_, i) => i),
@@ -182,6 +183,8 @@ export async function insertFeatureInfo(client: PoolClient, modelId: string, f: 
       f.map((s) => s.null_count),
       f.map((s) => s.category_count),
       f.map((s) => s.warning),
+      f.map((s) => s.kept_categories),
+      f.map((s) => s.other_share),
     ],
   );
 }

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { categoryOptions, type CategoryOptions } from '../../features/prepare.ts';
 import type { DistanceType } from './geometry.ts';
 
 // k-means options as validated by ml.validate_options (SQL), with the defaults filled in.
@@ -30,7 +31,7 @@ export interface KmeansSettings {
   nInit: number | null; // null: 10 when rows x k <= 1e6, else one restart per core
   seed: number | null; // null: drawn at random and recorded in the model's options
   exclude: string[];
-  maxCategories: number;
+  categories: CategoryOptions;
   maxRuntimeSeconds: number | null; // Redshift ML's MAX_RUNTIME: stop and keep the best so far
   batchSize: number | null; // streaming mode: fit on a sample, then mini-batches over every row
 }
@@ -51,7 +52,7 @@ export function kmeansSettings(o: Options): KmeansSettings {
     nInit: typeof o.n_init === 'number' ? o.n_init : null,
     seed: typeof o.seed === 'number' ? o.seed : null,
     exclude: Array.isArray(o.exclude) ? (o.exclude as string[]) : [],
-    maxCategories: typeof o.max_categories === 'number' ? o.max_categories : 100,
+    categories: categoryOptions(o),
     maxRuntimeSeconds: typeof o.max_runtime === 'number' ? o.max_runtime : null,
     batchSize: typeof o.batch_size === 'number' ? o.batch_size : null,
   };

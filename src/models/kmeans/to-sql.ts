@@ -1,6 +1,5 @@
-import { quoteLiteral } from '../../db/connect.ts';
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { num, parameterList, plpgsql } from '../compile.ts';
+import { categoryPosition, num, parameterList, plpgsql } from '../compile.ts';
 import type { DistanceType } from './geometry.ts';
 
 export { argumentTypes } from '../compile.ts';
@@ -55,8 +54,7 @@ function terms(m: CompiledKmeans): Terms {
       // The position of the row's category (0 = unseen: an all-zero block).
       const local = `b${i + 1}`;
       declare.push(`${local} int;`);
-      const whens = f.categories.map((c, j) => (c === null ? `WHEN ${arg} IS NULL THEN ${j + 1}` : `WHEN ${arg} = ${quoteLiteral(c)} THEN ${j + 1}`));
-      body.push(`${local} := CASE ${whens.join(' ')} ELSE 0 END;`);
+      body.push(`${local} := ${categoryPosition(arg, f, 1, 0)};`);
       cats.push({ local, offset: f.offset, size: f.categories.length });
       xx.push(`(${local} > 0)::int`);
     }

@@ -1,3 +1,4 @@
+import { categoryOptions, type CategoryOptions } from '../../features/prepare.ts';
 import type { LinearParams } from '../linear/train.ts';
 import type { EnsembleParams } from '../trees/ensemble.ts';
 
@@ -42,7 +43,7 @@ export interface SupervisedSettings {
   evalFraction: number;
   splitColumn: string | null;
   exclude: string[];
-  maxCategories: number;
+  categories: CategoryOptions;
   categoryEncoding: 'one_hot' | 'label' | null; // null: the family's default
   classWeights: Record<string, number> | null;
   autoClassWeights: boolean;
@@ -69,7 +70,7 @@ export function supervisedSettings(o: Options): SupervisedSettings {
     evalFraction: num(o, 'data_split_eval_fraction') ?? 0.2,
     splitColumn: typeof o.data_split_col === 'string' ? o.data_split_col : null,
     exclude: Array.isArray(o.exclude) ? (o.exclude as string[]) : [],
-    maxCategories: num(o, 'max_categories') ?? 100,
+    categories: categoryOptions(o),
     categoryEncoding: enc === 'label_encoding' ? 'label' : enc === 'one_hot_encoding' ? 'one_hot' : null,
     classWeights: (o.class_weights as Record<string, number>) ?? null,
     autoClassWeights: o.auto_class_weights === true,

@@ -1,6 +1,6 @@
 import { quoteLiteral } from '../../db/connect.ts';
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { num, parameterList, plpgsql } from '../compile.ts';
+import { categoryPosition, num, parameterList, plpgsql } from '../compile.ts';
 import type { Tree } from '../trees/grow.ts';
 import type { Problem } from './target.ts';
 
@@ -50,7 +50,7 @@ function marginsBody(m: CompiledSupervised): Body {
       const local = `b${i + 1}`;
       const label = f.encoding === 'label';
       declare.push(`${local} int;`);
-      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f.categories, label ? 0 : 1, label ? -1 : 0)};`);
+      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, label ? 0 : 1, label ? -1 : 0)};`);
       cats.push({ local, offset: f.offset, size: f.categories.length, label });
     });
     m.linear.weights.forEach((w, k) => {
@@ -104,11 +104,11 @@ function treeLocals(spec: FeatureSpec, declare: string[], body: string[]): void 
       body.push(`${local} := (coalesce($${i + 1}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(1 / f.scale)};`);
     } else if (f.encoding === 'label') {
       declare.push(`${local} float8;`);
-      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f.categories, 0, -1)};`);
+      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, 0, -1)};`);
     } else {
       // One-hot: one 0/1 local per category.
       declare.push(`b${i + 1} int;`);
-      body.push(`b${i + 1} := ${categoryPosition(`$${i + 1}`, f.categories, 1, 0)};`);
+      body.push(`b${i + 1} := ${categoryPosition(`$${i + 1}`, f, 1, 0)};`);
       f.categories.forEach((_, j) => {
         declare.push(`v${f.offset + j + 1} float8;`);
         body.push(`v${f.offset + j + 1} := (b${i + 1} = ${j + 1})::int;`);
@@ -125,12 +125,6 @@ export function vectorFunctionSql(m: CompiledSupervised, qualifiedName: string):
   const dims = Array.from({ length: m.spec.dims }, (_, j) => `v${j + 1}`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, [...body, `RETURN ARRAY[${dims.join(', ')}]::float8[];`])}`;
-}
-
-/** CASE on a category argument: the position (from `first`) of its category, `unseen` otherwise. */
-function categoryPosition(arg: string, categories: (string | null)[], first: number, unseen: number): string {
-  const whens = categories.map((c, j) => (c === null ? `WHEN ${arg} IS NULL THEN ${j + first}` : `WHEN ${arg} = ${quoteLiteral(c)} THEN ${j + first}`));
-  return `CASE ${whens.join(' ')} ELSE ${unseen} END`;
 }
 
 function treeSql(t: CompiledSupervised['ensemble'] extends infer E ? (E extends { trees: (infer T)[] } ? T : never) : never, node: number): string {
@@ -209,7 +203,7 @@ export function contributionsFunctionSql(m: CompiledSupervised, qualifiedName: s
     if (f.kind === 'numeric') return null;
     const local = `b${i + 1}`;
     declare.push(`${local} int;`);
-    body.push(`${local} := ${categoryPosition(`$${i + 1}`, f.categories, f.encoding === 'label' ? 0 : 1, f.encoding === 'label' ? -1 : 0)};`);
+    body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, f.encoding === 'label' ? 0 : 1, f.encoding === 'label' ? -1 : 0)};`);
     return local;
   });
   for (const w of lin.weights) {
