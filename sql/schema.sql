@@ -304,7 +304,7 @@ FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql S
 FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 1ac61fb79e1cce77acf465d5e508c885
 FUNCTION ml.profile(src_sql text, options jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
-  -- body: 74 lines, md5 5c65aadd896f969dbf85a05019d6173b
+  -- body: 93 lines, md5 d6df8c0c38ab6bb73008f6c94ef0e9a4
 FUNCTION ml.query_columns(p_query text) RETURNS TABLE(ordinal integer, name text, type oid) LANGUAGE plpgsql
   -- body: 14 lines, md5 ef487e7ed163cf82da6c4be0f7d1ee62
 FUNCTION ml.raise_missing_feature(m ml.models, query text, err text) RETURNS void LANGUAGE plpgsql

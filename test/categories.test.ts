@@ -107,6 +107,25 @@ describe('category_overflow: other (the default)', () => {
   });
 });
 
+describe('ml_profile pools a wide column the same way', () => {
+  it('cities below 1% of the rows are one (other) category, with its share per segment', async () => {
+    const { kept } = await expectedKept();
+    const segments = `SELECT (id % 3)::text AS seg, city FROM public.shops`;
+    const got = await rows<{ segment: string; category: string; segment_value: number }>(t.pool,
+      `SELECT segment, category, segment_value FROM ml_profile($1, 'seg') ORDER BY segment, category`, [segments]);
+    expect([...new Set(got.map((g) => g.category))].sort()).toEqual([...kept, '(other)'].sort());
+    const expected = await rows<{ segment: string; share: number }>(t.pool,
+      `SELECT (id % 3)::text AS segment, avg((city <> ALL ($1))::int)::float8 AS share FROM public.shops GROUP BY 1 ORDER BY 1`, [kept]);
+    const other = got.filter((g) => g.category === '(other)');
+    expect(other.map((o) => o.segment)).toEqual(expected.map((e) => e.segment));
+    other.forEach((o, i) => expect(o.segment_value).toBeCloseTo(expected[i]!.share, 12));
+    // a column under max_categories is shown value by value, however small the values
+    const narrow = await rows<{ n: string }>(t.pool,
+      `SELECT count(DISTINCT category) AS n FROM ml_profile($1, 'seg', '{"max_categories": 1000}')`, [segments]);
+    expect(Number(narrow[0]!.n)).toBe((await expectedKept()).distinct);
+  });
+});
+
 describe('category_overflow: fail, and option checks', () => {
   it('"fail" keeps the old refusal, naming the column, the count and the ways out', async () => {
     const [{ job }] = (await rows<{ job: string }>(t.pool,

@@ -215,4 +215,18 @@ describe('the BigQuery ML segmentation tutorial from SQL', () => {
     const [left] = await rows<{ n: string }>(t.pool, `SELECT count(*) AS n FROM ml.models`);
     expect(Number(fn!.n)).toBe(Number(left!.n)); // one distances function per remaining version, no churny_predict
   });
+
+  it('retraining with a renamed column (same argument types) replaces the generated function instead of failing', async () => {
+    await t.pool.query(`CALL ml_train('renamed', 'kmeans', $$SELECT frequency, monetary FROM demo.customer_features$$, '{"num_clusters": 3, "seed": 1}')`);
+    await t.pool.query(`CALL ml_train('renamed', 'kmeans', $$SELECT frequency AS orders, monetary AS spend FROM demo.customer_features$$, '{"num_clusters": 3, "seed": 1}')`);
+    const [sig] = await rows<{ args: string; n: string }>(t.pool,
+      `SELECT pg_get_function_identity_arguments('renamed_predict'::regproc) AS args,
+              (SELECT count(*) FROM ml.generated_functions g JOIN ml.models m ON m.id = g.model_id WHERE m.model_name = 'renamed' AND g.kind = 'public') AS n`);
+    expect(sig).toEqual({ args: 'orders double precision, spend double precision', n: '1' });
+    const [same] = await rows<{ differ: string }>(t.pool,
+      `SELECT count(*) FILTER (WHERE p.centroid_id <> renamed_predict(orders => c.frequency, spend => c.monetary)) AS differ
+         FROM ml_predict('renamed', 'SELECT frequency AS orders, monetary AS spend, customer_id FROM demo.customer_features ORDER BY customer_id') p
+         JOIN demo.customer_features c ON c.customer_id = p.input->>'customer_id'`);
+    expect(same!.differ).toBe('0');
+  });
 });

@@ -1,7 +1,3 @@
--- Describing segments (SQL-inf's persona workflow): the over/under-index of every column per
--- segment, and a one-line summary per segment. Plain SQL over jsonb rows, so any query's
--- columns can be profiled, including "overlay" columns that were never model features.
-
 -- 006: describing segments (SQL-inf's persona workflow): the over/under-index of every column
 -- per segment, and a one-line summary per segment. Plain SQL over jsonb rows, so any query's
 -- columns can be profiled, including "overlay" columns that were never model features.
@@ -15,18 +11,24 @@ DECLARE
   k text;
   baseline text := coalesce(lower(options ->> 'baseline'), 'population');
   include_noise boolean := coalesce((options ->> 'include_noise')::boolean, false);
+  max_categories int;
+  min_share float8;
 BEGIN
   IF jsonb_typeof(coalesce(options, '{}')) <> 'object' THEN
     PERFORM ml.invalid(format('options must be a JSON object (got %s)', options::text));
   END IF;
   FOR k IN SELECT jsonb_object_keys(coalesce(options, '{}')) LOOP
-    IF k NOT IN ('baseline', 'include_noise', 'exclude', 'noun', 'top') THEN
-      PERFORM ml.invalid(format('unknown option "%s"; allowed: baseline, include_noise, exclude, noun, top', k));
+    IF k NOT IN ('baseline', 'include_noise', 'exclude', 'noun', 'top', 'max_categories', 'min_category_share') THEN
+      PERFORM ml.invalid(format('unknown option "%s"; allowed: baseline, include_noise, exclude, noun, top, max_categories, min_category_share', k));
     END IF;
   END LOOP;
   PERFORM ml.opt_enum(options, 'baseline', ARRAY['population', 'segment_means']);
   PERFORM ml.opt_bool(options, 'include_noise');
   PERFORM ml.opt_name_list(options, 'exclude');
+  PERFORM ml.opt_int(options, 'max_categories', 1, 100000);
+  PERFORM ml.opt_number(options, 'min_category_share', 0, 1);
+  max_categories := coalesce((options ->> 'max_categories')::int, 100);
+  min_share := coalesce((options ->> 'min_category_share')::float8, 0.01);
   RETURN QUERY EXECUTE format($q$
     WITH src AS MATERIALIZED (%1$s),
     sizes AS (SELECT s.segment, count(*) AS n FROM src s GROUP BY s.segment),
@@ -50,10 +52,23 @@ BEGIN
                              THEN (SELECT avg(n.mean) FROM num n WHERE n.feature = p.feature AND n.segment IN (SELECT segment FROM in_base))
                              ELSE p.mean END AS mean, p.sd
         FROM num_pop p),
+    -- a column of more than max_categories values keeps its categories of at least
+    -- min_category_share of the rows (at most max_categories - 1) and pools the rest in (other),
+    -- the rule training applies
+    cat_count AS (
+      SELECT kv.feature, coalesce(kv.v #>> '{}', '(null)') AS category, count(*) AS n
+        FROM kv JOIN kinds USING (feature) WHERE NOT kinds.is_numeric GROUP BY 1, 2),
+    cat_name AS (
+      SELECT c.feature, c.category,
+             CASE WHEN count(*) OVER w <= $4
+                    OR (c.n >= $5 * (SELECT n FROM total) AND row_number() OVER (w ORDER BY c.n DESC, c.category) < $4)
+                  THEN c.category ELSE '(other)' END AS shown
+        FROM cat_count c WINDOW w AS (PARTITION BY c.feature)),
     cat AS (
-      SELECT kv.segment, kv.feature, coalesce(kv.v #>> '{}', '(null)') AS category, count(*)::float8 / sz.n AS share
-        FROM kv JOIN kinds USING (feature) JOIN sizes sz ON sz.segment IS NOT DISTINCT FROM kv.segment
-       WHERE NOT kinds.is_numeric GROUP BY kv.segment, kv.feature, 3, sz.n),
+      SELECT kv.segment, kv.feature, cn.shown AS category, count(*)::float8 / sz.n AS share
+        FROM kv JOIN cat_name cn ON cn.feature = kv.feature AND cn.category = coalesce(kv.v #>> '{}', '(null)')
+        JOIN sizes sz ON sz.segment IS NOT DISTINCT FROM kv.segment
+       GROUP BY kv.segment, kv.feature, 3, sz.n),
     cat_all AS (  -- every (segment, feature, category), with share 0 where a segment lacks the category
       SELECT sz.segment, c.feature, c.category, coalesce(x.share, 0) AS share
         FROM sizes sz CROSS JOIN (SELECT DISTINCT feature, category FROM cat) c
@@ -82,7 +97,7 @@ BEGIN
      ORDER BY CASE WHEN r.segment ~ '^-?[0-9]+$' THEN r.segment::numeric END, r.segment, 10
   $q$, src_sql) USING include_noise,
         coalesce(ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(options -> 'exclude') WHEN 'string' THEN jsonb_build_array(options -> 'exclude') ELSE coalesce(options -> 'exclude', '[]') END)), '{}'),
-        baseline;
+        baseline, max_categories, min_share;
 END $$;
 
 CREATE OR REPLACE FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}')

@@ -8,7 +8,7 @@ import type { FeatureSpec, FeatureStats } from '../features/prepare.ts';
 import type { CentroidRow } from '../features/present.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
-import { UserError } from '../util/errors.ts';
+import { UserError, sqlState } from '../util/errors.ts';
 import { sql } from 'kysely';
 import { generatedName, publicName } from './names.ts';
 import { ml, run } from './sql.ts';
@@ -231,7 +231,7 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
   const signatures: string[] = [];
   for (const f of fns) {
     const signature = `${f.name}(${f.argumentTypes})`;
-    await client.query(f.create);
+    await createOrReplace(client, signature, f.create);
     await client.query(`COMMENT ON FUNCTION ${signature} IS ${quoteLiteral(f.comment)}`);
     await restrictExecute(client, signature, roles);
     await recordFunction(client, signature, w.modelId, null, 'public');
@@ -239,6 +239,26 @@ export async function publishFunctions(client: PoolClient, w: { modelId: string;
     signatures.push(rows[0]!.sig);
   }
   return signatures;
+}
+
+/**
+ * Replaces a public function in place (views that call it keep working); when a retrained model
+ * renamed a column or changed its result type, PostgreSQL cannot (42P13), and the old function,
+ * ours (refuseForeignFunctions checked), is dropped first.
+ */
+async function createOrReplace(client: PoolClient, signature: string, create: string): Promise<void> {
+  await client.query('SAVEPOINT replace_function');
+  try {
+    await client.query(create);
+    await client.query('RELEASE SAVEPOINT replace_function');
+    return;
+  } catch (err) {
+    if (sqlState(err) !== '42P13') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT replace_function');
+  }
+  await client.query(`DELETE FROM ml.generated_functions WHERE fn = to_regprocedure($1)::oid`, [signature]);
+  await client.query(`DROP FUNCTION ${signature} CASCADE`);
+  await client.query(create);
 }
 
 /**
