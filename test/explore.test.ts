@@ -122,6 +122,12 @@ describe('ml_correlation', () => {
     expect(strict).toEqual([{ redundant: false }]);
     expect((await errorOf(t.pool, `SELECT * FROM ml_correlation('SELECT 1 AS x, ''a'' AS y')`)).message).toMatch(/needs at least two numeric columns; the query has 1/);
   });
+
+  it('a constant column (4.761904762 on every row, whose float sums do not cancel exactly) has no correlation, not rounding noise', async () => {
+    const r = await rows<{ pearson: number | null; spearman: number | null; redundant: boolean }>(t.pool,
+      `SELECT pearson, spearman, redundant FROM ml_correlation('SELECT b, 4.761904762 AS margin FROM public.ex')`);
+    expect(r).toEqual([{ pearson: null, spearman: null, redundant: false }]);
+  });
 });
 
 describe('the column probe behind ml_describe, ml_correlation and every API function that runs a query', () => {

@@ -4,6 +4,7 @@ import { makeSpace } from '../src/models/kmeans/geometry.ts';
 import { kmeansPlusPlus } from '../src/models/kmeans/init.ts';
 import { assign, assignBounded, lloyd, updateCentroids } from '../src/models/kmeans/lloyd.ts';
 import { trainKmeans } from '../src/models/kmeans/train.ts';
+import { elbowIndex } from '../src/models/kmeans/sweep.ts';
 import { Random } from '../src/util/random.ts';
 import { blobs, toRows } from './data.ts';
 
@@ -230,4 +231,16 @@ describe('compiled assignment kernels', () => {
       });
     }
   }
+});
+
+describe('the elbow of a k sweep', () => {
+  it('is the trial farthest below the chord from the lowest k to the highest, in whatever order the trials finished', () => {
+    // mean squared distance for k = 2..10 (a seed-003-like sweep); by hand: the gaps below the
+    // chord are 0, .21, .274, .283, .267, .228, .166, .086, 0 — the knee is k = 5
+    const msd = [2.713, 2.08, 1.723, 1.47, 1.263, 1.101, 0.982, 0.897, 0.824];
+    const trials = msd.map((m, i) => ({ k: i + 2, mean_squared_distance: m, davies_bouldin_index: 1, silhouette_score: 0, calinski_harabasz_score: 0 }));
+    expect(trials[elbowIndex(trials)!]!.k).toBe(5);
+    const finished = [trials[8]!, trials[3]!, trials[0]!, trials[5]!, trials[1]!, trials[7]!, trials[2]!, trials[6]!, trials[4]!];
+    expect(finished[elbowIndex(finished)!]!.k).toBe(5);
+  });
 });

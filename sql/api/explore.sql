@@ -88,6 +88,7 @@ DECLARE
   i int;
   j int;
   k int := 0;
+  pairs int;
 BEGIN
   PERFORM ml.check_options(options, ARRAY['threshold']);
   PERFORM ml.opt_number(options, 'threshold', 0, 1);
@@ -107,13 +108,18 @@ BEGIN
       aggs := aggs || pg_catalog.format('pg_catalog.corr(x%1$s, x%2$s), pg_catalog.corr(r%1$s, r%2$s) FILTER (WHERE x%1$s IS NOT NULL AND x%2$s IS NOT NULL), pg_catalog.regr_count(x%1$s, x%2$s)::float8', i, j);
     END LOOP;
   END LOOP;
+  -- a constant column has no correlation (corr() would return float rounding noise for it)
+  FOR i IN 1 .. pg_catalog.cardinality(cols) LOOP
+    aggs := aggs || pg_catalog.format('(pg_catalog.min(x%1$s) = pg_catalog.max(x%1$s))::int::float8', i);
+  END LOOP;
   EXECUTE pg_catalog.format(E'SELECT ARRAY[%s] FROM (SELECT %s FROM (\n%s\n) q) z', pg_catalog.array_to_string(aggs, ', '), ranks, q) INTO res;
+  pairs := pg_catalog.cardinality(cols) * (pg_catalog.cardinality(cols) - 1) / 2;
   FOR i IN 1 .. pg_catalog.cardinality(cols) LOOP
     FOR j IN i + 1 .. pg_catalog.cardinality(cols) LOOP
       column_a := cols[i];
       column_b := cols[j];
-      pearson := res[k * 3 + 1];
-      spearman := res[k * 3 + 2];
+      pearson := CASE WHEN res[3 * pairs + i] = 0 AND res[3 * pairs + j] = 0 THEN res[k * 3 + 1] END;
+      spearman := CASE WHEN res[3 * pairs + i] = 0 AND res[3 * pairs + j] = 0 THEN res[k * 3 + 2] END;
       n := res[k * 3 + 3]::bigint;
       redundant := coalesce(abs(pearson) >= threshold, false);
       k := k + 1;

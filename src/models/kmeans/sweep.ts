@@ -42,8 +42,9 @@ export interface TrialScore {
  */
 export function elbowIndex(trials: TrialScore[]): number | null {
   if (trials.length < 3) return null;
-  const k0 = trials[0]!.k;
-  const k1 = trials[trials.length - 1]!.k;
+  // trials may arrive in any order (other sidecars train some): the curve runs from the lowest k to the highest
+  const k0 = Math.min(...trials.map((t) => t.k));
+  const k1 = Math.max(...trials.map((t) => t.k));
   const ys = trials.map((t) => t.mean_squared_distance);
   const yMax = Math.max(...ys);
   const yMin = Math.min(...ys);
