@@ -6,6 +6,7 @@ import { benchScoring, printScoring } from './scoring.ts';
 import { benchQueue, printQueue } from './queue.ts';
 import { benchSupervised, printSupervised } from './supervised.ts';
 import { benchStalls, printStalls } from './stalls.ts';
+import { benchExplore, printExplore } from './explore.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
@@ -18,6 +19,7 @@ try {
   printQueue(await benchQueue(db, { jobs: quick ? 20 : 200 }));
   const supervisedRows = quick ? 5000 : 40_000;
   printSupervised(supervisedRows, await benchSupervised(db, { rows: supervisedRows }));
+  printExplore(await benchExplore(db, { rows: quick ? 20_000 : 1_000_000 }));
   printStalls(await benchStalls(db, { rows: quick ? 5000 : 300_000, densityRows: quick ? 2000 : 40_000 }));
   if (!quick && process.argv.includes('--curve')) {
     for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));

@@ -366,7 +366,7 @@ FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, 
 FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(expected_label text, predicted_label text, count bigint) LANGUAGE plpgsql
   -- body: 33 lines, md5 c2f61501ea3396e642291854aa2eab59
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
-  -- body: 51 lines, md5 a58469bae748ee4f8f26099478c8a2b0
+  -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
   -- body: 40 lines, md5 ae0cdd032b9b492510061f09261b33d7
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql

@@ -123,6 +123,21 @@ describe('ml_correlation', () => {
     expect((await errorOf(t.pool, `SELECT * FROM ml_correlation('SELECT 1 AS x, ''a'' AS y')`)).message).toMatch(/needs at least two numeric columns; the query has 1/);
   });
 
+  it('above spearman_sample rows, Spearman comes from a sample of about that many rows (close to the exact value), Pearson from every row', async () => {
+    await t.pool.query(`CREATE TABLE public.big AS SELECT i, (i % 97) + (i * 7919 % 1009) / 100.0 AS u, ((i % 97) + (i * 104729 % 1013) / 50.0) ^ 3 AS v FROM generate_series(1, 20000) i`);
+    const exact = await rows<{ pearson: number; spearman: number; n: string }>(t.pool, `SELECT pearson, spearman, n FROM ml_correlation('SELECT u, v FROM public.big', '{"spearman_sample": 20000}')`);
+    const sampled = await rows<{ pearson: number; spearman: number; n: string }>(t.pool, `SELECT pearson, spearman, n FROM ml_correlation('SELECT u, v FROM public.big', '{"spearman_sample": 2000}')`);
+    const data = await rows<{ u: number; v: number }>(t.pool, 'SELECT u::float8 AS u, v::float8 AS v FROM public.big');
+    const us = data.map((d) => d.u);
+    const vs = data.map((d) => d.v);
+    expect(exact[0]!.spearman).toBeCloseTo(pearson(ranks(us), ranks(vs)), 10);
+    expect(sampled[0]!.pearson).toBeCloseTo(pearson(us, vs), 10);
+    expect(sampled[0]!.n).toBe('20000');
+    expect(Math.abs(sampled[0]!.spearman - exact[0]!.spearman)).toBeLessThan(0.03);
+    expect(sampled[0]!.spearman).not.toBe(exact[0]!.spearman);
+    expect((await errorOf(t.pool, `SELECT * FROM ml_correlation('SELECT u, v FROM public.big', '{"spearman_sample": 10}')`)).message).toMatch(/option "spearman_sample" must be an integer between 1000 and 1000000000/);
+  });
+
   it('a constant column (4.761904762 on every row, whose float sums do not cancel exactly) has no correlation, not rounding noise', async () => {
     const r = await rows<{ pearson: number | null; spearman: number | null; redundant: boolean }>(t.pool,
       `SELECT pearson, spearman, redundant FROM ml_correlation('SELECT b, 4.761904762 AS margin FROM public.ex')`);
