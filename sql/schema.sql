@@ -368,7 +368,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 40 lines, md5 ae0cdd032b9b492510061f09261b33d7
+  -- body: 49 lines, md5 bd07e9c7b8471661a7ef0437566447eb
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
@@ -402,7 +402,7 @@ FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, opti
 FUNCTION @api@.ml_segment_summary_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
   -- body: 4 lines, md5 7d46f93b1898e9de771ebc21af49db04
 PROCEDURE @api@.ml_train(IN model_name text, IN model_type text, IN training_query text, IN options jsonb DEFAULT '{}'::jsonb) LANGUAGE plpgsql
-  -- body: 9 lines, md5 78f888da9b0167fad543abba697f4e9a
+  -- body: 20 lines, md5 1df6f989c744b10d8cdf90058799e831
 FUNCTION @api@.ml_training_info(model_name text) RETURNS TABLE(training_run integer, iteration integer, loss double precision, duration_ms double precision, cluster_info jsonb, eval_loss double precision, learning_rate double precision) LANGUAGE plpgsql STABLE
   -- body: 7 lines, md5 7f7af67c7f241adc817aaaffd0313d08
 FUNCTION @api@.ml_trial_info(model_name text) RETURNS TABLE(trial_id integer, hyperparameters jsonb, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, status text, error_message text, is_optimal boolean, is_elbow boolean, hparam_tuning_evaluation_metrics jsonb, training_loss double precision, eval_loss double precision) LANGUAGE plpgsql STABLE

@@ -47,6 +47,14 @@ describe('requests are validated in SQL before anything is enqueued', () => {
     });
   }
 
+  it('a refused option carries one CONTEXT line (the API function), not one per nested checker; so does a failed CALL ml_train', async () => {
+    const err = (await errorOf(t.pool, `SELECT ml_create_model('m', 'kmeans', $1, '{"num_clusters": 0}')`, [Q])) as Error & { where?: string };
+    expect(err.message).toBe('option "num_clusters" must be an integer between 2 and 1000 (got "0")');
+    expect(err.where).toMatch(/^PL\/pgSQL function ml_create_model\(text,text,text,jsonb\) line \d+ at RAISE$/);
+    const hinted = (await errorOf(t.pool, `SELECT ml_create_model('m', 'kmeans', $1, '{"exclude": ["customer_id"], "warm_start": true, "batch_size": 5000}')`, [Q])) as Error & { where?: string };
+    expect(hinted.where!.split('\n')).toHaveLength(1);
+  });
+
   it('nothing was enqueued by the refused requests', async () => {
     const [r] = await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM ml.jobs');
     expect(Number(r!.n)).toBe(0);
@@ -98,6 +106,13 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
       expect((await rows<{ n: string }>(t.pool, 'SELECT count(*) AS n FROM ml.jobs'))[0]!.n).toBe(before);
     });
   }
+
+  it('CALL ml_train raising the job\'s error shows one CONTEXT line', async () => {
+    const err = (await errorOf(t.pool, `CALL ml_train('bad', 'kmeans', 'SELECT 1 AS one FROM demo.customer_features', '{"num_clusters": 2}')`)) as Error & { where?: string; code?: string };
+    expect(err.message).toMatch(/^job \d+ failed: every feature column is constant \(one\)/);
+    expect(err.code).toBe('P0001');
+    expect(err.where).toMatch(/^PL\/pgSQL function ml_train\(text,text,text,jsonb\) line \d+ at RAISE$/);
+  });
 
   it('a training query ending in a -- comment trains', async () => {
     await t.pool.query(`CALL ml_train('commented', 'kmeans', E'SELECT frequency, monetary FROM demo.customer_features -- the features', '{"num_clusters": 2}')`);

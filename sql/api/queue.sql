@@ -98,8 +98,17 @@ DECLARE
   bound text;
   estimate float8;
   c refcursor;
+  msg text;
+  hnt text;
 BEGIN
-  PERFORM ml.validate_request(model_name, model_type, options);
+  BEGIN
+    PERFORM ml.validate_request(model_name, model_type, options);
+  EXCEPTION WHEN invalid_parameter_value THEN
+    -- raised again from here: one CONTEXT line in psql instead of one per nested checker
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
+    IF hnt OPERATOR(pg_catalog.=) '' THEN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = msg; END IF;
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = msg, HINT = hnt;
+  END;
   IF ml.strip_query(pg_catalog.btrim(coalesce(q, ''))) OPERATOR(pg_catalog.=) '' THEN
     PERFORM ml.invalid('training_query must be a SELECT statement, e.g. SELECT * FROM customers');
   END IF;
@@ -204,13 +213,24 @@ DROP PROCEDURE IF EXISTS @api@.ml_train(text, text, text, jsonb, bigint);
 CREATE OR REPLACE PROCEDURE @api@.ml_train(model_name text, model_type text, training_query text,
                                 options jsonb DEFAULT '{}')
 LANGUAGE plpgsql AS $$
-DECLARE job_id bigint;
+DECLARE
+  job_id bigint;
+  st text;
+  msg text;
+  hnt text;
 BEGIN
   job_id := @api@.ml_create_model(model_name, model_type, training_query, options);
   -- Fails with "invalid transaction termination" inside a transaction block (BEGIN ... CALL) or
   -- when called from a function: the sidecar cannot see the job before it is committed.
   COMMIT;
-  PERFORM @api@.ml_wait(job_id, '1 day');
+  BEGIN
+    PERFORM @api@.ml_wait(job_id, '1 day');
+  EXCEPTION WHEN OTHERS THEN
+    -- the job's error raised again from here: one CONTEXT line instead of three
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
+    IF hnt = '' THEN RAISE EXCEPTION USING ERRCODE = st, MESSAGE = msg; END IF;
+    RAISE EXCEPTION USING ERRCODE = st, MESSAGE = msg, HINT = hnt;
+  END;
 END $$;
 COMMENT ON PROCEDURE @api@.ml_train(text, text, text, jsonb) IS
   'sqlml: CALL ml_train(...) enqueues, commits and waits in one statement; at top level, in procedures and DO blocks, not inside BEGIN ... COMMIT';
