@@ -3,7 +3,7 @@
 // both measured in the same run. With --scale, also 100,000 x 8 (ours only): time and peak RSS.
 //   npx tsx bench/hdbscan-vs-r.ts [--scale]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adjustedRandIndex } from '../src/metrics/ari.ts';
@@ -31,6 +31,7 @@ function hasR(): boolean {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlml-bench-'));
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 const r = hasR();
 console.log(`HDBSCAN vs R dbscan::hdbscan ${r ? '' : '(R not installed: skipped)'}`);
 console.log('rows x dims | minPts | ours s | R s | ratio | ARI | clusters ours/R | noise ours/R');

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -99,17 +99,16 @@ export async function benchSupervised(db: BenchDb, o: { rows: number; sklearn?: 
   await makeSupervisedData(db, table, o.rows);
   const withSklearn = o.sklearn !== false && sklearnAvailable();
   let runSklearn = (): Record<string, number> | null => null;
-  if (withSklearn) {
-    const csv = join(tmpdir(), `${table}.csv`);
+  const scratch = withSklearn ? mkdtempSync(join(tmpdir(), 'sqlml-bench-')) : null;
+  if (scratch) {
+    const csv = join(scratch, `${table}.csv`);
     const client = await db.pool.connect();
     try {
       await pipeline(client.query(copyTo(`COPY (SELECT * FROM ${table}) TO STDOUT (FORMAT csv, HEADER true)`)), createWriteStream(csv));
     } finally {
       client.release();
     }
-    const script = join(tmpdir(), 'sqlml-bench-supervised.py');
-    writeFileSync(script, SKLEARN);
-    runSklearn = () => JSON.parse(execFileSync('/usr/bin/python3', [script, csv], { encoding: 'utf8', maxBuffer: 1 << 26 }));
+    runSklearn = () => JSON.parse(execFileSync('/usr/bin/python3', ['-c', SKLEARN, csv], { encoding: 'utf8', maxBuffer: 1 << 26 }));
   }
   const sidecar = await startSidecar(db);
   let cold, lr, auto;
@@ -133,6 +132,7 @@ export async function benchSupervised(db: BenchDb, o: { rows: number; sklearn?: 
   } finally {
     sidecar.kill('SIGTERM');
     await sidecar.exited();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const ours = (runs: typeof bt) => ({ metric: runs[0]!.metric, seconds: med(runs.map((x) => x.seconds)), fitSeconds: med(runs.map((x) => x.fitSeconds)) });

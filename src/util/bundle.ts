@@ -1,28 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 
 // Worker threads run plain JavaScript: a thread's TypeScript entry is bundled once per process
 // with esbuild (already here for tsx): loading tsx in every thread instead cost memory and start
-// time per thread (docs/performance-log.md). The bundles live in one folder per process, removed
-// when the process exits.
+// time per thread (docs/performance-log.md). The bundle is handed to the thread as a data: URL,
+// so nothing is written to disk (files in a temporary folder outlived every killed process).
 const bundles = new Map<string, URL>();
-let folder: string | null = null;
 
 export function bundledEntry(source: URL): URL {
   const path = fileURLToPath(source);
   let entry = bundles.get(path);
   if (entry) return entry;
-  if (!folder) {
-    const dir = mkdtempSync(join(tmpdir(), 'sqlml-thread-'));
-    folder = dir;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
-  const out = join(folder, `thread-${bundles.size}.mjs`);
-  buildSync({ entryPoints: [path], bundle: true, format: 'esm', platform: 'node', target: 'node20', outfile: out, logLevel: 'silent' });
-  entry = pathToFileURL(out);
+  const out = buildSync({ entryPoints: [path], bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent' });
+  entry = new URL(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0]!.contents).toString('base64')}`);
   bundles.set(path, entry);
   return entry;
 }
