@@ -36,6 +36,7 @@ export async function benchStalls(db: BenchDb, o: { rows: number; densityRows: n
     { job: 'HDBSCAN', rows: o.densityRows, table: 'stall_density', type: 'hdbscan', options: { min_cluster_size: 50 } },
     { job: 'boosted trees', rows: o.rows, table: 'stall_points', type: 'boosted_tree_classifier', options: { input_label_cols: ['churned'] } },
     { job: 'logistic regression', rows: o.rows, table: 'stall_points', type: 'logistic_reg', options: { input_label_cols: ['churned'] } },
+    { job: 'auto (candidates, metrics, SHAP)', rows: o.rows, table: 'stall_points', type: 'auto', options: { input_label_cols: ['churned'] } },
   ];
   const sidecar = new Child(['worker'], { DATABASE_URL: db.roles.sidecarUrl, SQLML_READER_URL: db.roles.readerUrl, SQLML_LOG_LEVEL: 'info' });
   await sidecar.waitFor(/sidecar started/);
@@ -66,6 +67,6 @@ export function printStalls(results: StallResult[]): void {
   const base = results[0]!.stallMs;
   console.log('\nlongest event-loop stall per job (target 250 ms; baseline: a trivial job)');
   for (const r of results) {
-    console.log(`  ${r.job.padEnd(20)} ${String(r.rows).padStart(9)} rows  ${r.seconds.toFixed(2).padStart(7)} s  stall ${String(r.stallMs).padStart(6)} ms  (${(r.stallMs / Math.max(1, base)).toFixed(1)}x baseline)`);
+    console.log(`  ${r.job.padEnd(34)} ${String(r.rows).padStart(9)} rows  ${r.seconds.toFixed(2).padStart(7)} s  stall ${String(r.stallMs).padStart(6)} ms  (${(r.stallMs / Math.max(1, base)).toFixed(1)}x baseline)`);
   }
 }

@@ -6,7 +6,7 @@ import { Random } from '../src/util/random.ts';
 // gradient of sum_i w_i logloss_i + l2/2 |w|^2 (written out here row by row) is ~0.
 describe('logistic_reg (binary)', () => {
   for (const rowsCount of [4003, 4000]) {
-    it(`${rowsCount} rows (four at a time, and a tail): the gradient vanishes at the fitted weights`, () => {
+    it(`${rowsCount} rows (four at a time, and a tail): the gradient vanishes at the fitted weights`, async () => {
       const n = 5000;
       const d = 7;
       const rng = new Random(9);
@@ -15,7 +15,7 @@ describe('logistic_reg (binary)', () => {
       const w = Float64Array.from(y, (v) => (v === 1 ? 1.5 : 0.8));
       const rows = Uint32Array.from({ length: rowsCount }, (_, i) => i + 3);
       const l2 = 0.5;
-      const m = trainLogisticRegression(X, d, { problem: 'binary', K: 1, y, w, classes: ['f', 't'] }, rows, { l1: 0, l2, maxIterations: 500, fitIntercept: true });
+      const m = await trainLogisticRegression(X, d, { problem: 'binary', K: 1, y, w, classes: ['f', 't'] }, rows, { l1: 0, l2, maxIterations: 500, fitIntercept: true });
       const beta = m.weights[0]!;
       const grad = new Float64Array(d + 1);
       for (const i of rows) {

@@ -40,7 +40,7 @@ describe('TreeSHAP', () => {
     const rows = Uint32Array.from({ length: n }, (_, i) => i);
     const res = await trainEnsemble(binMatrix(X, n, d, rows), X, { problem: 'regression', y, w: new Float64Array(n).fill(1), classes: null, K: 1 }, rows, null, ensembleParams('boosted', { max_iterations: 6, max_tree_depth: 5 }, 1), async () => undefined);
     const m = res.model;
-    const F = ensembleMargins(m, X, n, d);
+    const F = await ensembleMargins(m, X, n, d);
     const baseline = ensembleBaseline(m)[0]!;
     for (let row = 0; row < 25; row++) {
       const x = X.subarray(row * d, row * d + d);

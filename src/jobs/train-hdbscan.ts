@@ -1,9 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { centroidRows } from '../features/present.ts';
 import { categoryOptions } from '../features/prepare.ts';
-import { calinskiHarabasz, daviesBouldin, memberMeans, silhouette } from '../metrics/clustering.ts';
-import { dbcv } from '../metrics/dbcv.ts';
-import { makeSpace, type DistanceType, type Space } from '../models/kmeans/geometry.ts';
+import { memberMeans } from '../metrics/clustering.ts';
+import { clusterMembers } from '../metrics/density.ts';
+import type { DistanceType } from '../models/kmeans/geometry.ts';
 import { trainHdbscanOffThread } from '../models/hdbscan/off-thread.ts';
 import { defaultMinClusterSize } from '../models/hdbscan/train.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './training-data.ts';
@@ -38,11 +38,9 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
     epsilon: typeof o.cluster_selection_epsilon === 'number' ? o.cluster_selection_epsilon : 0,
     distance,
     checkpoint: (phase) => ctx.checkpoint({ phase }),
-  });
-  const trainSeconds = (performance.now() - started) / 1000;
-  await ctx.checkpoint({ phase: 'evaluate' });
-
-  const metrics = densityMetrics(m.space, X, n, d, m.labels, m.k, seed);
+  }, seed);
+  const trainSeconds = (performance.now() - started) / 1000; // the fit and its metrics
+  const metrics = m.metrics;
   // ml_centroids of a density model: the mean of each cluster's members.
   const members = clusterMembers(X, n, d, m.labels);
   const means = memberMeans(members.space, members.labels, m.k).means;
@@ -92,35 +90,4 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
 }
 
 
-/** The non-noise rows, as their own space (metrics are over clustered rows only). */
-function clusterMembers(X: Float64Array, n: number, d: number, labels: Int32Array): { space: Space; labels: Int32Array } {
-  const keep: number[] = [];
-  for (let i = 0; i < n; i++) if (labels[i]! >= 0) keep.push(i);
-  const Y = new Float64Array(keep.length * d);
-  keep.forEach((r, i) => Y.set(X.subarray(r * d, r * d + d), i * d));
-  return { space: makeSpace(Y, keep.length, d, 'euclidean'), labels: Int32Array.from(keep, (r) => labels[r]!) };
-}
 
-function densityMetrics(space: Space, X: Float64Array, n: number, d: number, labels: Int32Array, k: number, seed: number) {
-  const clustered = clusterMembers(X, n, d, labels);
-  const cs = space.distance === 'euclidean' ? clustered.space : makeSpace(clustered.space.X, clustered.space.n, d, 'cosine');
-  const { means } = memberMeans(cs, clustered.labels, k);
-  let msd = 0;
-  for (let i = 0; i < cs.n; i++) {
-    const c = clustered.labels[i]!;
-    let acc = 0;
-    for (let j = 0; j < d; j++) acc += (cs.X[i * d + j]! - means[c * d + j]!) ** 2;
-    msd += acc;
-  }
-  const sil = silhouette(cs, clustered.labels, k, seed);
-  return {
-    num_clusters: k,
-    noise_fraction: (n - clustered.space.n) / n,
-    davies_bouldin_index: daviesBouldin(cs, clustered.labels, k),
-    mean_squared_distance: cs.n ? msd / cs.n : null,
-    silhouette_score: sil.score,
-    silhouette_sample_size: sil.sampleSize,
-    calinski_harabasz_score: calinskiHarabasz(cs, clustered.labels, k),
-    dbcv: dbcv(space, labels, seed),
-  };
-}

@@ -19,6 +19,7 @@ import { UserError, messageOf } from '../util/errors.ts';
 import { storeContext, type JobContext } from './context.ts';
 import { buildTarget, loadLabelled, splitColumn } from './load-labelled.ts';
 import type { ModelRow } from './training-data.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 
 // Training of linear_reg, logistic_reg, boosted_tree_*, random_forest_* and auto: load the
 // labelled rows, split them (data_split_method), prepare the features per family, train each
@@ -63,19 +64,32 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   }
   const prepared = new Map<string, { spec: FeatureSpec; stats: FeatureStats[]; X: Float64Array; binned?: Binned }>();
   let prepareSeconds = 0; // feature preparation and binning, the part of fitting before the rounds
-  const prepare = (family: Family) => {
+  const timed = <T>(step: () => T): T => {
     const started = performance.now();
+    try {
+      return step();
+    } finally {
+      prepareSeconds += (performance.now() - started) / 1000;
+    }
+  };
+  // Each step runs in one go; between steps the event loop runs (heartbeats, cancellation).
+  const prepare = async (family: Family) => {
     const encoding = s.categoryEncoding ?? (family === 'linear' ? 'one_hot' : 'label');
     const key = `${family === 'linear' ? 'linear' : 'trees'}:${encoding}`;
     let p = prepared.get(key);
     if (!p) {
-      const { spec, stats } = fitFeatures(data.table, { standardize: family === 'linear', ...s.categories, categoryEncoding: encoding });
+      await yieldToEventLoop();
+      const { spec, stats } = timed(() => fitFeatures(data.table, { standardize: family === 'linear', ...s.categories, categoryEncoding: encoding }));
       assertCompilable(spec);
-      p = { spec, stats, X: transform(data.table, spec) };
+      await yieldToEventLoop();
+      p = { spec, stats, X: timed(() => transform(data.table, spec)) };
       prepared.set(key, p);
     }
-    if (family !== 'linear' && !p.binned) p.binned = binMatrix(p.X, n, p.spec.dims, fitRows, seed);
-    prepareSeconds += (performance.now() - started) / 1000;
+    if (family !== 'linear' && !p.binned) {
+      await yieldToEventLoop();
+      const q = p;
+      p.binned = timed(() => binMatrix(q.X, n, q.spec.dims, fitRows, seed));
+    }
     return p;
   };
 
@@ -91,8 +105,9 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
       continue;
     }
     try {
-      const t = await trainCandidate(ctx.checkpoint, cand, prepare(familyOf(cand.modelType)), target, fitRows, chooseRows, seed, deadline, `${c + 1}/${candidates.length}`);
+      const t = await trainCandidate(ctx.checkpoint, cand, await prepare(familyOf(cand.modelType)), target, fitRows, chooseRows, seed, deadline, `${c + 1}/${candidates.length}`);
       trained.push(t);
+      await yieldToEventLoop();
       trials.push({ trialId: c + 1, ...evaluateCandidate(t, target, scoreRows, label), isOptimal: false });
     } catch (err) {
       if (candidates.length === 1 || !(err instanceof UserError)) throw err;
@@ -108,7 +123,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   if (modelType === 'auto' && !split.eval) {
     // Refit the chosen candidate on every training row; its metrics are then on those rows.
     const cand = candidates[best]!;
-    const t = await trainCandidate(ctx.checkpoint, cand, prepare(familyOf(cand.modelType)), target, split.train, null, seed, deadline, 'refit');
+    const t = await trainCandidate(ctx.checkpoint, cand, await prepare(familyOf(cand.modelType)), target, split.train, null, seed, deadline, 'refit');
     trained[best] = t;
     const refit = { trialId: best + 1, ...evaluateCandidate(t, target, split.train, label), isOptimal: false };
     trials[best] = { ...refit, metrics: { ...refit.metrics, selection: trials[best]!.metrics } };
@@ -117,12 +132,12 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   const served = trained[best]!;
   const servedTrial = trials[best]!;
   await ctx.checkpoint({ phase: 'explain', model_type: served.candidate.modelType });
-  const { X: servedX } = prepare(familyOf(served.candidate.modelType));
+  const { X: servedX } = await prepare(familyOf(served.candidate.modelType));
   servedTrial.artifact!.explanation = {
     ...servedTrial.artifact!.explanation!,
     global: globalExplanation(served, servedX, target, split.eval ?? split.train),
   };
-  const { stats } = prepare(familyOf(served.candidate.modelType));
+  const { stats } = await prepare(familyOf(served.candidate.modelType));
   await ctx.checkpoint({ phase: 'write', model_type: served.candidate.modelType });
   await writeSupervisedModel(storeContext(ctx), {
     modelId: model.id,

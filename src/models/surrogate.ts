@@ -2,6 +2,7 @@ import type { FeatureSpec } from '../features/prepare.ts';
 import { binMatrix } from './trees/bins.ts';
 import { splitImportance, trainEnsemble } from './trees/ensemble.ts';
 import { marginsPerRow, outputs, type Target } from './supervised/target.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 
 // Why is a row in segment 3? SQL-inf's EXPLAIN(PREDICT(cluster_id)): a boosted-tree classifier
 // learns the segment from the model-space features; its split gains say which input columns
@@ -56,7 +57,8 @@ export async function surrogateImportance(
     learnRows,
     check.length ? Uint32Array.from(check) : null,
     { rounds: 20, numParallelTree: 1, maxDepth: 4, learnRate: 0.3, l1: 0, l2: 1, minChildWeight: 1, minSplitLoss: 0, subsample: 1, colsampleBynode: 1, earlyStop: false, minRelProgress: 0, patience: 10, seed },
-    async () => undefined,
+    // between rounds, the event loop runs (heartbeats, cancellation, other jobs)
+    yieldToEventLoop,
   );
   const F = new Float64Array(rows.length * target.K);
   rows.forEach((r, j) => F.set(res.margins.subarray(r * target.K, (r + 1) * target.K), j * target.K));

@@ -11,6 +11,7 @@ import { log } from '../util/log.ts';
 import { CANCELLED, CANCEL_CHILDREN, CLAIM, FAIL, HEARTBEAT, PROGRESS, RELEASE, RETRY, SWEEP_EXPIRED, type ClaimedJob } from './job-sql.ts';
 import { Listener, backoffMs } from './listener.ts';
 import { jobQueue } from './job-queue.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
 
 export interface WorkerOptions {
   connectionString: string;
@@ -227,7 +228,7 @@ export class Worker {
         state.clock.enter(progress.phase);
         this.publishProgress(state);
         // Let timers (heartbeats) and notifications (cancel) run between iterations.
-        await new Promise<void>((r) => setImmediate(r));
+        await yieldToEventLoop();
         if (state.leaseLost) throw new LeaseLost(job.id);
         if (state.cancelled) throw new JobCancelled();
         if (state.stopping) throw new WorkerStopping();

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { bundledEntry } from '../../util/bundle.ts';
 import { UserError } from '../../util/errors.ts';
 import { makeSpace } from '../kmeans/geometry.ts';
+import type { DensityMetrics } from '../../metrics/density.ts';
 import type { HdbscanModel, HdbscanOptions } from './train.ts';
 
 // HDBSCAN on a worker thread: its core distances and spanning tree held the main thread for
@@ -12,27 +13,31 @@ import type { HdbscanModel, HdbscanOptions } from './train.ts';
 export const hdbscanThreadEntry = (): URL => bundledEntry(new URL('./thread.ts', import.meta.url));
 const CHECK_EVERY_MS = 500;
 
-type Message = { type: 'phase'; phase: string } | { type: 'done'; model: Omit<HdbscanModel, 'space'> } | { type: 'error'; message: string; user: boolean };
+type Message =
+  | { type: 'phase'; phase: string }
+  | { type: 'done'; model: Omit<HdbscanModel, 'space'>; metrics: DensityMetrics }
+  | { type: 'error'; message: string; user: boolean };
 
-export async function trainHdbscanOffThread(X: Float64Array, n: number, d: number, o: HdbscanOptions): Promise<HdbscanModel> {
+/** The fit and its metrics (src/metrics/density.ts; `seed` draws their samples). */
+export async function trainHdbscanOffThread(X: Float64Array, n: number, d: number, o: HdbscanOptions, seed: number): Promise<HdbscanModel & { metrics: DensityMetrics }> {
   let shared = X;
   if (!(X.buffer instanceof SharedArrayBuffer)) {
     shared = new Float64Array(new SharedArrayBuffer(n * d * 8));
     shared.set(X.subarray(0, n * d));
   }
   const { checkpoint, ...options } = o;
-  const worker = new Worker(hdbscanThreadEntry(), { workerData: { buffer: shared.buffer, byteOffset: shared.byteOffset, n, d, options } });
+  const worker = new Worker(hdbscanThreadEntry(), { workerData: { buffer: shared.buffer, byteOffset: shared.byteOffset, n, d, options, seed } });
   let phase = 'core distances';
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await new Promise<HdbscanModel>((resolve, reject) => {
+    return await new Promise<HdbscanModel & { metrics: DensityMetrics }>((resolve, reject) => {
       const check = () => void checkpoint?.(phase).catch(reject);
       timer = setInterval(check, CHECK_EVERY_MS);
       worker.on('message', (m: Message) => {
         if (m.type === 'phase') {
           phase = m.phase;
           check();
-        } else if (m.type === 'done') resolve({ ...m.model, space: makeSpace(X, n, d, o.distance) });
+        } else if (m.type === 'done') resolve({ ...m.model, metrics: m.metrics, space: makeSpace(X, n, d, o.distance) });
         else reject(m.user ? new UserError(m.message) : new Error(m.message));
       });
       worker.on('error', reject);

@@ -1,8 +1,8 @@
 import { UserError } from '../../util/errors.ts';
 import type { Random } from '../../util/random.ts';
 import { rowDist2, type Space } from './geometry.ts';
+import { yieldToEventLoop } from '../../util/yield.ts';
 
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * Greedy k-means++ (as scikit-learn does): each new centre is the best of 2 + ln(k) candidates

@@ -1,3 +1,4 @@
+import { yieldToEventLoop } from '../../util/yield.ts';
 // L-BFGS with OWL-QN's orthant handling for an L1 penalty (Andrew & Gao, 2007): minimises
 // f(x) + l1 * sum_j mask_j |x_j| for a smooth convex f. With l1 = 0 it is plain L-BFGS with a
 // backtracking (Armijo) line search.
@@ -17,8 +18,11 @@ export interface LbfgsResult {
   converged: boolean;
 }
 
+/** Between iterations, the event loop runs at least this often (heartbeats, cancellation, other jobs). */
+const YIELD_EVERY_MS = 50;
+
 /** fg(x, grad) returns f(x) and writes its gradient into grad. */
-export function minimize(fg: (x: Float64Array, grad: Float64Array) => number, x0: Float64Array, o: LbfgsOptions): LbfgsResult {
+export async function minimize(fg: (x: Float64Array, grad: Float64Array) => number, x0: Float64Array, o: LbfgsOptions): Promise<LbfgsResult> {
   const n = x0.length;
   const m = o.memory ?? 10;
   const tol = o.tolerance ?? 1e-9;
@@ -41,7 +45,12 @@ export function minimize(fg: (x: Float64Array, grad: Float64Array) => number, x0
   const alpha = new Float64Array(m);
   let converged = false;
   let it = 0;
+  let yielded = performance.now();
   for (; it < o.maxIterations; it++) {
+    if (performance.now() - yielded > YIELD_EVERY_MS) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
     pseudoGradient(x, g, l1, mask, pg);
     let pgMax = 0;
     for (let j = 0; j < n; j++) pgMax = Math.max(pgMax, Math.abs(pg[j]!));

@@ -84,7 +84,7 @@ export function trainLinearRegression(X: Float64Array, d: number, t: Target, row
   return { weights: [Array.from(beta.subarray(0, d))], intercepts: [beta[d]!], iterations, converged: true, loss: [sse / sw] };
 }
 
-export function trainLogisticRegression(X: Float64Array, d: number, t: Target, rows: Uint32Array, p: LinearParams): LinearModel {
+export async function trainLogisticRegression(X: Float64Array, d: number, t: Target, rows: Uint32Array, p: LinearParams): Promise<LinearModel> {
   const K = t.K; // 1 (binary) or the number of classes
   const D = d + 1;
   const l2 = Math.max(p.l2, RIDGE_FLOOR);
@@ -127,7 +127,7 @@ export function trainLogisticRegression(X: Float64Array, d: number, t: Target, r
     history.push(f);
     return f;
   };
-  const res = minimize(fg, new Float64Array(K * D), { maxIterations: p.maxIterations, l1: p.l1, l1Mask: mask, tolerance: 1e-10 });
+  const res = await minimize(fg, new Float64Array(K * D), { maxIterations: p.maxIterations, l1: p.l1, l1Mask: mask, tolerance: 1e-10 });
   const weights: number[][] = [];
   const intercepts: number[] = [];
   for (let k = 0; k < K; k++) {

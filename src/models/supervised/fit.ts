@@ -77,7 +77,7 @@ export async function trainCandidate(
   if (family === 'linear') {
     const lp = linearParams(cand.options);
     await onProgress({ phase: 'train', candidate: label, model_type: cand.modelType });
-    const m = target.problem === 'regression' ? trainLinearRegression(p.X, d, target, fitRows, lp) : trainLogisticRegression(p.X, d, target, fitRows, lp);
+    const m = target.problem === 'regression' ? trainLinearRegression(p.X, d, target, fitRows, lp) : await trainLogisticRegression(p.X, d, target, fitRows, lp);
     const margins = linearMargins(m, p.X, n, d);
     return {
       candidate: cand,

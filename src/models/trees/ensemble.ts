@@ -4,6 +4,7 @@ import type { Binned } from './bins.ts';
 import { growForest } from './forest.ts';
 import { concat, copyClassPairs, sampleRows } from './forest-share.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
+import { yieldToEventLoop } from '../../util/yield.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -137,7 +138,7 @@ export async function trainEnsemble(
     // Keep the best round: recompute the predictions of the kept trees (same order, same sums).
     trees = trees.slice(0, best.trees);
     history.length = best.round + 1;
-    F = ensembleMargins({ base, trees }, X, n, nf);
+    F = await ensembleMargins({ base, trees }, X, n, nf);
   }
   return { model: { base, trees }, margins: F, history, stoppedEarly, timedOut };
 }
@@ -161,12 +162,20 @@ function addLeafValues(tree: Tree, leafOf: Int32Array, rows: Uint32Array, F: Flo
   }
 }
 
-/** Margins of model-space rows (row-major n x d), summed in the order the compiled SQL sums them. */
-export function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d: number): Float64Array {
+/**
+ * Margins of model-space rows (row-major n x d), summed in the order the compiled SQL sums them;
+ * the event loop runs between trees at least every 50 ms.
+ */
+export async function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d: number): Promise<Float64Array> {
   const K = m.base.length;
   const F = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
+  let yielded = performance.now();
   for (const t of m.trees) {
+    if (performance.now() - yielded > 50) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
     const feature = Int32Array.from(t.feature);
     const threshold = Float64Array.from(t.threshold);
     const left = Int32Array.from(t.left);
