@@ -256,7 +256,7 @@ FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate d
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 6 lines, md5 85154cf7a81fe3a7714ba72ad78a67f6
 FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 7 lines, md5 f5337520a781007c7edfef1bf9bfd38d
+  -- body: 7 lines, md5 456ad81f248ddf75ecf4d68812bb806c
 FUNCTION ml.grant_model(p_model text, p_role name, p_caller name) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 11 lines, md5 ba0f5b6b1834d203b92ce1335f0e0481
 FUNCTION ml.invalid(message text, hint text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -368,7 +368,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 49 lines, md5 bd07e9c7b8471661a7ef0437566447eb
+  -- body: 58 lines, md5 e6c2de00cc82f91755305e1eb86b3bcd
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql

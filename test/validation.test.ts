@@ -71,7 +71,6 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
     ['num_clusters above the row count', 'SELECT frequency FROM demo.customer_features LIMIT 5', '{"num_clusters": 6}', /option "num_clusters" \(6\) must not exceed the number of training rows \(5\)/],
     ['a volatile function that writes', `SELECT frequency, nextval('public.counter') AS x FROM demo.customer_features`, '{}', /training query must only read data \(it ran in a read-only transaction\): cannot execute nextval\(\)/],
     ['values too large to standardize', 'SELECT (CASE WHEN frequency > 5 THEN 1.7e308 ELSE -1.7e308 END)::float8 AS huge, monetary FROM demo.customer_features', '{"num_clusters": 2}', /column "huge" has values too large to standardize/],
-    ['more than 100 input columns', `SELECT ${Array.from({ length: 101 }, (_, i) => `monetary * ${i + 1} AS c${i + 1}`).join(', ')} FROM demo.customer_features`, '{"num_clusters": 2}', /the model would have 101 input columns, and its generated SQL functions take one argument per column, at most 100/],
     ['every feature constant', `SELECT 7 AS seven, 'x'::text AS letter, NULL::float8 AS empty FROM demo.customer_features`, '{"num_clusters": 3}', /every feature column is constant \(seven, letter\): every row is the same point/],
     ['custom init column not boolean', Q, '{"kmeans_init_method": "custom", "kmeans_init_col": "frequency", "exclude": "customer_id"}', /column "frequency" named by "kmeans_init_col" must be boolean/],
   ];
@@ -112,6 +111,34 @@ describe('bad data fails the job with a message, and the sidecar keeps serving',
     expect(err.message).toMatch(/^job \d+ failed: every feature column is constant \(one\)/);
     expect(err.code).toBe('P0001');
     expect(err.where).toMatch(/^PL\/pgSQL function ml_train\(text,text,text,jsonb\) line \d+ at RAISE$/);
+  });
+
+  it('a model of more than 100 features trains (said at ml_create_model); its functions take the row as one jsonb and agree with ml_predict', async () => {
+    const cols = Array.from({ length: 120 }, (_, i) => `round(monetary * ${(i % 7) + 1} + frequency * ${i}, 2) AS c${i + 1}`).join(', ');
+    const query = `SELECT customer_id, segment, ${cols} FROM demo.customer_features`;
+    const c = await t.pool.connect();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    try {
+      await c.query(`CALL ml_train('wide', 'kmeans', $1, '{"num_clusters": 3, "seed": 1, "exclude": ["customer_id"]}')`, [query]);
+      await c.query(`CALL ml_train('wide_lr', 'linear_reg', $1, '{"input_label_cols": ["c1"], "exclude": ["customer_id"], "data_split_method": "no_split"}')`, [query]);
+    } finally {
+      c.release();
+    }
+    expect(notices.some((n) => /the query has about 121 feature columns, more than the 100 arguments a SQL function may take: the generated functions will take the row as one jsonb argument, e.g. SELECT wide_predict\(to_jsonb\(t\)\)/.test(n))).toBe(true);
+    const [sig] = await rows<{ args: string }>(t.pool, `SELECT pg_get_function_identity_arguments('wide_predict'::regproc) AS args`);
+    expect(sig!.args).toBe('features jsonb');
+    const [k] = await rows<{ differ: string; n: string }>(t.pool,
+      `SELECT count(*) FILTER (WHERE p.centroid_id <> wide_predict(to_jsonb(w))) AS differ, count(*) AS n
+         FROM ml_predict('wide', $1) p JOIN (${query}) w ON w.customer_id = p.input->>'customer_id'`, [query]);
+    expect(k).toEqual({ differ: '0', n: '793' });
+    const [lr] = await rows<{ worst: number; r2: number }>(t.pool,
+      `SELECT max(abs(p.predicted_value - wide_lr_predict(to_jsonb(w)))) AS worst, (SELECT r2_score FROM ml_evaluate('wide_lr')) AS r2
+         FROM ml_predict('wide_lr', $1) p JOIN (${query}) w ON w.customer_id = p.input->>'customer_id'`, [query]);
+    expect(lr!.worst).toBeLessThan(1e-6);
+    expect(lr!.r2).toBeGreaterThan(0.99); // c1 is a linear function of the other columns
+    const explained = await rows(t.pool, `SELECT * FROM ml_explain_predict('wide_lr', $1) LIMIT 2`, [query]);
+    expect(explained).toHaveLength(2);
   });
 
   it('a training query ending in a -- comment trains', async () => {

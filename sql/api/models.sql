@@ -174,13 +174,14 @@ END $$;
 
 -- The argument list that feeds a model's scoring function from a query aliased q: numeric
 -- features cast to float8, boolean and date categories to their type, other categorical ones to
--- text: the generated functions' argument types.
+-- text: the generated functions' argument types. A model of more than 100 features (a
+-- function's limit on arguments) takes the row as one jsonb.
 CREATE OR REPLACE FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
-  SELECT string_agg(format('q.%I::%s', f ->> 'name', CASE WHEN f ->> 'kind' = 'numeric' THEN 'float8'
+  SELECT CASE WHEN jsonb_array_length(artifact -> 'features') > 100 THEN 'pg_catalog.to_jsonb(q)' ELSE string_agg(format('q.%I::%s', f ->> 'name', CASE WHEN f ->> 'kind' = 'numeric' THEN 'float8'
                                                            WHEN f ->> 'type' = 'boolean' THEN 'boolean'
                                                            WHEN f ->> 'type' = 'date' THEN 'date' ELSE 'text' END),
-                    ', ' ORDER BY o)
+                    ', ' ORDER BY o) END
   FROM jsonb_array_elements(artifact -> 'features') WITH ORDINALITY AS a(f, o)
 $$;
 

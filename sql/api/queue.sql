@@ -100,6 +100,7 @@ DECLARE
   c refcursor;
   msg text;
   hnt text;
+  features bigint;
 BEGIN
   BEGIN
     PERFORM ml.validate_request(model_name, model_type, options);
@@ -131,6 +132,14 @@ BEGIN
     PERFORM ml.refuse_view_error(SQLSTATE, SQLERRM);
   END;
   v := ml.view_of(s, token);
+  -- Said before training: a model of more than 100 features (a function's limit on arguments)
+  -- gets functions that take the row as one jsonb.
+  features := (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) v AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+              OPERATOR(pg_catalog.-) coalesce(pg_catalog.jsonb_array_length(CASE pg_catalog.jsonb_typeof(options OPERATOR(pg_catalog.->) 'exclude') WHEN 'array' THEN options OPERATOR(pg_catalog.->) 'exclude' END), 0);
+  IF features OPERATOR(pg_catalog.>) 100 THEN
+    RAISE NOTICE '%', pg_catalog.format('the query has about %s feature columns, more than the 100 arguments a SQL function may take: the generated functions will take the row as one jsonb argument, e.g. SELECT %s(to_jsonb(t)) FROM my_table t',
+                                      features, coalesce(options OPERATOR(pg_catalog.->>) 'function_name', model_name OPERATOR(pg_catalog.||) '_predict'));
+  END IF;
   bound := ml.bound_query(v);
   estimate := ml.estimated_rows(v);
   RETURN ml.enqueue_training(ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false)), token,

@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
 import { fitFeatures, transform, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
-import { assertCompilable } from '../models/compile.ts';
 import { globalExplanation } from '../models/supervised/explain.ts';
 import {
   LOWER_IS_BETTER,
@@ -80,7 +79,6 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
     if (!p) {
       await yieldToEventLoop();
       const { spec, stats } = timed(() => fitFeatures(data.table, { standardize: family === 'linear', ...s.categories, categoryEncoding: encoding }));
-      assertCompilable(spec);
       await yieldToEventLoop();
       p = { spec, stats, X: timed(() => transform(data.table, spec)) };
       prepared.set(key, p);

@@ -1,6 +1,5 @@
 import { loadTrainingData, type LoadedData } from '../data/load.ts';
 import { fitFeatures, transform, type CategoryOptions, type FeatureSpec, type FeatureStats } from '../features/prepare.ts';
-import { assertCompilable } from '../models/compile.ts';
 import { UserError } from '../util/errors.ts';
 export { loadModelRow, type ModelRow } from '../store/models.ts';
 import type { JobContext } from './context.ts';
@@ -65,7 +64,6 @@ export async function prepareTrainingData(
     spec = o.reuse.spec;
   } else {
     ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, ...(o.categories ?? {}) }));
-    assertCompilable(spec);
   }
   assertSomethingVaries(stats);
   const X = transform(data.table, spec);

@@ -1,4 +1,3 @@
-import { UserError } from '../util/errors.ts';
 import { quoteIdent, quoteLiteral } from '../db/connect.ts';
 import type { CategoricalFeature, FeatureSpec } from '../features/prepare.ts';
 
@@ -17,12 +16,39 @@ function argumentType(f: FeatureSpec['features'][number]): string {
   return f.kind === 'numeric' ? 'float8' : f.type ?? 'text';
 }
 
+/** PostgreSQL's limit on a function's arguments (FUNC_MAX_ARGS). */
+export const MAX_FUNCTION_ARGUMENTS = 100;
+
+/**
+ * A model with more input columns than a function may have arguments: its generated functions
+ * take the row as one jsonb argument instead (m_predict(to_jsonb(t))), unpacked into locals.
+ */
+export function isWide(spec: FeatureSpec): boolean {
+  return spec.features.length > MAX_FUNCTION_ARGUMENTS;
+}
+
 export function parameterList(spec: FeatureSpec): string {
+  if (isWide(spec)) return 'features jsonb';
   return spec.features.map((f) => `${quoteIdent(f.name)} ${argumentType(f)}`).join(', ');
 }
 
 export function argumentTypes(spec: FeatureSpec): string {
-  return spec.features.map(argumentType).join(', ');
+  return isWide(spec) ? 'jsonb' : spec.features.map(argumentType).join(', ');
+}
+
+/** How a generated body refers to feature i: its parameter by position, or a wide model's local. */
+export function featureArg(spec: FeatureSpec, i: number): string {
+  return isWide(spec) ? `f${i + 1}` : `$${i + 1}`;
+}
+
+/** A wide model's locals: each feature read from the jsonb row as the type it was trained as. */
+function unpackWide(spec: FeatureSpec): string[] {
+  if (!isWide(spec)) return [];
+  return spec.features.map((f, i) => {
+    const type = argumentType(f);
+    const text = `($1 ->> ${quoteLiteral(f.name)})`;
+    return `f${i + 1} ${type} := ${type === 'text' ? text : `${text}::${type}`};`;
+  });
 }
 
 /**
@@ -43,20 +69,9 @@ export function dollarQuote(body: string): string {
   return `${tag}\n${body}\n${tag}`;
 }
 
-export function plpgsql(declare: string[], body: string[]): string {
+export function plpgsql(spec: FeatureSpec, declare: string[], body: string[]): string {
   // Locals live in an inner block so that no feature (parameter) name can clash with them;
-  // parameters are referenced by position.
-  return dollarQuote(['BEGIN', '  DECLARE', ...declare.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
-}
-
-/** PostgreSQL's limit on a function's arguments (FUNC_MAX_ARGS): a generated function takes one per input column. */
-export const MAX_FUNCTION_ARGUMENTS = 100;
-
-/** Refuses, before any training, a model whose generated functions PostgreSQL could not create. */
-export function assertCompilable(spec: FeatureSpec): void {
-  if (spec.features.length > MAX_FUNCTION_ARGUMENTS) {
-    throw new UserError(
-      `the model would have ${spec.features.length} input columns, and its generated SQL functions take one argument per column, at most ${MAX_FUNCTION_ARGUMENTS}; list columns in "exclude" or combine them in the query`,
-    );
-  }
+  // parameters are referenced by position (a wide model's features by their locals f1..fN).
+  const locals = [...unpackWide(spec), ...declare];
+  return dollarQuote(['BEGIN', '  DECLARE', ...locals.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
 }

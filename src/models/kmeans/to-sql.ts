@@ -1,5 +1,5 @@
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { categoryPosition, num, parameterList, plpgsql } from '../compile.ts';
+import { categoryPosition, featureArg, num, parameterList, plpgsql } from '../compile.ts';
 import type { DistanceType } from './geometry.ts';
 
 export { argumentTypes } from '../compile.ts';
@@ -45,7 +45,7 @@ function terms(m: CompiledKmeans): Terms {
   const cats: { local: string; offset: number; size: number }[] = [];
   const nums: { arg: string; mean: number; inv: number; dim: number }[] = [];
   spec.features.forEach((f, i) => {
-    const arg = `$${i + 1}`;
+    const arg = featureArg(spec, i);
     if (f.kind === 'numeric') {
       const x = `coalesce(${arg}, ${num(f.mean)})`;
       nums.push({ arg: x, mean: f.mean, inv: 1 / f.scale, dim: f.offset });
@@ -110,7 +110,7 @@ export function distancesFunctionSql(m: CompiledKmeans, qualifiedName: string): 
   }
   body.push(`RETURN ARRAY[${out.join(', ')}];`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, body)}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, body)}`;
 }
 
 /** Centroids listed in ml_predict's nearest_centroids_distance. */
@@ -151,7 +151,7 @@ export function nearestFunctionSql(m: CompiledKmeans, qualifiedName: string): st
   const list = Array.from({ length: listed }, (_, r) => `ROW(i${r + 1}, ${distance(`v${r + 1}`)})::ml.centroid_distance`).join(', ');
   body.push(`RETURN ROW(i1, to_jsonb(ARRAY[${list}]))::ml.nearest_centroids;`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS ml.nearest_centroids
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, body)}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, body)}`;
 }
 
 /** The user's function (Redshift ML's FUNCTION clause): the nearest centroid's id, 1..k (-1: noise). */
@@ -187,5 +187,5 @@ export function predictFunctionSql(m: CompiledKmeans, qualifiedName: string): st
     body.push(`IF bd > (CASE best ${whens} END) THEN RETURN -1; END IF;`, 'RETURN best;');
   }
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS int
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, body)}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, body)}`;
 }

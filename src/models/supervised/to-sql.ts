@@ -1,6 +1,6 @@
 import { quoteLiteral } from '../../db/connect.ts';
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { categoryPosition, num, parameterList, plpgsql } from '../compile.ts';
+import { categoryPosition, featureArg, num, parameterList, plpgsql } from '../compile.ts';
 import type { Tree } from '../trees/grow.ts';
 import type { Problem } from './target.ts';
 
@@ -50,7 +50,7 @@ function marginsBody(m: CompiledSupervised): Body {
       const local = `b${i + 1}`;
       const label = f.encoding === 'label';
       declare.push(`${local} int;`);
-      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, label ? 0 : 1, label ? -1 : 0)};`);
+      body.push(`${local} := ${categoryPosition(featureArg(m.spec, i), f, label ? 0 : 1, label ? -1 : 0)};`);
       cats.push({ local, offset: f.offset, size: f.categories.length, label });
     });
     m.linear.weights.forEach((w, k) => {
@@ -61,7 +61,7 @@ function marginsBody(m: CompiledSupervised): Body {
         const coef = w[f.offset]! / f.scale;
         if (coef === 0) return;
         constant -= coef * f.mean;
-        parts.push(`coalesce($${i + 1}, ${num(f.mean)}) * ${num(coef)}`);
+        parts.push(`coalesce(${featureArg(m.spec, i)}, ${num(f.mean)}) * ${num(coef)}`);
       });
       for (const c of cats) {
         if (c.label) {
@@ -101,14 +101,14 @@ function treeLocals(spec: FeatureSpec, declare: string[], body: string[]): void 
     const local = `v${f.offset + 1}`;
     if (f.kind === 'numeric') {
       declare.push(`${local} float8;`);
-      body.push(`${local} := (coalesce($${i + 1}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(1 / f.scale)};`);
+      body.push(`${local} := (coalesce(${featureArg(spec, i)}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(1 / f.scale)};`);
     } else if (f.encoding === 'label') {
       declare.push(`${local} float8;`);
-      body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, 0, -1)};`);
+      body.push(`${local} := ${categoryPosition(featureArg(spec, i), f, 0, -1)};`);
     } else {
       // One-hot: one 0/1 local per category.
       declare.push(`b${i + 1} int;`);
-      body.push(`b${i + 1} := ${categoryPosition(`$${i + 1}`, f, 1, 0)};`);
+      body.push(`b${i + 1} := ${categoryPosition(featureArg(spec, i), f, 1, 0)};`);
       f.categories.forEach((_, j) => {
         declare.push(`v${f.offset + j + 1} float8;`);
         body.push(`v${f.offset + j + 1} := (b${i + 1} = ${j + 1})::int;`);
@@ -124,7 +124,7 @@ export function vectorFunctionSql(m: CompiledSupervised, qualifiedName: string):
   treeLocals(m.spec, declare, body);
   const dims = Array.from({ length: m.spec.dims }, (_, j) => `v${j + 1}`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, [...body, `RETURN ARRAY[${dims.join(', ')}]::float8[];`])}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, [...body, `RETURN ARRAY[${dims.join(', ')}]::float8[];`])}`;
 }
 
 function treeSql(t: CompiledSupervised['ensemble'] extends infer E ? (E extends { trees: (infer T)[] } ? T : never) : never, node: number): string {
@@ -161,7 +161,7 @@ function argmaxSql(probs: string[]): string {
 
 function fn(name: string, m: CompiledSupervised, returns: string, b: Body, ret: string): string {
   return `CREATE OR REPLACE FUNCTION ${name}(${parameterList(m.spec)}) RETURNS ${returns}
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(b.declare, [...b.body, `RETURN ${ret};`])}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, b.declare, [...b.body, `RETURN ${ret};`])}`;
 }
 
 /** Internal: float8[] = [prediction] or the probability of each class, in class order. */
@@ -203,12 +203,12 @@ export function contributionsFunctionSql(m: CompiledSupervised, qualifiedName: s
     if (f.kind === 'numeric') return null;
     const local = `b${i + 1}`;
     declare.push(`${local} int;`);
-    body.push(`${local} := ${categoryPosition(`$${i + 1}`, f, f.encoding === 'label' ? 0 : 1, f.encoding === 'label' ? -1 : 0)};`);
+    body.push(`${local} := ${categoryPosition(featureArg(m.spec, i), f, f.encoding === 'label' ? 0 : 1, f.encoding === 'label' ? -1 : 0)};`);
     return local;
   });
   for (const w of lin.weights) {
     m.spec.features.forEach((f, i) => {
-      if (f.kind === 'numeric') out.push(`(coalesce($${i + 1}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(w[f.offset]! / f.scale)}`);
+      if (f.kind === 'numeric') out.push(`(coalesce(${featureArg(m.spec, i)}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(w[f.offset]! / f.scale)}`);
       else if (f.encoding === 'label') out.push(`${locals[i]} * ${num(w[f.offset]!)}`);
       else {
         const whens = f.categories.map((_, j) => `WHEN ${j + 1} THEN ${num(w[f.offset + j]!)}`);
@@ -217,5 +217,5 @@ export function contributionsFunctionSql(m: CompiledSupervised, qualifiedName: s
     });
   }
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(declare, [...body, `RETURN ARRAY[${out.join(', ')}];`])}`;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, [...body, `RETURN ARRAY[${out.join(', ')}];`])}`;
 }
