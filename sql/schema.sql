@@ -327,6 +327,12 @@ FUNCTION ml.resolve_model(spec text) RETURNS ml.models LANGUAGE plpgsql STABLE S
   -- body: 28 lines, md5 6653a2b138ed123ec9b05196dc52f0e4
 FUNCTION ml.revoke_model(p_model text, p_role name, p_caller name) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 15 lines, md5 f055174335748f1fc3e3d2b17e8a08a0
+FUNCTION ml.rfm_segment(r integer, f integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 11 lines, md5 63a570b1bfa61dc9d98f80d00d40f496
+FUNCTION ml.rfm_settings(query text, options jsonb, OUT customer_col text, OUT time_col text, OUT value_col text, OUT unit_days double precision, OUT observation_end date, OUT calibration_end date) RETURNS record LANGUAGE plpgsql
+  -- body: 39 lines, md5 4ad09f5ff87f418820e378829da2e486
+FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text, unit_days double precision, observation_end date, calibration_end date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 31 lines, md5 85cdd64ccd865c5474e8a02d720959b6
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
@@ -345,6 +351,8 @@ FUNCTION ml.supervised_types() RETURNS text[] LANGUAGE sql IMMUTABLE SET search_
   -- body: 4 lines, md5 f81f50ce67fe625088a149762c26fbdf
 FUNCTION ml.threshold_option(t ml.trials, options jsonb) RETURNS double precision LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 11 lines, md5 b2195ff5f801dcb4b8b99e879947cc4a
+FUNCTION ml.time_unit_days(unit text) RETURNS double precision LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 3 lines, md5 cf0046efffa8998fdb3303e3136f7ec1
 FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 ecc564a4a45bd85380f17adf5f9dadcb
 FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -395,6 +403,8 @@ FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAU
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
+FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE plpgsql
+  -- body: 19 lines, md5 a233f4ee30667bb280480f19b398f538
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
   -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql

@@ -1,0 +1,142 @@
+-- Recency, frequency, monetary value and age per customer from a plain transactions query, in
+-- PostgreSQL (GROUP BYs; the transactions never leave the database): what ml_rfm returns and
+-- what a clv model is fitted on. The definitions of the "buy 'til you die" literature (and of
+-- Python's lifetimes):
+--   frequency       repeat purchase days: purchases on the same day count once, the first
+--                   purchase is not a repeat;
+--   recency         first to last purchase, in time units;
+--   age             first purchase to the end of observation (the literature's T);
+--   monetary_value  mean value of the repeat purchase days (0 without repeats);
+-- with a calibration end, the summary covers the purchases up to it (customers whose first
+-- purchase came later are left out), and holdout_frequency / holdout_monetary_value count the
+-- purchase days after it, up to the observation end.
+
+-- Days per time unit (NULL for an unknown unit).
+CREATE OR REPLACE FUNCTION ml.time_unit_days(unit text) RETURNS float8
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT CASE lower(coalesce(unit, 'week')) WHEN 'day' THEN 1 WHEN 'week' THEN 7 WHEN 'month' THEN 30.4375 END::float8
+$$;
+
+-- The RFM summary of `source` (a FROM item: a parenthesised query or a function call) as one
+-- SELECT: identifiers quoted, every option a literal. Columns: customer_id (text), frequency,
+-- recency, age, monetary_value, first_purchase, last_purchase, holdout_frequency and
+-- holdout_monetary_value (NULL without a calibration end).
+CREATE OR REPLACE FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text,
+                                      unit_days float8, observation_end date, calibration_end date) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT format($f$
+    WITH sqlml_tx AS (
+      SELECT q.%2$I AS c, q.%3$I::date AS d, %4$s AS v FROM %1$s q WHERE q.%2$I IS NOT NULL AND q.%3$I IS NOT NULL),
+    sqlml_bounds AS (
+      SELECT coalesce(%6$L::date, max(t.d)) AS obs_end,
+             least(coalesce(%7$L::date, %6$L::date, max(t.d)), coalesce(%6$L::date, max(t.d))) AS cal_end,
+             %7$L::date IS NOT NULL AS has_holdout
+        FROM sqlml_tx t),
+    sqlml_days AS (SELECT t.c, t.d, sum(t.v) AS v FROM sqlml_tx t GROUP BY t.c, t.d),
+    sqlml_cal AS (
+      SELECT t.c, min(t.d) AS first_d, max(t.d) AS last_d, count(*) - 1 AS frequency,
+             avg(t.v) FILTER (WHERE t.d > t.first_d) AS monetary_value
+        FROM (SELECT dd.c, dd.d, dd.v, min(dd.d) OVER (PARTITION BY dd.c) AS first_d
+                FROM sqlml_days dd, sqlml_bounds b WHERE dd.d <= b.cal_end) t
+       GROUP BY t.c),
+    sqlml_hold AS (
+      SELECT dd.c, count(*) AS n, avg(dd.v) AS m FROM sqlml_days dd, sqlml_bounds b
+       WHERE dd.d > b.cal_end AND dd.d <= b.obs_end GROUP BY dd.c)
+    SELECT cal.c::text AS customer_id, cal.frequency::float8 AS frequency,
+           (cal.last_d - cal.first_d) / %5$s::float8 AS recency,
+           (b.cal_end - cal.first_d) / %5$s::float8 AS age,
+           coalesce(cal.monetary_value, 0)::float8 AS monetary_value,
+           cal.first_d AS first_purchase, cal.last_d AS last_purchase,
+           CASE WHEN b.has_holdout THEN coalesce(h.n, 0) END::float8 AS holdout_frequency,
+           CASE WHEN b.has_holdout THEN coalesce(h.m, 0) END::float8 AS holdout_monetary_value
+      FROM sqlml_cal cal CROSS JOIN sqlml_bounds b LEFT JOIN sqlml_hold h ON h.c = cal.c$f$,
+    source, customer_col, time_col,
+    CASE WHEN value_col IS NULL THEN 'NULL::float8' ELSE format('q.%I::float8', value_col) END,
+    unit_days, observation_end, calibration_end)
+$$;
+
+-- The columns and settings of an RFM request, checked: which columns hold the customer, the
+-- time and the value (default: the query's first three), the time unit and the dates.
+CREATE OR REPLACE FUNCTION ml.rfm_settings(query text, options jsonb,
+  OUT customer_col text, OUT time_col text, OUT value_col text, OUT unit_days float8,
+  OUT observation_end date, OUT calibration_end date)
+LANGUAGE plpgsql AS $$
+DECLARE
+  cols text[];
+  k text;
+BEGIN
+  SELECT pg_catalog.array_agg(c.name ORDER BY c.ordinal) INTO cols FROM ml.query_columns(query) c;
+  IF coalesce(pg_catalog.cardinality(cols), 0) < 2 THEN
+    PERFORM ml.invalid('the transactions query needs at least a customer column and a time column (and a value column for spend), e.g. SELECT customer_id, ordered_at, amount FROM orders');
+  END IF;
+  customer_col := coalesce(options ->> 'customer_col', cols[1]);
+  time_col := coalesce(options ->> 'time_col', cols[2]);
+  value_col := CASE WHEN options ? 'value_col' THEN options ->> 'value_col' ELSE cols[3] END;
+  FOREACH k IN ARRAY ARRAY['customer_col', 'time_col', 'value_col'] LOOP
+    IF options ? k AND pg_catalog.jsonb_typeof(options -> k) NOT IN ('string', 'null') THEN
+      PERFORM ml.invalid(pg_catalog.format('option "%s" must be a column name (got %s)', k, (options -> k)::text));
+    END IF;
+  END LOOP;
+  FOREACH k IN ARRAY ARRAY[customer_col, time_col, value_col] LOOP
+    IF k IS NOT NULL AND NOT k = ANY (cols) THEN
+      PERFORM ml.invalid(pg_catalog.format('column "%s" is not in the transactions query (its columns: %s)', k, pg_catalog.array_to_string(cols, ', ')));
+    END IF;
+  END LOOP;
+  PERFORM ml.opt_enum(options, 'time_unit', ARRAY['day', 'week', 'month']);
+  unit_days := ml.time_unit_days(options ->> 'time_unit');
+  FOREACH k IN ARRAY ARRAY['observation_end', 'calibration_end'] LOOP
+    IF options ? k THEN
+      BEGIN
+        PERFORM (options ->> k)::date;
+      EXCEPTION WHEN OTHERS THEN
+        PERFORM ml.invalid(pg_catalog.format('option "%s" must be a date such as "1997-09-30" (got %s)', k, (options -> k)::text));
+      END;
+    END IF;
+  END LOOP;
+  observation_end := (options ->> 'observation_end')::date;
+  calibration_end := (options ->> 'calibration_end')::date;
+  IF calibration_end >= observation_end THEN
+    PERFORM ml.invalid(pg_catalog.format('"calibration_end" (%s) must come before "observation_end" (%s)', calibration_end, observation_end));
+  END IF;
+END $$;
+
+-- The classic RFM segments on the recency and frequency scores (1-5 each), the usual grid of
+-- the marketing literature; docs/sql-api.md has the table.
+CREATE OR REPLACE FUNCTION ml.rfm_segment(r int, f int) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT CASE
+    WHEN r >= 4 AND f >= 4 THEN 'Champions'
+    WHEN r >= 3 AND f >= 3 THEN 'Loyal'
+    WHEN r = 5 AND f = 1 THEN 'New customers'
+    WHEN r >= 4 THEN 'Promising'
+    WHEN r = 3 THEN 'Need attention'
+    WHEN r = 1 AND f = 5 THEN 'Cannot lose them'
+    WHEN f >= 3 THEN 'At risk'
+    ELSE 'Hibernating' END
+$$;
+
+CREATE OR REPLACE FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}')
+RETURNS TABLE (customer_id text, frequency float8, recency float8, age float8, monetary_value float8,
+               first_purchase date, last_purchase date, holdout_frequency float8, holdout_monetary_value float8,
+               r_score int, f_score int, m_score int, rfm_segment text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  q text := ml.safe_query(ml.strip_query(transactions_query));
+  s record;
+BEGIN
+  PERFORM ml.check_options(options, ARRAY['customer_col', 'time_col', 'value_col', 'time_unit', 'observation_end', 'calibration_end']);
+  s := ml.rfm_settings(q, coalesce(options, '{}'));
+  -- scores 1-5 by percent rank, ties sharing their score: recency by the time since the last
+  -- purchase (shorter is better), frequency and monetary value (higher is better)
+  RETURN QUERY EXECUTE pg_catalog.format($f$
+    SELECT x.*, ml.rfm_segment(x.r_score, x.f_score)
+      FROM (SELECT r.*,
+                   least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.age - r.recency DESC)))::int AS r_score,
+                   least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.frequency)))::int AS f_score,
+                   least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.monetary_value)))::int AS m_score
+              FROM (%s) r) x
+     ORDER BY x.customer_id$f$,
+    ml.rfm_sql('(' || q || ')', s.customer_col, s.time_col, s.value_col, s.unit_days, s.observation_end, s.calibration_end));
+END $$;
+COMMENT ON FUNCTION @api@.ml_rfm(text, jsonb) IS
+  'sqlml: per customer of a transactions query: frequency (repeat purchase days), recency, age, monetary value, holdout counts with calibration_end, RFM scores 1-5 and segment';
