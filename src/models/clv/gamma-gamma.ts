@@ -1,0 +1,52 @@
+import { fitLogParams, type Fit } from './bgnbd.ts';
+import { lgamma } from './special.ts';
+
+// The Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value
+// curves"; Colombo & Jiang 1999): a customer's transaction values are Gamma(p, ν), ν ~
+// Gamma(q, γ) across customers, independent of the purchase process. Fitted on the customers
+// with repeat purchases, from their number x and mean value m.
+
+export interface GammaGamma {
+  p: number;
+  q: number;
+  gamma: number;
+}
+
+export const SPEND_PARAMETERS = ['p', 'q', 'gamma'] as const;
+
+export interface SpendData {
+  x: Float64Array; // repeat purchases (> 0)
+  m: Float64Array; // their mean value (> 0)
+}
+
+/** Sum of log-likelihoods of the mean values (constant terms in m dropped, as lifetimes does). */
+export function spendLogLikelihood(g: GammaGamma, d: SpendData): number {
+  const { p, q, gamma } = g;
+  const base = -lgamma(q) + q * Math.log(gamma);
+  let ll = 0;
+  for (let i = 0; i < d.x.length; i++) {
+    const x = d.x[i]!;
+    const m = d.m[i]!;
+    ll += base + lgamma(p * x + q) - lgamma(p * x) + (p * x - 1) * Math.log(m) + p * x * Math.log(x) - (p * x + q) * Math.log(x * m + gamma);
+  }
+  return ll;
+}
+
+export async function fitGammaGamma(d: SpendData, penalizer = 0): Promise<Fit<GammaGamma>> {
+  const n = d.x.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += d.m[i]! / n;
+  const toModel = (t: Float64Array): GammaGamma => ({ p: Math.exp(t[0]!), q: Math.exp(t[1]!), gamma: Math.exp(t[2]!) });
+  const start = Float64Array.from([0, Math.log(2), Math.log(Math.max(mean, 1e-6))]);
+  return fitLogParams(start, (t) => -spendLogLikelihood(toModel(t), d) / n, penalizer, toModel, n, (g) => [g.p, g.q, g.gamma]);
+}
+
+/**
+ * E[M | x, m] (equation 5): a weighted mean of the population mean p γ/(q-1) and the customer's
+ * own mean m, the weight of m growing with x; the population mean for x = 0.
+ */
+export function expectedSpend(g: GammaGamma, x: number, m: number): number {
+  const { p, q, gamma } = g;
+  if (x <= 0) return (p * gamma) / (q - 1);
+  return (p * (gamma + x * m)) / (p * x + q - 1);
+}
