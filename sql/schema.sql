@@ -237,8 +237,12 @@ FUNCTION ml.check_options(options jsonb, allowed text[]) RETURNS void LANGUAGE p
   -- body: 13 lines, md5 c5f4e8bcb4a0dba2fc2fbbab920ecd55
 FUNCTION ml.check_output_table(p_requester name, p_model text, opts jsonb) RETURNS void LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 25 lines, md5 651e88b74c39dc4c6e680ef622ab4c66
+FUNCTION ml.check_rfm_options(options jsonb) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 22 lines, md5 94d75e0c2cf5dd94334cfc3732b34a9c
 FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 5a0f414f4d043c2f2a08204e7ec8c21e
+FUNCTION ml.clv_columns(query text, options jsonb) RETURNS jsonb LANGUAGE plpgsql
+  -- body: 5 lines, md5 cf8d452a077c61b33a64dbea21d87089
 FUNCTION ml.common_option_keys() RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 7d43ff866a46e7c0bddf7293d162dc50
 FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -301,6 +305,8 @@ FUNCTION ml.output_table_name(opts jsonb) RETURNS text[] LANGUAGE sql STABLE SET
   -- body: 5 lines, md5 9027b5023e20a23433f2424623cee623
 FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 64428bdeaa333b3aba7d19d8e798a085
+FUNCTION ml.predict_clv(m ml.models, t ml.trials, q text, options jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
+  -- body: 32 lines, md5 884583c159991a15ae9f5106ba891dc0
 FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 1ac61fb79e1cce77acf465d5e508c885
 FUNCTION ml.profile(src_sql text, options jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
@@ -330,9 +336,9 @@ FUNCTION ml.revoke_model(p_model text, p_role name, p_caller name) RETURNS boole
 FUNCTION ml.rfm_segment(r integer, f integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path=pg_catalog, ml, pg_temp
   -- body: 11 lines, md5 63a570b1bfa61dc9d98f80d00d40f496
 FUNCTION ml.rfm_settings(query text, options jsonb, OUT customer_col text, OUT time_col text, OUT value_col text, OUT unit_days double precision, OUT observation_end date, OUT calibration_end date) RETURNS record LANGUAGE plpgsql
-  -- body: 39 lines, md5 4ad09f5ff87f418820e378829da2e486
+  -- body: 22 lines, md5 28d6f26cb141fd1d0ee31839d1f068de
 FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text, unit_days double precision, observation_end date, calibration_end date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 31 lines, md5 85cdd64ccd865c5474e8a02d720959b6
+  -- body: 32 lines, md5 42407b6533da49e32511d4c62c7be5b6
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
@@ -359,14 +365,18 @@ FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt
   -- body: 91 lines, md5 0f6e394163d9f66b37b4abd8191d5c12
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
+FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 25 lines, md5 08de087efb053a2b4d7231f5f60aeb84
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 16 lines, md5 800fdbc245ed93a976ec2bbfdbb3841a
+  -- body: 19 lines, md5 54158c75b99c1c786ae717983ad88927
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 18 lines, md5 36280671a1079a635c8720b541668859
+  -- body: 21 lines, md5 b0716d4c120ae5e1855408bb43974aa5
 FUNCTION ml.validate_supervised_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 95 lines, md5 537888cd71e4db28b6666744e80a18d4
 FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 b7e87543c04503eae0b5ebb0801b264b
+FUNCTION @api@.ml_calibration_holdout(model_name text) RETURNS TABLE(frequency text, customers bigint, actual_holdout_purchases double precision, expected_holdout_purchases double precision) LANGUAGE plpgsql STABLE
+  -- body: 11 lines, md5 a50d695d6b45150133f73fac1c65461b
 FUNCTION @api@.ml_cancel(job_id bigint) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 0f13cb65cfa3dea9f8bb8dfe6c7b34ec
 FUNCTION @api@.ml_centroids(model_name text, standardize boolean DEFAULT false, trial_id integer DEFAULT NULL::integer) RETURNS TABLE(centroid_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
@@ -376,15 +386,15 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 58 lines, md5 e6c2de00cc82f91755305e1eb86b3bcd
+  -- body: 62 lines, md5 c431152230545993c030da67f9989c3a
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
   -- body: 24 lines, md5 64d4b811aa04cb595d2d057cfb76dc3c
 FUNCTION @api@.ml_drop_model(model_name text) RETURNS integer LANGUAGE plpgsql
   -- body: 5 lines, md5 19df788750651119f6240b8a7c2afef1
-FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(trial_id integer, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, stability double precision, num_clusters integer, noise_fraction double precision, dbcv double precision, mean_absolute_error double precision, mean_squared_error double precision, mean_squared_log_error double precision, median_absolute_error double precision, r2_score double precision, explained_variance double precision, "precision" double precision, recall double precision, accuracy double precision, f1_score double precision, log_loss double precision, roc_auc double precision) LANGUAGE plpgsql
-  -- body: 90 lines, md5 81ea146e599e979ac8ba8d9e0839df83
+FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(trial_id integer, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, stability double precision, num_clusters integer, noise_fraction double precision, dbcv double precision, mean_absolute_error double precision, mean_squared_error double precision, mean_squared_log_error double precision, median_absolute_error double precision, r2_score double precision, explained_variance double precision, "precision" double precision, recall double precision, accuracy double precision, f1_score double precision, log_loss double precision, roc_auc double precision, log_likelihood double precision, bic double precision, expected_holdout_purchases double precision, actual_holdout_purchases double precision, spend_mean_absolute_error double precision) LANGUAGE plpgsql
+  -- body: 92 lines, md5 cecf8eeab089429e8257a4002e0fd79a
 FUNCTION @api@.ml_explain_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, predicted_value double precision, predicted_label text, probability double precision, top_feature_attributions jsonb, baseline_prediction_value double precision, prediction_value double precision, approximation_error double precision) LANGUAGE plpgsql
   -- body: 57 lines, md5 082060c8b9f853388f84fa99e406390f
 FUNCTION @api@.ml_feature_importance(model_name text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(feature text, importance_weight double precision, importance_gain double precision, importance_cover double precision, importance double precision) LANGUAGE plpgsql STABLE
@@ -395,8 +405,8 @@ FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::js
   -- body: 20 lines, md5 a870a46ebc0c4a2c91ad14112ec1ea1e
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql
   -- body: 1 lines, md5 612b56275f934068a7c72366b0179854
-FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb) LANGUAGE plpgsql
-  -- body: 57 lines, md5 2f4b1d3ccc6c4b510202a0708baa6f5f
+FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
+  -- body: 65 lines, md5 f5b2d8944b8371c05e9b664209394d9d
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
@@ -404,7 +414,7 @@ FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAU
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE plpgsql
-  -- body: 19 lines, md5 a233f4ee30667bb280480f19b398f538
+  -- body: 20 lines, md5 f53593a846151c18f6cd570238776d98
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
   -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
@@ -419,3 +429,5 @@ FUNCTION @api@.ml_trial_info(model_name text) RETURNS TABLE(trial_id integer, hy
   -- body: 12 lines, md5 c811c9a28a2a29a018f497f7e18314dc
 FUNCTION @api@.ml_wait(job_id bigint, timeout interval DEFAULT '01:00:00'::interval) RETURNS ml_jobs LANGUAGE plpgsql
   -- body: 63 lines, md5 33a039065e94a9f6442df7ad429661c3
+FUNCTION @api@.ml_weights(model_name text) RETURNS TABLE(processed_input text, weight double precision, category_weights jsonb, standard_error double precision, class_label text) LANGUAGE plpgsql STABLE
+  -- body: 36 lines, md5 fd657f6d0b6667017160ffe3892f15b5

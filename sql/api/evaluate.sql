@@ -32,13 +32,23 @@ BEGIN
   END IF;
 END $$;
 
+-- log_likelihood .. spend_mean_absolute_error were added for clv models (a changed result type
+-- needs the DROP).
+DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_evaluate(text,text,jsonb)', @api_name@));
+BEGIN
+  IF f IS NOT NULL AND pg_get_function_result(f) NOT LIKE '%spend_mean_absolute_error%' THEN
+    DROP FUNCTION @api@.ml_evaluate(text, text, jsonb);
+  END IF;
+END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_evaluate(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS TABLE (trial_id int, davies_bouldin_index float8, mean_squared_distance float8,
                silhouette_score float8, calinski_harabasz_score float8, stability float8,
                num_clusters int, noise_fraction float8, dbcv float8,
                mean_absolute_error float8, mean_squared_error float8, mean_squared_log_error float8,
                median_absolute_error float8, r2_score float8, explained_variance float8,
-               "precision" float8, recall float8, accuracy float8, f1_score float8, log_loss float8, roc_auc float8)
+               "precision" float8, recall float8, accuracy float8, f1_score float8, log_loss float8, roc_auc float8,
+               log_likelihood float8, bic float8, expected_holdout_purchases float8, actual_holdout_purchases float8,
+               spend_mean_absolute_error float8)
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
@@ -56,7 +66,9 @@ BEGIN
                         (mt ->> 'mean_squared_log_error')::float8, (mt ->> 'median_absolute_error')::float8,
                         (mt ->> 'r2_score')::float8, (mt ->> 'explained_variance')::float8,
                         (mt ->> 'precision')::float8, (mt ->> 'recall')::float8, (mt ->> 'accuracy')::float8,
-                        (mt ->> 'f1_score')::float8, (mt ->> 'log_loss')::float8, (mt ->> 'roc_auc')::float8;
+                        (mt ->> 'f1_score')::float8, (mt ->> 'log_loss')::float8, (mt ->> 'roc_auc')::float8,
+                        (mt ->> 'log_likelihood')::float8, (mt ->> 'bic')::float8, (mt ->> 'expected_holdout_purchases')::float8,
+                        (mt ->> 'actual_holdout_purchases')::float8, (mt ->> 'spend_mean_absolute_error')::float8;
     RETURN;
   END IF;
   IF query IS NULL THEN
@@ -72,7 +84,7 @@ BEGIN
              percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(y - p)),
              coalesce(1 - sum((y - p) ^ 2) / nullif(count(*) * var_pop(y), 0), 0),
              coalesce(1 - var_pop(y - p) / nullif(var_pop(y), 0), 0),
-             NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
+             NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
       FROM s
     $q$, ml.labelled_scores_sql(t, q, 'float8'), t.trial_id);
     RETURN;
@@ -104,7 +116,7 @@ BEGIN
              (SELECT avg(coalesce(y = yhat, false)::int)::float8 FROM r),
              (SELECT avg(CASE WHEN pre + rec > 0 THEN 2 * pre * rec / (pre + rec) ELSE 0 END) FROM pr),
              (SELECT avg(-ln(greatest(least(coalesce(p[y], 0), 1 - 1e-15), 1e-15))) FROM r),
-             (SELECT avg(a)::float8 FROM auc)
+             (SELECT avg(a)::float8 FROM auc), NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
     $q$, ml.labelled_scores_sql(t, q, 'text'), ml.class_labels(t.artifact), ml.predicted_class_sql(t.artifact, 'p'),
          jsonb_array_length(t.artifact -> 'classes'), t.trial_id)
     USING threshold;
@@ -124,13 +136,13 @@ BEGIN
     SELECT %5$s, (SELECT avg(ratio) FROM r)::float8, (SELECT avg(v * v) FROM a)::float8, NULL::float8, NULL::float8, NULL::float8,
            (SELECT count(*) FROM per)::int, 0::float8, NULL::float8,
            NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8,
-           NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
+           NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8
   $q$, t.scores_function, ml.feature_arguments(t.artifact), q, t.artifact -> 'centroid_distances', t.trial_id);
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
 COMMENT ON FUNCTION @api@.ml_evaluate(text, text, jsonb) IS
-  'sqlml: one row of BigQuery ML metrics: clustering (davies_bouldin_index, ...), regression (mean_absolute_error .. explained_variance) or classification (precision .. roc_auc); training-time metrics, or scored on a query';
+  'sqlml: one row of BigQuery ML metrics: clustering (davies_bouldin_index, ...), regression (mean_absolute_error .. explained_variance), classification (precision .. roc_auc) or clv (log_likelihood, bic; with a holdout mean_absolute_error of purchases per customer, expected and actual holdout purchases, spend error); training-time metrics, or scored on a query';
 
 -- BigQuery ML's ML.ROC_CURVE: without a query, the curve on the evaluation split computed at
 -- training time; with one, on its rows, at the given thresholds or the percentiles 0..100 of

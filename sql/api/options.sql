@@ -102,6 +102,9 @@ CREATE OR REPLACE FUNCTION ml.validate_options(model_type text, options jsonb) R
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE common jsonb;
 BEGIN
+  IF model_type = 'clv' THEN
+    RETURN ml.validate_clv_options(options);
+  END IF;
   IF model_type = ANY (ml.supervised_types()) THEN
     IF options IS NOT NULL AND jsonb_typeof(options) <> 'object' THEN
       PERFORM ml.invalid(format('options must be a JSON object such as ''{"input_label_cols": ["ltv"]}'' (got %s)', options::text));
@@ -125,11 +128,14 @@ DECLARE
   fn text;
 BEGIN
   PERFORM ml.check_identifier('model name', p_model);
-  IF mtype IS NULL OR NOT mtype = ANY (ARRAY['kmeans', 'hdbscan'] || ml.supervised_types()) THEN
+  IF mtype IS NULL OR NOT mtype = ANY (ARRAY['kmeans', 'hdbscan', 'clv'] || ml.supervised_types()) THEN
     PERFORM ml.invalid(format('unknown model_type "%s"; supported: %s', p_type,
-                              array_to_string(ARRAY['kmeans', 'hdbscan'] || ml.supervised_types(), ', ')));
+                              array_to_string(ARRAY['kmeans', 'hdbscan', 'clv'] || ml.supervised_types(), ', ')));
   END IF;
   opts := ml.validate_options(mtype, p_options);
+  IF mtype = 'clv' AND opts ->> 'function_name' IS NULL AND octet_length(p_model) > 44 THEN
+    PERFORM ml.invalid(format('model name "%s" is too long for a clv model: "%s_expected_purchases" must fit in 63 bytes; set option "function_name" to a shorter name', p_model, p_model));
+  END IF;
   fn := coalesce(opts ->> 'function_name', p_model || '_predict');
   IF mtype IN ('logistic_reg', 'boosted_tree_classifier', 'random_forest_classifier', 'auto') AND octet_length(fn) > 49 THEN
     PERFORM ml.invalid(format('function name "%s" is too long for a classifier: "%s_probabilities" must fit in 63 bytes; set option "function_name" to a shorter name', fn, fn));

@@ -20,22 +20,37 @@ CREATE OR REPLACE FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURN
               ELSE format('(SELECT u.i::int FROM unnest(%1$s) WITH ORDINALITY u(v, i) ORDER BY u.v DESC, u.i LIMIT 1)', p) END
 $$;
 
+-- details was added for clv models (a changed result type needs the DROP).
+DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_predict(text,text,jsonb)', @api_name@));
+BEGIN
+  IF f IS NOT NULL AND pg_get_function_result(f) NOT LIKE '%details%' THEN
+    DROP FUNCTION @api@.ml_predict(text, text, jsonb);
+  END IF;
+END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}')
 RETURNS TABLE (input jsonb, centroid_id int, nearest_centroids_distance jsonb,
                membership_probability float8, outlier_score float8,
-               predicted_value float8, predicted_label text, predicted_probs jsonb)
+               predicted_value float8, predicted_label text, predicted_probs jsonb, details jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
-  t ml.trials := ml.model_trial(m, options, ARRAY['threshold']);
+  t ml.trials := ml.model_trial(m, options, ARRAY['threshold', 'horizon', 'discount_rate', 'observation_end']);
   q text := ml.safe_query(ml.strip_query(query));
   nearest int := least((t.artifact ->> 'k')::int, 5);
   threshold float8 := ml.threshold_option(t, options);
 BEGIN
+  IF m.model_type = 'clv' THEN
+    -- the query holds transactions: one row per customer, the RFM row as input
+    RETURN QUERY SELECT * FROM ml.predict_clv(m, t, q, options);
+    RETURN;
+  END IF;
+  IF options ?| ARRAY['horizon', 'discount_rate', 'observation_end'] THEN
+    PERFORM ml.invalid(format('options "horizon", "discount_rate" and "observation_end" apply to clv models; "%s" is a %s model', m.model_name, m.model_type));
+  END IF;
   IF t.artifact ? 'problem' THEN
     -- Supervised: the scores function gives [prediction] or the class probabilities.
     RETURN QUERY EXECUTE format($q$
-      SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, %4$s, %5$s, %6$s
+      SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, %4$s, %5$s, %6$s, NULL::jsonb
       FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s
     $q$, t.scores_function, ml.feature_arguments(t.artifact), q,
          CASE WHEN t.artifact ->> 'problem' = 'regression' THEN 's.p[1]' ELSE 'NULL::float8' END,
@@ -51,7 +66,7 @@ BEGIN
   -- input row becomes jsonb, both in the subquery, which runs in parallel workers.
   IF m.model_type = 'kmeans' AND t.nearest_function IS NOT NULL THEN
     RETURN QUERY EXECUTE format($q$
-      SELECT s.input, (s.r).centroid_id, (s.r).nearest, NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb
+      SELECT s.input, (s.r).centroid_id, (s.r).nearest, NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb, NULL::jsonb
       FROM (SELECT to_jsonb(q) AS input, %1$s(%2$s) AS r FROM (%3$s) q OFFSET 0) s
     $q$, t.nearest_function, ml.feature_arguments(t.artifact), q);
     RETURN;
@@ -63,7 +78,7 @@ BEGIN
   -- density models the distances are to each cluster's nearest exemplar, and a row beyond the
   -- cluster's reach is noise (-1).
   RETURN QUERY EXECUTE format($q$
-    SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb
+    SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb, NULL::jsonb
     FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
     CROSS JOIN LATERAL (
       SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
@@ -82,7 +97,7 @@ EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
 COMMENT ON FUNCTION @api@.ml_predict(text, text, jsonb) IS
-  'sqlml: score every row of a query inside PostgreSQL; input jsonb, then centroid_id + nearest_centroids_distance (k-means), membership_probability + outlier_score (hdbscan), predicted_value (regression) or predicted_label + predicted_probs (classification)';
+  'sqlml: score every row of a query inside PostgreSQL; input jsonb, then centroid_id + nearest_centroids_distance (k-means), membership_probability + outlier_score (hdbscan), predicted_value (regression) or predicted_label + predicted_probs (classification); for clv models the query holds transactions: one row per customer, predicted_value = CLV, details = p_alive, expected_purchases, expected_spend';
 
 -- OFFSET 0: the distances function runs once per row, not once per reference to its result
 -- (the planner would otherwise pull the subquery up into the LATERAL parts).

@@ -121,6 +121,10 @@ BEGIN
   EXCEPTION WHEN invalid_cursor_definition THEN
     PERFORM ml.invalid('training_query must be exactly one SELECT statement (no ";" between statements, no INSERT, UPDATE, DELETE or SELECT INTO)');
   END;
+  IF pg_catalog.lower(pg_catalog.btrim(model_type)) OPERATOR(pg_catalog.=) 'clv' THEN
+    -- the transactions query's customer, time and value columns, named as its requester sees them
+    options := ml.clv_columns(q, options);
+  END IF;
   PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);
   token := ml.issue_token(current_user);

@@ -19,8 +19,9 @@ $$;
 
 -- The RFM summary of `source` (a FROM item: a parenthesised query or a function call) as one
 -- SELECT: identifiers quoted, every option a literal. Columns: customer_id (text), frequency,
--- recency, age, monetary_value, first_purchase, last_purchase, holdout_frequency and
--- holdout_monetary_value (NULL without a calibration end).
+-- recency, age, monetary_value, first_purchase, last_purchase, holdout_frequency,
+-- holdout_monetary_value and holdout_duration (the holdout's length in time units; the three
+-- NULL without a calibration end).
 CREATE OR REPLACE FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text,
                                       unit_days float8, observation_end date, calibration_end date) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
@@ -48,12 +49,39 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
            coalesce(cal.monetary_value, 0)::float8 AS monetary_value,
            cal.first_d AS first_purchase, cal.last_d AS last_purchase,
            CASE WHEN b.has_holdout THEN coalesce(h.n, 0) END::float8 AS holdout_frequency,
-           CASE WHEN b.has_holdout THEN coalesce(h.m, 0) END::float8 AS holdout_monetary_value
+           CASE WHEN b.has_holdout THEN coalesce(h.m, 0) END::float8 AS holdout_monetary_value,
+           CASE WHEN b.has_holdout THEN (b.obs_end - b.cal_end) / %5$s::float8 END AS holdout_duration
       FROM sqlml_cal cal CROSS JOIN sqlml_bounds b LEFT JOIN sqlml_hold h ON h.c = cal.c$f$,
     source, customer_col, time_col,
     CASE WHEN value_col IS NULL THEN 'NULL::float8' ELSE format('q.%I::float8', value_col) END,
     unit_days, observation_end, calibration_end)
 $$;
+
+-- The options an RFM summary shares with clv models, checked: column names as strings, the
+-- time unit, the dates and their order.
+CREATE OR REPLACE FUNCTION ml.check_rfm_options(options jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE k text;
+BEGIN
+  FOREACH k IN ARRAY ARRAY['customer_col', 'time_col', 'value_col'] LOOP
+    IF options ? k AND jsonb_typeof(options -> k) NOT IN ('string', 'null') THEN
+      PERFORM ml.invalid(format('option "%s" must be a column name (got %s)', k, (options -> k)::text));
+    END IF;
+  END LOOP;
+  PERFORM ml.opt_enum(options, 'time_unit', ARRAY['day', 'week', 'month']);
+  FOREACH k IN ARRAY ARRAY['observation_end', 'calibration_end'] LOOP
+    IF options ? k THEN
+      BEGIN
+        PERFORM (options ->> k)::date;
+      EXCEPTION WHEN OTHERS THEN
+        PERFORM ml.invalid(format('option "%s" must be a date such as "1997-09-30" (got %s)', k, (options -> k)::text));
+      END;
+    END IF;
+  END LOOP;
+  IF (options ->> 'calibration_end')::date >= (options ->> 'observation_end')::date THEN
+    PERFORM ml.invalid(format('"calibration_end" (%s) must come before "observation_end" (%s)', options ->> 'calibration_end', options ->> 'observation_end'));
+  END IF;
+END $$;
 
 -- The columns and settings of an RFM request, checked: which columns hold the customer, the
 -- time and the value (default: the query's first three), the time unit and the dates.
@@ -65,6 +93,7 @@ DECLARE
   cols text[];
   k text;
 BEGIN
+  PERFORM ml.check_rfm_options(options);
   SELECT pg_catalog.array_agg(c.name ORDER BY c.ordinal) INTO cols FROM ml.query_columns(query) c;
   IF coalesce(pg_catalog.cardinality(cols), 0) < 2 THEN
     PERFORM ml.invalid('the transactions query needs at least a customer column and a time column (and a value column for spend), e.g. SELECT customer_id, ordered_at, amount FROM orders');
@@ -72,32 +101,14 @@ BEGIN
   customer_col := coalesce(options ->> 'customer_col', cols[1]);
   time_col := coalesce(options ->> 'time_col', cols[2]);
   value_col := CASE WHEN options ? 'value_col' THEN options ->> 'value_col' ELSE cols[3] END;
-  FOREACH k IN ARRAY ARRAY['customer_col', 'time_col', 'value_col'] LOOP
-    IF options ? k AND pg_catalog.jsonb_typeof(options -> k) NOT IN ('string', 'null') THEN
-      PERFORM ml.invalid(pg_catalog.format('option "%s" must be a column name (got %s)', k, (options -> k)::text));
-    END IF;
-  END LOOP;
   FOREACH k IN ARRAY ARRAY[customer_col, time_col, value_col] LOOP
     IF k IS NOT NULL AND NOT k = ANY (cols) THEN
       PERFORM ml.invalid(pg_catalog.format('column "%s" is not in the transactions query (its columns: %s)', k, pg_catalog.array_to_string(cols, ', ')));
     END IF;
   END LOOP;
-  PERFORM ml.opt_enum(options, 'time_unit', ARRAY['day', 'week', 'month']);
   unit_days := ml.time_unit_days(options ->> 'time_unit');
-  FOREACH k IN ARRAY ARRAY['observation_end', 'calibration_end'] LOOP
-    IF options ? k THEN
-      BEGIN
-        PERFORM (options ->> k)::date;
-      EXCEPTION WHEN OTHERS THEN
-        PERFORM ml.invalid(pg_catalog.format('option "%s" must be a date such as "1997-09-30" (got %s)', k, (options -> k)::text));
-      END;
-    END IF;
-  END LOOP;
   observation_end := (options ->> 'observation_end')::date;
   calibration_end := (options ->> 'calibration_end')::date;
-  IF calibration_end >= observation_end THEN
-    PERFORM ml.invalid(pg_catalog.format('"calibration_end" (%s) must come before "observation_end" (%s)', calibration_end, observation_end));
-  END IF;
 END $$;
 
 -- The classic RFM segments on the recency and frequency scores (1-5 each), the usual grid of
@@ -129,7 +140,8 @@ BEGIN
   -- scores 1-5 by percent rank, ties sharing their score: recency by the time since the last
   -- purchase (shorter is better), frequency and monetary value (higher is better)
   RETURN QUERY EXECUTE pg_catalog.format($f$
-    SELECT x.*, ml.rfm_segment(x.r_score, x.f_score)
+    SELECT x.customer_id, x.frequency, x.recency, x.age, x.monetary_value, x.first_purchase, x.last_purchase,
+           x.holdout_frequency, x.holdout_monetary_value, x.r_score, x.f_score, x.m_score, ml.rfm_segment(x.r_score, x.f_score)
       FROM (SELECT r.*,
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.age - r.recency DESC)))::int AS r_score,
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.frequency)))::int AS f_score,

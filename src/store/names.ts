@@ -1,7 +1,7 @@
 import { quoteIdent } from '../db/connect.ts';
 
 /** What a version's internal functions compute, each named after it. */
-export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector';
+export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector' | 'purchases';
 
 /**
  * The one place generated functions are named. Internal ones live in schema ml, one per model
@@ -12,6 +12,8 @@ export function generatedName(modelId: string, trial: { trialId: number; isOptim
   return `ml.${quoteIdent(trial.isOptimal ? `m${modelId}_${kind}` : `m${modelId}_t${trial.trialId}_${kind}`)}`;
 }
 
-export function publicName(apiSchema: string, functionName: string, suffix: '' | '_probabilities' = ''): string {
+export type PublicSuffix = '' | '_probabilities' | '_p_alive' | '_expected_purchases' | '_expected_spend' | '_clv';
+
+export function publicName(apiSchema: string, functionName: string, suffix: PublicSuffix = ''): string {
   return `${quoteIdent(apiSchema)}.${quoteIdent(functionName + suffix)}`;
 }

@@ -1,0 +1,160 @@
+import { loadTrainingData } from '../data/load.ts';
+import { expectedPurchases, fitBgNbd, PARAMETERS } from '../models/clv/bgnbd.ts';
+import { expectedSpend, fitGammaGamma, SPEND_PARAMETERS } from '../models/clv/gamma-gamma.ts';
+import { clvSettings, type ClvSettings } from '../models/clv/options.ts';
+import type { ClvArtifact } from '../models/clv/artifact.ts';
+import { writeClvModel } from '../store/write-clv.ts';
+import { UserError } from '../util/errors.ts';
+import { yieldToEventLoop } from '../util/yield.ts';
+import { storeContext, type JobContext } from './context.ts';
+import type { ModelRow } from './training-data.ts';
+
+// Customer lifetime value as a training job: the RFM summary is computed in PostgreSQL over
+// the training function (one row per customer reaches the sidecar), BG/NBD and Gamma-Gamma are
+// fitted, checked on the holdout when there is one, and written back with their SQL functions.
+
+const COLUMNS = ['frequency', 'recency', 'age', 'monetary_value', 'holdout_frequency', 'holdout_monetary_value', 'holdout_duration'] as const;
+
+export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<void> {
+  const s = clvSettings(model.options);
+  const data = await loadTrainingData({
+    source: ctx.source,
+    statementTimeoutMs: ctx.statementTimeoutMs,
+    maxBytes: ctx.maxBytes,
+    exclude: [],
+    onRows: (rows) => ctx.report({ phase: 'load', customers: rows }),
+    over: async (call) => `SELECT ${COLUMNS.join(', ')} FROM (${await rfmSql(ctx, call, s)}) r`,
+  });
+  const n = data.table.rows;
+  if (n === 0) throw new UserError('the transactions query returned no purchases (before "calibration_end", when given)');
+  const col = (name: string): Float64Array => {
+    const c = data.table.columns.find((x) => x.name === name);
+    if (!c || c.kind !== 'numeric') throw new Error(`the RFM summary has no numeric column ${name}`);
+    return c.values;
+  };
+  const x = col('frequency');
+  const tx = col('recency');
+  const T = col('age');
+  const m = col('monetary_value');
+  await ctx.checkpoint({ phase: 'train', model: 'bg_nbd', customers: n });
+  const started = performance.now();
+  const purchase = await fitBgNbd({ x, tx, T }, s.penalizer);
+  const spend = s.spendModel === 'gamma_gamma' ? await fitSpend(ctx, x, m, s.penalizer) : null;
+  const trainSeconds = (performance.now() - started) / 1000;
+  await ctx.checkpoint({ phase: 'evaluate' });
+  const holdout = s.calibrationEnd ? await holdoutMetrics(col('holdout_frequency'), col('holdout_monetary_value'), col('holdout_duration')[0]!, x, tx, T, m, purchase.model, spend?.model ?? null) : {};
+  const k = PARAMETERS.length;
+  const artifact: ClvArtifact = {
+    purchase_model: 'bg_nbd',
+    purchase: purchase.model,
+    purchase_standard_errors: Object.fromEntries(PARAMETERS.map((p, i) => [p, purchase.standardErrors[i]!])),
+    spend_model: spend ? 'gamma_gamma' : 'none',
+    spend: spend?.model ?? null,
+    spend_standard_errors: spend ? Object.fromEntries(SPEND_PARAMETERS.map((p, i) => [p, spend.standardErrors[i]!])) : null,
+    horizon: s.horizon,
+    discount_rate: s.discountRate,
+    time_unit: s.timeUnit,
+    customer_col: s.customerCol,
+    time_col: s.timeCol,
+    value_col: s.valueCol,
+  };
+  await ctx.checkpoint({ phase: 'write' });
+  await writeClvModel(storeContext(ctx), {
+    modelId: model.id,
+    modelName: model.model_name,
+    version: model.version,
+    owner: model.owner,
+    functionPrefix: typeof model.options.function_name === 'string' ? model.options.function_name : model.model_name,
+    artifact,
+    metrics: {
+      customers: n,
+      repeat_customers: x.reduce((c, v) => c + (v > 0 ? 1 : 0), 0),
+      log_likelihood: purchase.logLikelihood,
+      bic: k * Math.log(n) - 2 * purchase.logLikelihood,
+      spend_log_likelihood: spend?.logLikelihood ?? null,
+      ...holdout,
+      load_seconds: data.seconds,
+      train_seconds: trainSeconds,
+    },
+    options: model.options,
+    trainingInfo: [
+      { iteration: 0, loss: -purchase.logLikelihood / n, evalLoss: null, learnRate: null, durationMs: trainSeconds * 1000, clusterInfo: { model: 'bg_nbd', iterations: purchase.iterations, converged: purchase.converged } },
+      ...(spend ? [{ iteration: 1, loss: -spend.logLikelihood / spend.customers, evalLoss: null, learnRate: null, durationMs: 0, clusterInfo: { model: 'gamma_gamma', iterations: spend.iterations, converged: spend.converged } }] : []),
+    ],
+    finalProgress: { phase: 'ready', customers: n },
+  });
+}
+
+/** The RFM summary's SELECT over the training function, from sql/api/rfm.sql (the one definition). */
+async function rfmSql(ctx: JobContext, call: string, s: ClvSettings): Promise<string> {
+  const { rows } = await ctx.pool.query<{ sql: string }>(
+    'SELECT ml.rfm_sql($1, $2, $3, $4, ml.time_unit_days($5), $6::date, $7::date) AS sql',
+    [call, s.customerCol, s.timeCol, s.valueCol, s.timeUnit, s.observationEnd, s.calibrationEnd],
+  );
+  return rows[0]!.sql;
+}
+
+async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penalizer: number) {
+  const keep: number[] = [];
+  for (let i = 0; i < x.length; i++) if (x[i]! > 0 && m[i]! > 0) keep.push(i);
+  if (keep.length < 10) {
+    throw new UserError(`only ${keep.length} customers have repeat purchases with a positive value: too few to fit the Gamma-Gamma spend model; set "spend_model": "none" or use a longer history`);
+  }
+  await ctx.checkpoint({ phase: 'train', model: 'gamma_gamma', customers: keep.length });
+  const fit = await fitGammaGamma({ x: Float64Array.from(keep, (i) => x[i]!), m: Float64Array.from(keep, (i) => m[i]!) }, penalizer);
+  if (fit.model.q <= 1) {
+    throw new UserError(`the fitted Gamma-Gamma has q = ${fit.model.q.toFixed(3)} <= 1, for which the mean spend is not finite; raise "penalizer" or set "spend_model": "none"`);
+  }
+  return { ...fit, customers: keep.length };
+}
+
+/**
+ * With a calibration split: expected against actual holdout purchases per customer (mean
+ * absolute error, totals), the calibration/holdout table by calibration frequency (0 … 7+),
+ * and the spend error on the customers who bought in the holdout.
+ */
+async function holdoutMetrics(
+  hx: Float64Array, hm: Float64Array, duration: number,
+  x: Float64Array, tx: Float64Array, T: Float64Array, m: Float64Array,
+  purchase: Parameters<typeof expectedPurchases>[0], spend: Parameters<typeof expectedSpend>[0] | null,
+): Promise<Record<string, unknown>> {
+  const n = x.length;
+  let abs = 0;
+  let expected = 0;
+  let actual = 0;
+  let spendAbs = 0;
+  let spendN = 0;
+  const groups = Array.from({ length: 8 }, () => ({ customers: 0, actual: 0, expected: 0 }));
+  let yielded = performance.now();
+  for (let i = 0; i < n; i++) {
+    if (performance.now() - yielded > 50) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
+    const e = expectedPurchases(purchase, x[i]!, tx[i]!, T[i]!, duration);
+    abs += Math.abs(e - hx[i]!);
+    expected += e;
+    actual += hx[i]!;
+    const g = groups[Math.min(7, x[i]!)]!;
+    g.customers++;
+    g.actual += hx[i]!;
+    g.expected += e;
+    if (spend && hx[i]! > 0) {
+      spendAbs += Math.abs(expectedSpend(spend, x[i]!, m[i]!) - hm[i]!);
+      spendN++;
+    }
+  }
+  return {
+    holdout_duration: duration,
+    mean_absolute_error: abs / n,
+    expected_holdout_purchases: expected,
+    actual_holdout_purchases: actual,
+    spend_mean_absolute_error: spendN ? spendAbs / spendN : null,
+    calibration_holdout: groups.map((g, f) => ({
+      frequency: f === 7 ? '7+' : String(f),
+      customers: g.customers,
+      actual: g.customers ? g.actual / g.customers : null,
+      expected: g.customers ? g.expected / g.customers : null,
+    })),
+  };
+}

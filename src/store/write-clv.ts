@@ -1,0 +1,57 @@
+import { sql } from 'kysely';
+import { withTransaction } from '../db/connect.ts';
+import { compiledClv, type ClvArtifact } from '../models/clv/artifact.ts';
+import { publicFunctionsSql, purchasesFunctionSql, scoresFunctionSql } from '../models/clv/to-sql.ts';
+import { generatedName, publicName } from './names.ts';
+import { ml, run } from './sql.ts';
+import { insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type StoreContext, type TrainingInfoRow } from './write-back.ts';
+
+export interface ClvWrite {
+  modelId: string;
+  modelName: string;
+  version: number;
+  owner: string;
+  functionPrefix: string; // <prefix>_p_alive, _expected_purchases, _expected_spend, _clv
+  artifact: ClvArtifact;
+  metrics: Record<string, unknown>;
+  options: Record<string, unknown>;
+  trainingInfo: TrainingInfoRow[];
+  finalProgress: Record<string, unknown>;
+}
+
+const PURCHASES_ARGS = 'float8, float8, float8, float8';
+const SCORES_ARGS = 'float8, float8, float8, float8, float8, float8';
+
+/** Writes a fitted clv model in one transaction: its internal functions, public functions and rows. */
+export async function writeClvModel(ctx: StoreContext, w: ClvWrite): Promise<void> {
+  await withTransaction(ctx.pool, async (client) => {
+    const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
+    const trial = { trialId: 1, isOptimal: true };
+    const compiled = compiledClv(w.artifact);
+    const purchases = generatedName(w.modelId, trial, 'purchases');
+    const scores = generatedName(w.modelId, trial, 'scores');
+    await client.query(purchasesFunctionSql(compiled, purchases));
+    await client.query(scoresFunctionSql(compiled, scores, purchases));
+    for (const [fn, args] of [[purchases, PURCHASES_ARGS], [scores, SCORES_ARGS]] as const) {
+      await restrictExecute(client, `${fn}(${args})`, roles);
+      await recordFunction(client, `${fn}(${args})`, w.modelId, 1, 'internal');
+    }
+    await run(client, ml.insertInto('ml.trials').values({
+      model_id: w.modelId, trial_id: 1, hyperparameters: JSON.stringify({ purchase_model: w.artifact.purchase_model, spend_model: w.artifact.spend_model }),
+      metrics: JSON.stringify(w.metrics), status: 'succeeded', is_optimal: true, artifact: JSON.stringify(w.artifact), scores_function: scores,
+    }));
+    const p = (suffix: '_p_alive' | '_expected_purchases' | '_expected_spend' | '_clv') => publicName(ctx.apiSchema, w.functionPrefix, suffix);
+    const fns = publicFunctionsSql(compiled, { pAlive: p('_p_alive'), purchases: p('_expected_purchases'), spend: p('_expected_spend'), clv: p('_clv') }, { purchases, scores }).map((f) => ({
+      ...f,
+      comment: `sqlml: ${f.name.split('.').pop()!.replace(/"/g, '')} of clv model ${w.modelName} version ${w.version} (BG/NBD${w.artifact.spend ? ' + Gamma-Gamma' : ''}; time unit ${w.artifact.time_unit})`,
+    }));
+    const sigs = await publishFunctions(client, w, fns, roles);
+    await run(client, ml.updateTable('ml.models').set({
+      artifact: JSON.stringify(w.artifact), metrics: JSON.stringify(w.metrics), options: JSON.stringify(w.options), trained_at: sql<Date>`now()`,
+      scores_function: scores,
+      ...(sigs ? { function_signature: sigs[3] ?? null } : {}),
+    }).where('id', '=', w.modelId));
+    await insertTrainingInfo(client, w.modelId, 0, w.trainingInfo);
+    await ctx.queue.complete(client, ctx.jobId, w.finalProgress);
+  });
+}
