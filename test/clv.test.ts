@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectedPurchases, logLikelihood, pAlive, type BgNbd } from '../src/models/clv/bgnbd.ts';
+import { expectedSpend, type GammaGamma } from '../src/models/clv/gamma-gamma.ts';
 import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
 
-// ml_rfm against the definitions computed here from the raw transactions, on the demo orders.
+// ml_rfm against the definitions computed here from the raw transactions, on the demo orders;
+// a clv model trained from SQL: its stored likelihood, its SQL functions and ml_predict against
+// the fitted parameters evaluated here, the calibration/holdout table against its definition.
 
 let t: TestDb;
 beforeAll(async () => {
   t = await freshDatabase('clv', { demo: true });
+  await t.worker();
 });
 afterAll(async () => t?.close());
 
@@ -75,5 +80,88 @@ describe('ml_rfm', () => {
       .toMatch(/option "time_unit" must be one of day, week, month/);
     expect((await errorOf(t.pool, `SELECT * FROM ml_rfm('SELECT customer_id, order_date FROM demo.orders', '{"calibration_end": "2016-13-01"}')`)).message)
       .toMatch(/option "calibration_end" must be a date such as "1997-09-30"/);
+  });
+});
+
+describe('clv models', () => {
+  const TX = 'SELECT customer_id, order_date, sales FROM demo.orders';
+  let purchase: BgNbd;
+  let spend: GammaGamma;
+  let rfm: { customer_id: string; frequency: number; recency: number; age: number; monetary_value: number; holdout_frequency: number }[];
+
+  beforeAll(async () => {
+    await t.pool.query(`CALL ml_train('btyd', 'clv', $1, '{"time_unit": "week", "calibration_end": "2016-12-31", "penalizer": 0.001}')`, [TX]);
+    const w = await rows<{ processed_input: string; weight: number }>(t.pool, `SELECT processed_input, weight FROM ml_weights('btyd')`);
+    const v = (k: string) => w.find((x) => x.processed_input === k)!.weight;
+    purchase = { r: v('r'), alpha: v('alpha'), a: v('a'), b: v('b') };
+    spend = { p: v('p'), q: v('q'), gamma: v('gamma') };
+    rfm = await rows(t.pool, `SELECT * FROM ml_rfm($1, '{"time_unit": "week", "calibration_end": "2016-12-31"}')`, [TX]);
+  });
+
+  it('was fitted on the RFM summary ml_rfm gives: its stored log-likelihood and BIC are those of its parameters on those rows', async () => {
+    const data = { x: Float64Array.from(rfm, (r) => r.frequency), tx: Float64Array.from(rfm, (r) => r.recency), T: Float64Array.from(rfm, (r) => r.age) };
+    const [e] = await rows<{ log_likelihood: number; bic: number }>(t.pool, `SELECT log_likelihood, bic FROM ml_evaluate('btyd')`);
+    const ll = logLikelihood(purchase, data);
+    expect(e!.log_likelihood).toBeCloseTo(ll, 6);
+    expect(e!.bic).toBeCloseTo(4 * Math.log(rfm.length) - 2 * ll, 6);
+    for (const p of [purchase.r, purchase.alpha, purchase.a, purchase.b, spend.p, spend.q, spend.gamma]) expect(p).toBeGreaterThan(0);
+  });
+
+  it('the generated functions equal the fitted model evaluated here, on every customer; ml_predict gives the same CLV', async () => {
+    const got = await rows<{ customer_id: string; p_alive: number; e: number; s: number; clv: number; clv_d: number }>(t.pool,
+      `SELECT customer_id, btyd_p_alive(frequency, recency, age) AS p_alive, btyd_expected_purchases(frequency, recency, age) AS e,
+              btyd_expected_spend(frequency, monetary_value) AS s, btyd_clv(frequency, recency, age, monetary_value) AS clv,
+              btyd_clv(frequency => frequency, recency => recency, age => age, monetary_value => monetary_value, horizon => 6, discount_rate => 0.01) AS clv_d
+         FROM ml_rfm($1, '{"time_unit": "week", "calibration_end": "2016-12-31"}')`, [TX]);
+    expect(got.length).toBe(rfm.length);
+    const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
+    got.forEach((g, i) => {
+      const r = rfm[i]!;
+      const e = expectedPurchases(purchase, r.frequency, r.recency, r.age, 52);
+      const s = expectedSpend(spend, r.frequency, r.monetary_value);
+      let discounted = 0;
+      for (let k = 1; k <= 6; k++) discounted += ((expectedPurchases(purchase, r.frequency, r.recency, r.age, k) - expectedPurchases(purchase, r.frequency, r.recency, r.age, k - 1)) * s) / 1.01 ** k;
+      expect(rel(g.p_alive, pAlive(purchase, r.frequency, r.recency, r.age))).toBeLessThan(1e-9);
+      expect(rel(g.e, e)).toBeLessThan(1e-9);
+      expect(rel(g.s, s)).toBeLessThan(1e-12);
+      expect(rel(g.clv, e * s)).toBeLessThan(1e-9);
+      expect(rel(g.clv_d, discounted)).toBeLessThan(1e-9);
+    });
+    // ml_predict summarises the transactions itself (up to their last day: a later age) and scores
+    const p = await rows<{ customer_id: string; clv: number; frequency: number; recency: number; age: number; monetary_value: number; p_alive: number }>(t.pool,
+      `SELECT input->>'customer_id' AS customer_id, predicted_value AS clv, (input->>'frequency')::float8 AS frequency, (input->>'recency')::float8 AS recency,
+              (input->>'age')::float8 AS age, (input->>'monetary_value')::float8 AS monetary_value, (details->>'p_alive')::float8 AS p_alive
+         FROM ml_predict('btyd', $1)`, [TX]);
+    expect(p.length).toBe(793);
+    for (const x of p) {
+      const e = expectedPurchases(purchase, x.frequency, x.recency, x.age, 52) * expectedSpend(spend, x.frequency, x.monetary_value);
+      expect(rel(x.clv, e)).toBeLessThan(1e-9);
+      expect(rel(x.p_alive, pAlive(purchase, x.frequency, x.recency, x.age))).toBeLessThan(1e-9);
+    }
+  });
+
+  it('the calibration/holdout table: customers by calibration repeats, actual and expected holdout purchases', async () => {
+    const table = await rows<{ frequency: string; customers: string; actual_holdout_purchases: number; expected_holdout_purchases: number }>(t.pool, `SELECT * FROM ml_calibration_holdout('btyd')`);
+    expect(table.map((r) => r.frequency)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7+']);
+    const holdoutWeeks = (Date.parse('2017-12-30') - Date.parse('2016-12-31')) / 86_400_000 / 7;
+    table.forEach((row, f) => {
+      const members = rfm.filter((r) => (f === 7 ? r.frequency >= 7 : r.frequency === f));
+      expect(Number(row.customers)).toBe(members.length);
+      if (!members.length) return;
+      expect(row.actual_holdout_purchases).toBeCloseTo(members.reduce((s, r) => s + r.holdout_frequency, 0) / members.length, 10);
+      const expected = members.reduce((s, r) => s + expectedPurchases(purchase, r.frequency, r.recency, r.age, holdoutWeeks), 0) / members.length;
+      expect(row.expected_holdout_purchases).toBeCloseTo(expected, 8);
+    });
+  });
+
+  it('extreme customers give finite values in SQL; bad options and a missing column are named', async () => {
+    const [x] = await rows<Record<string, number>>(t.pool,
+      `SELECT btyd_p_alive(300, 500, 500) AS a, btyd_expected_purchases(300, 10, 500, 520) AS b, btyd_expected_purchases(0, 0, 0) AS c,
+              btyd_expected_purchases(50, 0.5, 0.5, 5200) AS d, btyd_clv(300, 500, 500, 1e6) AS e, btyd_expected_spend(0, 0) AS f`);
+    for (const [k, v] of Object.entries(x!)) expect(Number.isFinite(v) && v >= 0, `${k} = ${v}`).toBe(true);
+    expect((await errorOf(t.pool, `SELECT ml_create_model('c2', 'clv', $1, '{"purchase_model": "markov"}')`, [TX])).message).toMatch(/option "purchase_model" must be one of bg_nbd/);
+    expect((await errorOf(t.pool, `SELECT ml_create_model('c2', 'clv', $1, '{"time_col": "ship"}')`, [TX])).message).toMatch(/column "ship" is not in the transactions query \(its columns: customer_id, order_date, sales\)/);
+    expect((await errorOf(t.pool, `SELECT * FROM ml_predict('btyd', 'SELECT customer_id, order_date FROM demo.orders')`)).message).toMatch(/the transactions query has no column "sales", which model "btyd" was trained on/);
+    expect((await errorOf(t.pool, `SELECT * FROM ml_predict('btyd', $1, '{"horizon": -1}')`, [TX])).message).toMatch(/option "horizon" must be a number between 0 and 100000/);
   });
 });
