@@ -7,6 +7,7 @@ import { benchQueue, printQueue } from './queue.ts';
 import { benchSupervised, printSupervised } from './supervised.ts';
 import { benchStalls, printStalls } from './stalls.ts';
 import { benchExplore, printExplore } from './explore.ts';
+import { benchClv, printClv } from './clv.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
@@ -20,6 +21,7 @@ try {
   const supervisedRows = quick ? 5000 : 40_000;
   printSupervised(supervisedRows, await benchSupervised(db, { rows: supervisedRows }));
   printExplore(await benchExplore(db, { rows: quick ? 20_000 : 1_000_000 }));
+  printClv(await benchClv(db, { customers: quick ? 10_000 : 1_000_000 }));
   printStalls(await benchStalls(db, { rows: quick ? 5000 : 300_000, densityRows: quick ? 2000 : 40_000 }));
   if (!quick && process.argv.includes('--curve')) {
     for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));

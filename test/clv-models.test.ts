@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { expectedPurchases, expectedPurchasesNew, fitBgNbd, logLikelihood, pAlive, type BgNbd } from '../src/models/clv/bgnbd.ts';
-import { expectedSpend, fitGammaGamma } from '../src/models/clv/gamma-gamma.ts';
+import { compress, expectedPurchases, expectedPurchasesNew, fitBgNbd, logLikelihood, pAlive, type BgNbd } from '../src/models/clv/bgnbd.ts';
+import { expectedSpend, fitGammaGamma, spendLogLikelihood } from '../src/models/clv/gamma-gamma.ts';
 import { hyp2f1, lgamma } from '../src/models/clv/special.ts';
 import { Random } from '../src/util/random.ts';
 
@@ -195,5 +195,36 @@ describe('Gamma-Gamma', () => {
     expect(one).toBeGreaterThan(population);
     expect(many).toBeGreaterThan(one);
     expect(many).toBeLessThan(100);
+  });
+});
+
+describe('likelihood gradients', () => {
+  it('the analytic gradients in the log-parameters equal central differences; compressed data give the same likelihood', () => {
+    const rng = new Random(3);
+    const n = 500;
+    const x = Float64Array.from({ length: n }, () => Math.floor(rng.next() * 6));
+    const T = Float64Array.from({ length: n }, () => 5 + Math.floor(rng.next() * 10));
+    const tx = Float64Array.from(x, (v, i) => (v > 0 ? Math.floor(rng.next() * T[i]!) : 0));
+    const m = Float64Array.from({ length: n }, () => 10 + rng.next() * 50);
+    const bg = (t: number[]) => ({ r: Math.exp(t[0]!), alpha: Math.exp(t[1]!), a: Math.exp(t[2]!), b: Math.exp(t[3]!) });
+    const gg = (t: number[]) => ({ p: Math.exp(t[0]!), q: Math.exp(t[1]!), gamma: Math.exp(t[2]!) });
+    const check = (theta: number[], f: (t: number[], g?: Float64Array) => number) => {
+      const g = new Float64Array(theta.length);
+      f(theta, g);
+      theta.forEach((_, j) => {
+        const up = [...theta];
+        const down = [...theta];
+        up[j]! += 1e-6;
+        down[j]! -= 1e-6;
+        expect(g[j]!, `d/dθ${j}`).toBeCloseTo((f(up) - f(down)) / 2e-6, 3);
+      });
+    };
+    check([Math.log(0.7), Math.log(3), Math.log(1.3), Math.log(2.5)], (t, g) => logLikelihood(bg(t), { x, tx, T }, g));
+    const pos = [...x.keys()].filter((i) => x[i]! > 0);
+    check([Math.log(4), Math.log(3), Math.log(20)], (t, g) => spendLogLikelihood(gg(t), { x: Float64Array.from(pos, (i) => x[i]!), m: Float64Array.from(pos, (i) => m[i]!) }, g));
+    const c = compress({ x, tx, T });
+    expect(c.x.length).toBeLessThan(n);
+    const p = bg([0, 1, 0.2, 0.5]);
+    expect(logLikelihood(p, c)).toBeCloseTo(logLikelihood(p, { x, tx, T }), 8);
   });
 });

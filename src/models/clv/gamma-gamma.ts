@@ -1,5 +1,5 @@
 import { fitLogParams, type Fit } from './bgnbd.ts';
-import { lgamma } from './special.ts';
+import { digamma, lgamma } from './special.ts';
 
 // The Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value
 // curves"; Colombo & Jiang 1999): a customer's transaction values are Gamma(p, ν), ν ~
@@ -19,15 +19,37 @@ export interface SpendData {
   m: Float64Array; // their mean value (> 0)
 }
 
-/** Sum of log-likelihoods of the mean values (constant terms in m dropped, as lifetimes does). */
-export function spendLogLikelihood(g: GammaGamma, d: SpendData): number {
+/**
+ * Sum of log-likelihoods of the mean values (constant terms in m dropped, as lifetimes does)
+ * and, when `grad` is given, its gradient in the log-parameters (ln p, ln q, ln γ).
+ */
+export function spendLogLikelihood(g: GammaGamma, d: SpendData, grad?: Float64Array): number {
   const { p, q, gamma } = g;
   const base = -lgamma(q) + q * Math.log(gamma);
+  const term = new Map<number, { lg: number; dpq: number; dp: number; lx: number }>();
   let ll = 0;
-  for (let i = 0; i < d.x.length; i++) {
+  let gp = 0;
+  let gq = 0;
+  let gg = 0;
+  const n = d.x.length;
+  for (let i = 0; i < n; i++) {
     const x = d.x[i]!;
     const m = d.m[i]!;
-    ll += base + lgamma(p * x + q) - lgamma(p * x) + (p * x - 1) * Math.log(m) + p * x * Math.log(x) - (p * x + q) * Math.log(x * m + gamma);
+    let t = term.get(x);
+    if (!t) term.set(x, (t = { lg: lgamma(p * x + q) - lgamma(p * x), dpq: grad ? digamma(p * x + q) : 0, dp: grad ? digamma(p * x) : 0, lx: Math.log(x) }));
+    const lm = Math.log(m);
+    const lxm = Math.log(x * m + gamma);
+    ll += base + t.lg + (p * x - 1) * lm + p * x * t.lx - (p * x + q) * lxm;
+    if (grad) {
+      gp += x * (t.dpq - t.dp + lm + t.lx - lxm);
+      gq += t.dpq - lxm;
+      gg -= (p * x + q) / (x * m + gamma);
+    }
+  }
+  if (grad) {
+    grad[0] = p * gp;
+    grad[1] = q * (gq + n * (Math.log(gamma) - digamma(q)));
+    grad[2] = gamma * (gg + (n * q) / gamma);
   }
   return ll;
 }
@@ -38,7 +60,7 @@ export async function fitGammaGamma(d: SpendData, penalizer = 0): Promise<Fit<Ga
   for (let i = 0; i < n; i++) mean += d.m[i]! / n;
   const toModel = (t: Float64Array): GammaGamma => ({ p: Math.exp(t[0]!), q: Math.exp(t[1]!), gamma: Math.exp(t[2]!) });
   const start = Float64Array.from([0, Math.log(2), Math.log(Math.max(mean, 1e-6))]);
-  return fitLogParams(start, (t) => -spendLogLikelihood(toModel(t), d) / n, penalizer, toModel, n, (g) => [g.p, g.q, g.gamma]);
+  return fitLogParams(start, (t, grad) => spendLogLikelihood(toModel(t), d, grad), penalizer, toModel, n, (g) => [g.p, g.q, g.gamma]);
 }
 
 /**

@@ -18,6 +18,17 @@ export function lgamma(x: number): number {
   return HALF_LOG_2PI + (y + 0.5) * Math.log(t) - t + Math.log(s);
 }
 
+/** ψ(x) = d/dx log Γ(x), x > 0: the recurrence up to 6, then the asymptotic series. */
+export function digamma(x: number): number {
+  let acc = 0;
+  while (x < 6) {
+    acc -= 1 / x;
+    x += 1;
+  }
+  const f = 1 / (x * x);
+  return acc + Math.log(x) - 0.5 / x - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (5 / 660)))));
+}
+
 /** log(e^a + e^b) without overflow. */
 export function logAddExp(a: number, b: number): number {
   if (a === -Infinity) return b;

@@ -46,11 +46,14 @@ export async function minimize(fg: (x: Float64Array, grad: Float64Array) => numb
   let converged = false;
   let it = 0;
   let yielded = performance.now();
-  for (; it < o.maxIterations; it++) {
+  const pause = async () => {
     if (performance.now() - yielded > YIELD_EVERY_MS) {
       await yieldToEventLoop();
       yielded = performance.now();
     }
+  };
+  for (; it < o.maxIterations; it++) {
+    await pause();
     pseudoGradient(x, g, l1, mask, pg);
     let pgMax = 0;
     for (let j = 0; j < n; j++) pgMax = Math.max(pgMax, Math.abs(pg[j]!));
@@ -94,6 +97,7 @@ export async function minimize(fg: (x: Float64Array, grad: Float64Array) => numb
         }
         xNew[j] = v;
       }
+      await pause();
       fNew = fg(xNew, gNew) + pen(xNew);
       let decrease = 0;
       for (let j = 0; j < n; j++) decrease += pg[j]! * (xNew[j]! - x[j]!);
