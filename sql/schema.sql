@@ -243,6 +243,8 @@ FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE S
   -- body: 5 lines, md5 5a0f414f4d043c2f2a08204e7ec8c21e
 FUNCTION ml.clv_columns(query text, options jsonb) RETURNS jsonb LANGUAGE plpgsql
   -- body: 5 lines, md5 cf8d452a077c61b33a64dbea21d87089
+FUNCTION ml.clv_training_query(query text, options jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 4 lines, md5 edf59351d59601ddac1478746a1b6c8e
 FUNCTION ml.common_option_keys() RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 7d43ff866a46e7c0bddf7293d162dc50
 FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -366,7 +368,7 @@ FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 25 lines, md5 08de087efb053a2b4d7231f5f60aeb84
+  -- body: 25 lines, md5 92a6a54c4a450ac9a76061465daeea57
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 19 lines, md5 54158c75b99c1c786ae717983ad88927
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
@@ -386,7 +388,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 62 lines, md5 c431152230545993c030da67f9989c3a
+  -- body: 65 lines, md5 b9a8c0bd21f80155065f3be95f776104
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql

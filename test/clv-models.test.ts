@@ -33,13 +33,14 @@ const beta = (rng: Random, a: number, b: number) => {
   return x / (x + gamma(rng, b));
 };
 
-/** One BG/NBD customer observed for T: repeat purchases, time of the last one. */
+/** One BG/NBD (or MBG/NBD) customer observed for T: repeat purchases, time of the last one. */
 function simulateCustomer(rng: Random, m: BgNbd, T: number): { x: number; tx: number } {
   const lambda = gamma(rng, m.r) / m.alpha;
   const p = beta(rng, m.a, m.b);
   let t = 0;
   let x = 0;
   let tx = 0;
+  if (m.variant === 'mbg_nbd' && rng.next() < p) return { x, tx }; // gone right after the first purchase
   for (;;) {
     t += -Math.log(1 - rng.next()) / lambda;
     if (t > T) break;
@@ -98,6 +99,33 @@ describe('BG/NBD', () => {
     // the maximum: the truth is no more likely than the fit
     expect(logLikelihood(truth, { x, tx, T })).toBeLessThanOrEqual(fit.logLikelihood + 1e-6);
     expect(seconds).toBeGreaterThan(0);
+  });
+
+  it('above 200,000 customers the fit starts from a sample\'s and still ends at the full maximum (250,000 simulated)', async () => {
+    const rng = new Random(99);
+    const n = 250_000;
+    const x = new Float64Array(n);
+    const tx = new Float64Array(n);
+    const T = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      T[i] = 27 + 12 * rng.next();
+      const c = simulateCustomer(rng, truth, T[i]!);
+      x[i] = c.x;
+      tx[i] = c.tx;
+    }
+    const fit = await fitBgNbd({ x, tx, T });
+    const est = [fit.model.r, fit.model.alpha, fit.model.a, fit.model.b];
+    [truth.r, truth.alpha, truth.a, truth.b].forEach((v, i) => expect(Math.abs(est[i]! - v), `parameter ${i}`).toBeLessThan(3 * fit.standardErrors[i]!));
+    // a maximum: no direction of the log-parameters improves the likelihood
+    const theta = est.map(Math.log);
+    for (let j = 0; j < 4; j++) {
+      for (const h of [1e-3, -1e-3]) {
+        const t = [...theta];
+        t[j]! += h;
+        const m = { r: Math.exp(t[0]!), alpha: Math.exp(t[1]!), a: Math.exp(t[2]!), b: Math.exp(t[3]!) };
+        expect(logLikelihood(m, { x, tx, T })).toBeLessThanOrEqual(fit.logLikelihood + 1e-6);
+      }
+    }
   });
 
   it('expected purchases of a new customer equal the Monte Carlo mean of simulated ones', () => {
@@ -199,7 +227,7 @@ describe('Gamma-Gamma', () => {
 });
 
 describe('likelihood gradients', () => {
-  it('the analytic gradients in the log-parameters equal central differences; compressed data give the same likelihood', () => {
+  it('the analytic gradients in the log-parameters equal central differences; compressed data give the same likelihood', async () => {
     const rng = new Random(3);
     const n = 500;
     const x = Float64Array.from({ length: n }, () => Math.floor(rng.next() * 6));
@@ -222,9 +250,72 @@ describe('likelihood gradients', () => {
     check([Math.log(0.7), Math.log(3), Math.log(1.3), Math.log(2.5)], (t, g) => logLikelihood(bg(t), { x, tx, T }, g));
     const pos = [...x.keys()].filter((i) => x[i]! > 0);
     check([Math.log(4), Math.log(3), Math.log(20)], (t, g) => spendLogLikelihood(gg(t), { x: Float64Array.from(pos, (i) => x[i]!), m: Float64Array.from(pos, (i) => m[i]!) }, g));
-    const c = compress({ x, tx, T });
+    const c = await compress({ x, tx, T });
     expect(c.x.length).toBeLessThan(n);
     const p = bg([0, 1, 0.2, 0.5]);
     expect(logLikelihood(p, c)).toBeCloseTo(logLikelihood(p, { x, tx, T }), 8);
+  });
+});
+
+describe('MBG/NBD', () => {
+  it('recovers its parameters from 50,000 simulated customers; P(alive) and expected purchases equal the posterior integration', async () => {
+    const truth: BgNbd = { r: 0.5, alpha: 3, a: 1.8, b: 6, variant: 'mbg_nbd' };
+    const rng = new Random(31);
+    const n = 50_000;
+    const x = new Float64Array(n);
+    const tx = new Float64Array(n);
+    const T = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      T[i] = 30 + 20 * rng.next();
+      const c = simulateCustomer(rng, truth, T[i]!);
+      x[i] = c.x;
+      tx[i] = c.tx;
+    }
+    const fit = await fitBgNbd({ x, tx, T }, 0, 'mbg_nbd');
+    expect(fit.model.variant).toBe('mbg_nbd');
+    const est = [fit.model.r, fit.model.alpha, fit.model.a, fit.model.b];
+    [truth.r, truth.alpha, truth.a, truth.b].forEach((v, i) => expect(Math.abs(est[i]! - v), `parameter ${i}: ${est[i]} vs ${v} (se ${fit.standardErrors[i]})`).toBeLessThan(3 * fit.standardErrors[i]!));
+    // the BG/NBD fitted to MBG/NBD data explains it worse
+    const bg = await fitBgNbd({ x, tx, T });
+    expect(fit.logLikelihood).toBeGreaterThan(bg.logLikelihood);
+
+    const m = truth;
+    const horizon = 15;
+    const NL = 1500;
+    const NP = 1200;
+    const lo = Math.log(1e-13); // r = 0.5: the prior's mass below e^lo is ~(α e^lo)^r
+    const hi = Math.log(60);
+    for (const c of [{ x: 0, tx: 0, T: 30 }, { x: 3, tx: 12, T: 30 }]) {
+      let z = 0;
+      let alive = 0;
+      let purchases = 0;
+      for (let i = 0; i < NL; i++) {
+        const u = lo + ((i + 0.5) * (hi - lo)) / NL;
+        const l = Math.exp(u);
+        const wl = m.r * Math.log(m.alpha) + m.r * Math.log(l) - m.alpha * l - lgamma(m.r);
+        for (let j = 0; j < NP; j++) {
+          const p = (j + 0.5) / NP;
+          const w = wl + (m.a - 1) * Math.log(p) + (m.b - 1) * Math.log(1 - p) + lgamma(m.a + m.b) - lgamma(m.a) - lgamma(m.b);
+          const aliveL = Math.exp(w + (c.x + 1) * Math.log(1 - p) + c.x * Math.log(l) - l * c.T);
+          const deadL = Math.exp(w + Math.log(p) + c.x * Math.log(1 - p) + c.x * Math.log(l) - l * c.tx);
+          z += aliveL + deadL;
+          alive += aliveL;
+          purchases += (aliveL * (1 - Math.exp(-l * p * horizon))) / p;
+        }
+      }
+      expect(pAlive(m, c.x, c.tx, c.T), JSON.stringify(c)).toBeCloseTo(alive / z, 3);
+      expect(expectedPurchases(m, c.x, c.tx, c.T, horizon) / (purchases / z), JSON.stringify(c)).toBeCloseTo(1, 3);
+    }
+    // a new customer's expected purchases against Monte Carlo
+    let sum = 0;
+    let sq = 0;
+    const mc = 200_000;
+    for (let i = 0; i < mc; i++) {
+      const c = simulateCustomer(rng, m, 20);
+      sum += c.x;
+      sq += c.x * c.x;
+    }
+    const mean = sum / mc;
+    expect(Math.abs(expectedPurchasesNew(m, 20) - mean)).toBeLessThan(3 * Math.sqrt((sq / mc - mean * mean) / mc));
   });
 });

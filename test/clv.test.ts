@@ -154,6 +154,31 @@ describe('clv models', () => {
     });
   });
 
+  it('MBG/NBD: its SQL functions equal the model evaluated here; auto picks the purchase model with the smaller holdout error', async () => {
+    await t.pool.query(`CALL ml_train('btyd_auto', 'clv', $1, '{"purchase_model": "auto", "time_unit": "week", "calibration_end": "2016-12-31", "penalizer": 0.001, "spend_model": "none"}')`, [TX]);
+    const [{ metrics, artifact }] = (await rows<{ metrics: { purchase_model: string; candidates: { purchase_model: string; mean_absolute_error: number }[] }; artifact: { purchase_model: string; purchase: BgNbd } }>(t.pool,
+      `SELECT metrics, artifact FROM ml.models WHERE model_name = 'btyd_auto'`)) as [{ metrics: { purchase_model: string; candidates: { purchase_model: string; mean_absolute_error: number }[] }; artifact: { purchase_model: string; purchase: BgNbd } }];
+    expect(metrics.candidates.map((c) => c.purchase_model)).toEqual(['bg_nbd', 'mbg_nbd']);
+    const best = [...metrics.candidates].sort((p, q) => p.mean_absolute_error - q.mean_absolute_error)[0]!;
+    expect(artifact.purchase_model).toBe(best.purchase_model);
+    const [{ mae }] = (await rows<{ mae: number }>(t.pool, `SELECT mean_absolute_error AS mae FROM ml_evaluate('btyd_auto')`)) as [{ mae: number }];
+    expect(mae).toBeCloseTo(best.mean_absolute_error, 10);
+    await t.pool.query(`CALL ml_train('btyd_mbg', 'clv', $1, '{"purchase_model": "mbg_nbd", "time_unit": "week", "penalizer": 0.01, "spend_model": "none"}')`, [TX]);
+    const [{ artifact: mbg }] = (await rows<{ artifact: { purchase: BgNbd } }>(t.pool, `SELECT artifact FROM ml.models WHERE model_name = 'btyd_mbg'`)) as [{ artifact: { purchase: BgNbd } }];
+    expect(mbg.purchase.variant).toBe('mbg_nbd');
+    const got = await rows<{ frequency: number; recency: number; age: number; p: number; e: number; s: number | null }>(t.pool,
+      `SELECT frequency, recency, age, btyd_mbg_p_alive(frequency, recency, age) AS p, btyd_mbg_expected_purchases(frequency, recency, age, 26) AS e,
+              btyd_mbg_expected_spend(frequency, monetary_value) AS s
+         FROM ml_rfm($1)`, [TX]);
+    for (const g of got) {
+      expect(Math.abs(g.p - pAlive(mbg.purchase, g.frequency, g.recency, g.age))).toBeLessThan(1e-12);
+      expect(Math.abs(g.e - expectedPurchases(mbg.purchase, g.frequency, g.recency, g.age, 26)) / g.e).toBeLessThan(1e-9);
+      expect(g.s).toBeNull(); // spend_model none
+    }
+    // one-time buyers may be gone too under MBG/NBD (never under BG/NBD)
+    expect(pAlive(mbg.purchase, 0, 0, 100)).toBeLessThan(1);
+  });
+
   it('extreme customers give finite values in SQL; bad options and a missing column are named', async () => {
     const [x] = await rows<Record<string, number>>(t.pool,
       `SELECT btyd_p_alive(300, 500, 500) AS a, btyd_expected_purchases(300, 10, 500, 520) AS b, btyd_expected_purchases(0, 0, 0) AS c,

@@ -12,7 +12,7 @@ BEGIN
   PERFORM ml.check_options(o, ARRAY['customer_col', 'time_col', 'value_col', 'time_unit', 'observation_end', 'calibration_end',
                                     'purchase_model', 'spend_model', 'penalizer', 'horizon', 'discount_rate', 'seed', 'function_name', 'max_runtime']);
   PERFORM ml.check_rfm_options(o);
-  PERFORM ml.opt_enum(o, 'purchase_model', ARRAY['bg_nbd']);
+  PERFORM ml.opt_enum(o, 'purchase_model', ARRAY['bg_nbd', 'mbg_nbd', 'auto']);
   PERFORM ml.opt_enum(o, 'spend_model', ARRAY['gamma_gamma', 'none']);
   PERFORM ml.opt_number(o, 'penalizer', 0, 1000);
   PERFORM ml.opt_number(o, 'horizon', 0, 100000);
@@ -37,6 +37,13 @@ DECLARE s record := ml.rfm_settings(query, coalesce(options, '{}'));
 BEGIN
   RETURN coalesce(options, '{}') || pg_catalog.jsonb_build_object('customer_col', s.customer_col, 'time_col', s.time_col, 'value_col', s.value_col);
 END $$;
+
+-- The query a clv model's training function runs: the RFM summary of the transactions query.
+CREATE OR REPLACE FUNCTION ml.clv_training_query(query text, options jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT ml.rfm_sql('(' || query || ')', options ->> 'customer_col', options ->> 'time_col', options ->> 'value_col',
+                    ml.time_unit_days(options ->> 'time_unit'), (options ->> 'observation_end')::date, (options ->> 'calibration_end')::date)
+$$;
 
 -- ml_predict of a clv model: the query's transactions summarised per customer (ml.rfm_sql, as at
 -- training, up to the query's last transaction or option observation_end), then scored.

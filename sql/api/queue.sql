@@ -122,8 +122,11 @@ BEGIN
     PERFORM ml.invalid('training_query must be exactly one SELECT statement (no ";" between statements, no INSERT, UPDATE, DELETE or SELECT INTO)');
   END;
   IF pg_catalog.lower(pg_catalog.btrim(model_type)) OPERATOR(pg_catalog.=) 'clv' THEN
-    -- the transactions query's customer, time and value columns, named as its requester sees them
+    -- the transactions query's customer, time and value columns, named as its requester sees
+    -- them; the training function then returns the RFM summary (one row per customer,
+    -- aggregated as the requester), not the transactions
     options := ml.clv_columns(q, options);
+    q := ml.clv_training_query(q, options);
   END IF;
   PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);

@@ -56,12 +56,6 @@ export interface LoadRequest {
   batch?: { rows: number; onBatch: (table: Table) => void };
   /** Told the number of rows read so far, every half second while rows arrive. */
   onRows?: (rows: number) => void;
-  /**
-   * Reads a query over the training function instead of its rows: given the function's call,
-   * returns a SELECT over it (built by sqlml from checked options, e.g. the RFM summary of a clv
-   * model, which runs in PostgreSQL so that one row per customer comes back).
-   */
-  over?: (call: string) => Promise<string>;
 }
 
 export interface ColumnType {
@@ -134,8 +128,7 @@ interface Described extends ColumnType {
 export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   const started = performance.now();
   const reader = await openReader(req.source, req.statementTimeoutMs);
-  const { client } = reader;
-  const q = req.over ? `(${await req.over(reader.from)})` : reader.from;
+  const { client, from: q } = reader;
   const estimatedRows = req.source.estimatedRows;
   let parser: BinaryCopyParser | null = null;
   try {

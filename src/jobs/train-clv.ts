@@ -1,7 +1,7 @@
 import { loadTrainingData } from '../data/load.ts';
-import { expectedPurchases, fitBgNbd, PARAMETERS } from '../models/clv/bgnbd.ts';
+import { expectedPurchases, fitBgNbd, PARAMETERS, type PurchaseModel } from '../models/clv/bgnbd.ts';
 import { expectedSpend, fitGammaGamma, SPEND_PARAMETERS } from '../models/clv/gamma-gamma.ts';
-import { clvSettings, type ClvSettings } from '../models/clv/options.ts';
+import { clvSettings } from '../models/clv/options.ts';
 import type { ClvArtifact } from '../models/clv/artifact.ts';
 import { writeClvModel } from '../store/write-clv.ts';
 import { UserError } from '../util/errors.ts';
@@ -9,21 +9,20 @@ import { yieldToEventLoop } from '../util/yield.ts';
 import { storeContext, type JobContext } from './context.ts';
 import type { ModelRow } from './training-data.ts';
 
-// Customer lifetime value as a training job: the RFM summary is computed in PostgreSQL over
-// the training function (one row per customer reaches the sidecar), BG/NBD and Gamma-Gamma are
-// fitted, checked on the holdout when there is one, and written back with their SQL functions.
-
-const COLUMNS = ['frequency', 'recency', 'age', 'monetary_value', 'holdout_frequency', 'holdout_monetary_value', 'holdout_duration'] as const;
+// Customer lifetime value as a training job: the training function computes the RFM summary in
+// PostgreSQL as the requester (one row per customer reaches the sidecar), BG/NBD (or MBG/NBD)
+// and Gamma-Gamma are fitted, checked on the holdout when there is one, and written back with
+// their SQL functions.
 
 export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<void> {
   const s = clvSettings(model.options);
+  // the training function returns the RFM summary (sql/api/clv.sql); the ids and dates stay there
   const data = await loadTrainingData({
     source: ctx.source,
     statementTimeoutMs: ctx.statementTimeoutMs,
     maxBytes: ctx.maxBytes,
-    exclude: [],
-    onRows: (rows) => ctx.report({ phase: 'load', customers: rows }),
-    over: async (call) => `SELECT ${COLUMNS.join(', ')} FROM (${await rfmSql(ctx, call, s)}) r`,
+    exclude: ['customer_id', 'first_purchase', 'last_purchase'],
+    onRows: (rows) => ctx.report({ phase: 'load', customers: rows, customers_expected: ctx.source.estimatedRows }),
   });
   const n = data.table.rows;
   if (n === 0) throw new UserError('the transactions query returned no purchases (before "calibration_end", when given)');
@@ -36,16 +35,28 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const tx = col('recency');
   const T = col('age');
   const m = col('monetary_value');
-  await ctx.checkpoint({ phase: 'train', model: 'bg_nbd', customers: n });
   const started = performance.now();
-  const purchase = await fitBgNbd({ x, tx, T }, s.penalizer);
+  // auto: both purchase models; the better holdout error with a calibration split, else the
+  // better likelihood (same number of parameters, so the better BIC)
+  const kinds: PurchaseModel[] = s.purchaseModel === 'auto' ? ['bg_nbd', 'mbg_nbd'] : [s.purchaseModel];
+  const hx = s.calibrationEnd ? col('holdout_frequency') : null;
+  const duration = s.calibrationEnd ? col('holdout_duration')[0]! : 0;
+  const candidates: { kind: PurchaseModel; fit: Awaited<ReturnType<typeof fitBgNbd>>; mae: number | null }[] = [];
+  for (const kind of kinds) {
+    await ctx.checkpoint({ phase: 'train', model: kind, customers: n });
+    const fit = await fitBgNbd({ x, tx, T }, s.penalizer, kind);
+    candidates.push({ kind, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fit.model) : null });
+  }
+  const better = (p: (typeof candidates)[number], q: (typeof candidates)[number]) => (p.mae !== null && q.mae !== null ? p.mae <= q.mae : p.fit.logLikelihood >= q.fit.logLikelihood);
+  const chosen = candidates.reduce((best, c) => (better(best, c) ? best : c));
+  const purchase = chosen.fit;
   const spend = s.spendModel === 'gamma_gamma' ? await fitSpend(ctx, x, m, s.penalizer) : null;
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
-  const holdout = s.calibrationEnd ? await holdoutMetrics(col('holdout_frequency'), col('holdout_monetary_value'), col('holdout_duration')[0]!, x, tx, T, m, purchase.model, spend?.model ?? null) : {};
+  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, purchase.model, spend?.model ?? null) : {};
   const k = PARAMETERS.length;
   const artifact: ClvArtifact = {
-    purchase_model: 'bg_nbd',
+    purchase_model: chosen.kind,
     purchase: purchase.model,
     purchase_standard_errors: Object.fromEntries(PARAMETERS.map((p, i) => [p, purchase.standardErrors[i]!])),
     spend_model: spend ? 'gamma_gamma' : 'none',
@@ -72,26 +83,21 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
       log_likelihood: purchase.logLikelihood,
       bic: k * Math.log(n) - 2 * purchase.logLikelihood,
       spend_log_likelihood: spend?.logLikelihood ?? null,
+      purchase_model: chosen.kind,
+      ...(candidates.length > 1
+        ? { candidates: candidates.map((c) => ({ purchase_model: c.kind, log_likelihood: c.fit.logLikelihood, bic: k * Math.log(n) - 2 * c.fit.logLikelihood, mean_absolute_error: c.mae })) }
+        : {}),
       ...holdout,
       load_seconds: data.seconds,
       train_seconds: trainSeconds,
     },
     options: model.options,
     trainingInfo: [
-      { iteration: 0, loss: -purchase.logLikelihood / n, evalLoss: null, learnRate: null, durationMs: trainSeconds * 1000, clusterInfo: { model: 'bg_nbd', iterations: purchase.iterations, converged: purchase.converged } },
+      { iteration: 0, loss: -purchase.logLikelihood / n, evalLoss: null, learnRate: null, durationMs: trainSeconds * 1000, clusterInfo: { model: chosen.kind, iterations: purchase.iterations, converged: purchase.converged } },
       ...(spend ? [{ iteration: 1, loss: -spend.logLikelihood / spend.customers, evalLoss: null, learnRate: null, durationMs: 0, clusterInfo: { model: 'gamma_gamma', iterations: spend.iterations, converged: spend.converged } }] : []),
     ],
     finalProgress: { phase: 'ready', customers: n },
   });
-}
-
-/** The RFM summary's SELECT over the training function, from sql/api/rfm.sql (the one definition). */
-async function rfmSql(ctx: JobContext, call: string, s: ClvSettings): Promise<string> {
-  const { rows } = await ctx.pool.query<{ sql: string }>(
-    'SELECT ml.rfm_sql($1, $2, $3, $4, ml.time_unit_days($5), $6::date, $7::date) AS sql',
-    [call, s.customerCol, s.timeCol, s.valueCol, s.timeUnit, s.observationEnd, s.calibrationEnd],
-  );
-  return rows[0]!.sql;
 }
 
 async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penalizer: number) {
@@ -106,6 +112,20 @@ async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penal
     throw new UserError(`the fitted Gamma-Gamma has q = ${fit.model.q.toFixed(3)} <= 1, for which the mean spend is not finite; raise "penalizer" or set "spend_model": "none"`);
   }
   return { ...fit, customers: keep.length };
+}
+
+/** Mean absolute error of expected against actual holdout purchases per customer. */
+async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: Parameters<typeof expectedPurchases>[0]): Promise<number> {
+  let abs = 0;
+  let yielded = performance.now();
+  for (let i = 0; i < x.length; i++) {
+    if (performance.now() - yielded > 50) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
+    abs += Math.abs(expectedPurchases(purchase, x[i]!, tx[i]!, T[i]!, duration) - hx[i]!);
+  }
+  return abs / x.length;
 }
 
 /**

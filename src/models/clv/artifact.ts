@@ -4,7 +4,7 @@ import type { CompiledClv } from './to-sql.ts';
 
 /** What a clv model version stores (ml.models.artifact): fitted parameters and how to score. */
 export interface ClvArtifact {
-  purchase_model: 'bg_nbd';
+  purchase_model: 'bg_nbd' | 'mbg_nbd';
   purchase: BgNbd;
   purchase_standard_errors: Record<string, number>;
   spend_model: 'gamma_gamma' | 'none';

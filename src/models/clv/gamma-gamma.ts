@@ -1,4 +1,4 @@
-import { fitLogParams, type Fit } from './bgnbd.ts';
+import { fitLogParams, subsample, type Fit } from './bgnbd.ts';
 import { digamma, lgamma } from './special.ts';
 
 // The Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV: using iso-value
@@ -26,7 +26,8 @@ export interface SpendData {
 export function spendLogLikelihood(g: GammaGamma, d: SpendData, grad?: Float64Array): number {
   const { p, q, gamma } = g;
   const base = -lgamma(q) + q * Math.log(gamma);
-  const term = new Map<number, { lg: number; dpq: number; dp: number; lx: number }>();
+  const logs = logsOf(d);
+  const term = new Map<number, { lg: number; dpq: number; dp: number }>();
   let ll = 0;
   let gp = 0;
   let gq = 0;
@@ -34,18 +35,21 @@ export function spendLogLikelihood(g: GammaGamma, d: SpendData, grad?: Float64Ar
   const n = d.x.length;
   for (let i = 0; i < n; i++) {
     const x = d.x[i]!;
-    const m = d.m[i]!;
     let t = term.get(x);
-    if (!t) term.set(x, (t = { lg: lgamma(p * x + q) - lgamma(p * x), dpq: grad ? digamma(p * x + q) : 0, dp: grad ? digamma(p * x) : 0, lx: Math.log(x) }));
-    const lm = Math.log(m);
-    const lxm = Math.log(x * m + gamma);
-    ll += base + t.lg + (p * x - 1) * lm + p * x * t.lx - (p * x + q) * lxm;
+    if (!t) term.set(x, (t = { lg: lgamma(p * x + q) - lgamma(p * x), dpq: grad ? digamma(p * x + q) : 0, dp: grad ? digamma(p * x) : 0 }));
+    const lm = logs.m[i]!;
+    const lx = logs.x[i]!;
+    const xm = x * d.m[i]!;
+    const lxm = Math.log(xm + gamma);
+    const px = p * x;
+    ll += t.lg + (px - 1) * lm + px * lx - (px + q) * lxm;
     if (grad) {
-      gp += x * (t.dpq - t.dp + lm + t.lx - lxm);
+      gp += x * (t.dpq - t.dp + lm + lx - lxm);
       gq += t.dpq - lxm;
-      gg -= (p * x + q) / (x * m + gamma);
+      gg -= (px + q) / (xm + gamma);
     }
   }
+  ll += n * base;
   if (grad) {
     grad[0] = p * gp;
     grad[1] = q * (gq + n * (Math.log(gamma) - digamma(q)));
@@ -54,12 +58,25 @@ export function spendLogLikelihood(g: GammaGamma, d: SpendData, grad?: Float64Ar
   return ll;
 }
 
+/** ln m and ln x of every customer, once per data set (the optimiser evaluates it ~60 times). */
+const LOGS = new WeakMap<SpendData, { m: Float64Array; x: Float64Array }>();
+function logsOf(d: SpendData): { m: Float64Array; x: Float64Array } {
+  let l = LOGS.get(d);
+  if (!l) LOGS.set(d, (l = { m: d.m.map(Math.log), x: d.x.map(Math.log) }));
+  return l;
+}
+
 export async function fitGammaGamma(d: SpendData, penalizer = 0): Promise<Fit<GammaGamma>> {
   const n = d.x.length;
   let mean = 0;
   for (let i = 0; i < n; i++) mean += d.m[i]! / n;
   const toModel = (t: Float64Array): GammaGamma => ({ p: Math.exp(t[0]!), q: Math.exp(t[1]!), gamma: Math.exp(t[2]!) });
-  const start = Float64Array.from([0, Math.log(2), Math.log(Math.max(mean, 1e-6))]);
+  let start = Float64Array.from([0, Math.log(2), Math.log(Math.max(mean, 1e-6))]);
+  const sample = subsample(d);
+  if (sample) {
+    const g = (await fitGammaGamma(sample, penalizer)).model;
+    start = Float64Array.from([g.p, g.q, g.gamma], Math.log);
+  }
   return fitLogParams(start, (t, grad) => spendLogLikelihood(toModel(t), d, grad), penalizer, toModel, n, (g) => [g.p, g.q, g.gamma]);
 }
 

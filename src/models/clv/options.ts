@@ -8,7 +8,7 @@ export interface ClvSettings {
   timeUnit: 'day' | 'week' | 'month';
   observationEnd: string | null; // ISO date
   calibrationEnd: string | null;
-  purchaseModel: 'bg_nbd';
+  purchaseModel: 'bg_nbd' | 'mbg_nbd' | 'auto';
   spendModel: 'gamma_gamma' | 'none';
   penalizer: number;
   horizon: number;
@@ -28,7 +28,7 @@ export function clvSettings(o: Options): ClvSettings {
     timeUnit: (str(o, 'time_unit')?.toLowerCase() as ClvSettings['timeUnit']) ?? 'week',
     observationEnd: str(o, 'observation_end'),
     calibrationEnd: str(o, 'calibration_end'),
-    purchaseModel: 'bg_nbd',
+    purchaseModel: (str(o, 'purchase_model')?.toLowerCase() as ClvSettings['purchaseModel']) ?? 'bg_nbd',
     spendModel: valueCol && str(o, 'spend_model')?.toLowerCase() !== 'none' ? 'gamma_gamma' : 'none',
     penalizer: num(o, 'penalizer') ?? 0,
     horizon: num(o, 'horizon') ?? 52,

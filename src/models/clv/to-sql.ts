@@ -1,5 +1,5 @@
 import { dollarQuote, num } from '../compile.ts';
-import type { BgNbd } from './bgnbd.ts';
+import { shiftOf, type BgNbd } from './bgnbd.ts';
 import type { GammaGamma } from './gamma-gamma.ts';
 import { HYP2F1_MAX_TERMS } from './special.ts';
 
@@ -16,13 +16,14 @@ export interface CompiledClv {
   discountRate: number;
 }
 
-/** ln P(dead)/P(alive) of (x = $1, t_x = $2, T = $3), for x > 0. */
+/** ln P(dead)/P(alive) of (x = $1, t_x = $2, T = $3) (BG/NBD: for x > 0). */
 function logDeadOdds(m: BgNbd): string {
-  return `ln(${num(m.a)}) - ln(${num(m.b)} + $1 - 1) + (${num(m.r)} + $1) * (ln(${num(m.alpha)} + $3) - ln(${num(m.alpha)} + $2))`;
+  return `ln(${num(m.a)}) - ln(${num(m.b - 1 + shiftOf(m))} + $1) + (${num(m.r)} + $1) * (ln(${num(m.alpha)} + $3) - ln(${num(m.alpha)} + $2))`;
 }
 
 export function pAliveSql(m: BgNbd): string {
-  return `CASE WHEN $1 > 0 THEN 1 / (1 + exp(least(700, ${logDeadOdds(m)}))) ELSE 1 END`;
+  const alive = `1 / (1 + exp(least(700, ${logDeadOdds(m)})))`;
+  return shiftOf(m) ? alive : `CASE WHEN $1 > 0 THEN ${alive} ELSE 1 END`;
 }
 
 /** E[M | x, m] of frequency `x` and monetary value `m` (SQL expressions). */
@@ -34,11 +35,12 @@ export function expectedSpendSql(g: GammaGamma | null, x: string, m: string): st
 /** (frequency, recency, age, horizon) -> expected purchases in the horizon (equation 10). */
 export function purchasesFunctionSql(c: CompiledClv, name: string): string {
   const { r, alpha, a, b } = c.purchase;
+  const s = shiftOf(c.purchase);
   const body = `DECLARE
   z float8;
   a1 float8 := ${num(r)} + $1;
-  b1 float8 := ${num(b)} + $1;
-  c1 float8 := ${num(a + b - 1)} + $1;
+  b1 float8 := ${num(b + s)} + $1;
+  c1 float8 := ${num(a + b - 1 + s)} + $1;
   n int := 0;
   st float8;
   lt float8 := 0;   -- log |term|
