@@ -340,7 +340,7 @@ FUNCTION ml.rfm_segment(r integer, f integer) RETURNS text LANGUAGE sql IMMUTABL
 FUNCTION ml.rfm_settings(query text, options jsonb, OUT customer_col text, OUT time_col text, OUT value_col text, OUT unit_days double precision, OUT observation_end date, OUT calibration_end date) RETURNS record LANGUAGE plpgsql
   -- body: 22 lines, md5 28d6f26cb141fd1d0ee31839d1f068de
 FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text, unit_days double precision, observation_end date, calibration_end date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 32 lines, md5 42407b6533da49e32511d4c62c7be5b6
+  -- body: 33 lines, md5 4027ffa968666262a81a38875cdecadc
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql

@@ -25,33 +25,34 @@ $$;
 CREATE OR REPLACE FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text,
                                       unit_days float8, observation_end date, calibration_end date) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  -- One pass: purchase days per customer (GROUP BY customer, day), each day marked calibration
+  -- or holdout, one GROUP BY customer with FILTERs, the end dates from the customers' rows (a
+  -- window over customers, not over transactions: no set of transactions is kept twice).
   SELECT format($f$
-    WITH sqlml_tx AS (
-      SELECT q.%2$I AS c, q.%3$I::date AS d, %4$s AS v FROM %1$s q WHERE q.%2$I IS NOT NULL AND q.%3$I IS NOT NULL),
-    sqlml_bounds AS (
-      SELECT coalesce(%6$L::date, max(t.d)) AS obs_end,
-             least(coalesce(%7$L::date, %6$L::date, max(t.d)), coalesce(%6$L::date, max(t.d))) AS cal_end,
-             %7$L::date IS NOT NULL AS has_holdout
-        FROM sqlml_tx t),
-    sqlml_days AS (SELECT t.c, t.d, sum(t.v) AS v FROM sqlml_tx t GROUP BY t.c, t.d),
-    sqlml_cal AS (
-      SELECT t.c, min(t.d) AS first_d, max(t.d) AS last_d, count(*) - 1 AS frequency,
-             avg(t.v) FILTER (WHERE t.d > t.first_d) AS monetary_value
-        FROM (SELECT dd.c, dd.d, dd.v, min(dd.d) OVER (PARTITION BY dd.c) AS first_d
-                FROM sqlml_days dd, sqlml_bounds b WHERE dd.d <= b.cal_end) t
-       GROUP BY t.c),
-    sqlml_hold AS (
-      SELECT dd.c, count(*) AS n, avg(dd.v) AS m FROM sqlml_days dd, sqlml_bounds b
-       WHERE dd.d > b.cal_end AND dd.d <= b.obs_end GROUP BY dd.c)
-    SELECT cal.c::text AS customer_id, cal.frequency::float8 AS frequency,
-           (cal.last_d - cal.first_d) / %5$s::float8 AS recency,
-           (b.cal_end - cal.first_d) / %5$s::float8 AS age,
-           coalesce(cal.monetary_value, 0)::float8 AS monetary_value,
-           cal.first_d AS first_purchase, cal.last_d AS last_purchase,
-           CASE WHEN b.has_holdout THEN coalesce(h.n, 0) END::float8 AS holdout_frequency,
-           CASE WHEN b.has_holdout THEN coalesce(h.m, 0) END::float8 AS holdout_monetary_value,
-           CASE WHEN b.has_holdout THEN (b.obs_end - b.cal_end) / %5$s::float8 END AS holdout_duration
-      FROM sqlml_cal cal CROSS JOIN sqlml_bounds b LEFT JOIN sqlml_hold h ON h.c = cal.c$f$,
+    SELECT r.customer_id, r.frequency, r.recency,
+           (r.cal_end - r.first_d) / %5$s::float8 AS age,
+           r.monetary_value, r.first_d AS first_purchase, r.last_d AS last_purchase,
+           CASE WHEN %7$L::date IS NOT NULL THEN r.hn END::float8 AS holdout_frequency,
+           CASE WHEN %7$L::date IS NOT NULL THEN coalesce(r.hm, 0) END::float8 AS holdout_monetary_value,
+           CASE WHEN %7$L::date IS NOT NULL THEN (r.obs_end - r.cal_end) / %5$s::float8 END AS holdout_duration
+      FROM (SELECT g.c::text AS customer_id, g.frequency::float8 AS frequency,
+                   (g.last_d - g.first_d) / %5$s::float8 AS recency,
+                   coalesce(g.monetary_value, 0)::float8 AS monetary_value, g.first_d, g.last_d, g.hn, g.hm,
+                   coalesce(%6$L::date, max(g.last_any) OVER ()) AS obs_end,
+                   coalesce(%7$L::date, %6$L::date, max(g.last_any) OVER ()) AS cal_end
+              FROM (SELECT t.c, min(t.d) FILTER (WHERE t.cal) AS first_d, max(t.d) FILTER (WHERE t.cal) AS last_d,
+                           count(*) FILTER (WHERE t.cal) - 1 AS frequency,
+                           avg(t.v) FILTER (WHERE t.cal AND t.d > t.first_any) AS monetary_value,
+                           count(*) FILTER (WHERE NOT t.cal) AS hn, avg(t.v) FILTER (WHERE NOT t.cal) AS hm,
+                           max(t.d) AS last_any
+                      FROM (SELECT dd.c, dd.d, dd.v, coalesce(dd.d <= %7$L::date, true) AS cal,
+                                   min(dd.d) OVER (PARTITION BY dd.c) AS first_any
+                              FROM (SELECT q.%2$I AS c, q.%3$I::date AS d, sum(%4$s) AS v
+                                      FROM %1$s q
+                                     WHERE q.%2$I IS NOT NULL AND q.%3$I IS NOT NULL AND (%6$L::date IS NULL OR q.%3$I::date <= %6$L::date)
+                                     GROUP BY 1, 2) dd) t
+                     GROUP BY t.c
+                    HAVING count(*) FILTER (WHERE t.cal) > 0) g) r$f$,
     source, customer_col, time_col,
     CASE WHEN value_col IS NULL THEN 'NULL::float8' ELSE format('q.%I::float8', value_col) END,
     unit_days, observation_end, calibration_end)
