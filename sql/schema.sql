@@ -368,7 +368,7 @@ FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 25 lines, md5 92a6a54c4a450ac9a76061465daeea57
+  -- body: 25 lines, md5 b2a09c9542cdeedaad96280e23463d68
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 19 lines, md5 54158c75b99c1c786ae717983ad88927
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedPurchases, logLikelihood, pAlive, type BgNbd } from '../src/models/clv/bgnbd.ts';
 import { expectedSpend, type GammaGamma } from '../src/models/clv/gamma-gamma.ts';
+import { paretoExpectedPurchases, paretoPAlive, type ParetoNbd } from '../src/models/clv/pareto-nbd.ts';
 import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
 
 // ml_rfm against the definitions computed here from the raw transactions, on the demo orders;
@@ -158,7 +159,7 @@ describe('clv models', () => {
     await t.pool.query(`CALL ml_train('btyd_auto', 'clv', $1, '{"purchase_model": "auto", "time_unit": "week", "calibration_end": "2016-12-31", "penalizer": 0.001, "spend_model": "none"}')`, [TX]);
     const [{ metrics, artifact }] = (await rows<{ metrics: { purchase_model: string; candidates: { purchase_model: string; mean_absolute_error: number }[] }; artifact: { purchase_model: string; purchase: BgNbd } }>(t.pool,
       `SELECT metrics, artifact FROM ml.models WHERE model_name = 'btyd_auto'`)) as [{ metrics: { purchase_model: string; candidates: { purchase_model: string; mean_absolute_error: number }[] }; artifact: { purchase_model: string; purchase: BgNbd } }];
-    expect(metrics.candidates.map((c) => c.purchase_model)).toEqual(['bg_nbd', 'mbg_nbd']);
+    expect(metrics.candidates.map((c) => c.purchase_model)).toEqual(['bg_nbd', 'mbg_nbd', 'pareto_nbd']);
     const best = [...metrics.candidates].sort((p, q) => p.mean_absolute_error - q.mean_absolute_error)[0]!;
     expect(artifact.purchase_model).toBe(best.purchase_model);
     const [{ mae }] = (await rows<{ mae: number }>(t.pool, `SELECT mean_absolute_error AS mae FROM ml_evaluate('btyd_auto')`)) as [{ mae: number }];
@@ -177,6 +178,25 @@ describe('clv models', () => {
     }
     // one-time buyers may be gone too under MBG/NBD (never under BG/NBD)
     expect(pAlive(mbg.purchase, 0, 0, 100)).toBeLessThan(1);
+  });
+
+  it('Pareto/NBD: P(alive), expected purchases and CLV in SQL equal the model evaluated here, on every customer', async () => {
+    await t.pool.query(`CALL ml_train('btyd_pareto', 'clv', $1, '{"purchase_model": "pareto_nbd", "time_unit": "week", "penalizer": 0.01}')`, [TX]);
+    const [{ artifact }] = (await rows<{ artifact: { purchase_model: string; purchase: ParetoNbd; spend: GammaGamma } }>(t.pool, `SELECT artifact FROM ml.models WHERE model_name = 'btyd_pareto'`)) as [{ artifact: { purchase_model: string; purchase: ParetoNbd; spend: GammaGamma } }];
+    expect(artifact.purchase_model).toBe('pareto_nbd');
+    const got = await rows<{ frequency: number; recency: number; age: number; monetary_value: number; p: number; e: number; clv: number }>(t.pool,
+      `SELECT frequency, recency, age, monetary_value, btyd_pareto_p_alive(frequency, recency, age) AS p,
+              btyd_pareto_expected_purchases(frequency, recency, age, 26) AS e, btyd_pareto_clv(frequency, recency, age, monetary_value, 26) AS clv
+         FROM ml_rfm($1)`, [TX]);
+    expect(got.length).toBe(793);
+    for (const g of got) {
+      const e = paretoExpectedPurchases(artifact.purchase, g.frequency, g.recency, g.age, 26);
+      expect(Math.abs(g.p - paretoPAlive(artifact.purchase, g.frequency, g.recency, g.age))).toBeLessThan(1e-9);
+      expect(Math.abs(g.e - e) / Math.max(e, 1e-12)).toBeLessThan(1e-9);
+      expect(Math.abs(g.clv - e * expectedSpend(artifact.spend, g.frequency, g.monetary_value)) / Math.max(g.clv, 1e-12)).toBeLessThan(1e-9);
+    }
+    const [w] = await rows<{ n: string }>(t.pool, `SELECT count(*) AS n FROM ml_weights('btyd_pareto') WHERE class_label = 'purchases' AND processed_input IN ('r', 'alpha', 's', 'beta')`);
+    expect(w!.n).toBe('4');
   });
 
   it('extreme customers give finite values in SQL; bad options and a missing column are named', async () => {

@@ -12,7 +12,7 @@ BEGIN
   PERFORM ml.check_options(o, ARRAY['customer_col', 'time_col', 'value_col', 'time_unit', 'observation_end', 'calibration_end',
                                     'purchase_model', 'spend_model', 'penalizer', 'horizon', 'discount_rate', 'seed', 'function_name', 'max_runtime']);
   PERFORM ml.check_rfm_options(o);
-  PERFORM ml.opt_enum(o, 'purchase_model', ARRAY['bg_nbd', 'mbg_nbd', 'auto']);
+  PERFORM ml.opt_enum(o, 'purchase_model', ARRAY['bg_nbd', 'mbg_nbd', 'pareto_nbd', 'auto']);
   PERFORM ml.opt_enum(o, 'spend_model', ARRAY['gamma_gamma', 'none']);
   PERFORM ml.opt_number(o, 'penalizer', 0, 1000);
   PERFORM ml.opt_number(o, 'horizon', 0, 100000);

@@ -1,5 +1,5 @@
 import { loadTrainingData } from '../data/load.ts';
-import { expectedPurchases, fitBgNbd, PARAMETERS, type PurchaseModel } from '../models/clv/bgnbd.ts';
+import { expectedPurchasesOf, fitPurchase, parameterNames, type FittedPurchase, type PurchaseModelKind } from '../models/clv/purchase.ts';
 import { expectedSpend, fitGammaGamma, SPEND_PARAMETERS } from '../models/clv/gamma-gamma.ts';
 import { clvSettings } from '../models/clv/options.ts';
 import type { ClvArtifact } from '../models/clv/artifact.ts';
@@ -38,14 +38,14 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const started = performance.now();
   // auto: both purchase models; the better holdout error with a calibration split, else the
   // better likelihood (same number of parameters, so the better BIC)
-  const kinds: PurchaseModel[] = s.purchaseModel === 'auto' ? ['bg_nbd', 'mbg_nbd'] : [s.purchaseModel];
+  const kinds: PurchaseModelKind[] = s.purchaseModel === 'auto' ? ['bg_nbd', 'mbg_nbd', 'pareto_nbd'] : [s.purchaseModel];
   const hx = s.calibrationEnd ? col('holdout_frequency') : null;
   const duration = s.calibrationEnd ? col('holdout_duration')[0]! : 0;
-  const candidates: { kind: PurchaseModel; fit: Awaited<ReturnType<typeof fitBgNbd>>; mae: number | null }[] = [];
+  const candidates: { kind: PurchaseModelKind; fitted: FittedPurchase; fit: Awaited<ReturnType<typeof fitPurchase>>['fit']; mae: number | null }[] = [];
   for (const kind of kinds) {
     await ctx.checkpoint({ phase: 'train', model: kind, customers: n });
-    const fit = await fitBgNbd({ x, tx, T }, s.penalizer, kind);
-    candidates.push({ kind, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fit.model) : null });
+    const { fitted, fit } = await fitPurchase(kind, { x, tx, T }, s.penalizer);
+    candidates.push({ kind, fitted, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fitted) : null });
   }
   const better = (p: (typeof candidates)[number], q: (typeof candidates)[number]) => (p.mae !== null && q.mae !== null ? p.mae <= q.mae : p.fit.logLikelihood >= q.fit.logLikelihood);
   const chosen = candidates.reduce((best, c) => (better(best, c) ? best : c));
@@ -53,12 +53,11 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const spend = s.spendModel === 'gamma_gamma' ? await fitSpend(ctx, x, m, s.penalizer) : null;
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
-  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, purchase.model, spend?.model ?? null) : {};
-  const k = PARAMETERS.length;
-  const artifact: ClvArtifact = {
-    purchase_model: chosen.kind,
-    purchase: purchase.model,
-    purchase_standard_errors: Object.fromEntries(PARAMETERS.map((p, i) => [p, purchase.standardErrors[i]!])),
+  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, chosen.fitted, spend?.model ?? null) : {};
+  const k = 4; // every purchase model has four parameters
+  const artifact = {
+    ...(chosen.fitted.kind === 'pareto_nbd' ? { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params } : { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params }),
+    purchase_standard_errors: Object.fromEntries(parameterNames(chosen.kind).map((p, i) => [p, purchase.standardErrors[i]!])),
     spend_model: spend ? 'gamma_gamma' : 'none',
     spend: spend?.model ?? null,
     spend_standard_errors: spend ? Object.fromEntries(SPEND_PARAMETERS.map((p, i) => [p, spend.standardErrors[i]!])) : null,
@@ -68,7 +67,7 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
     customer_col: s.customerCol,
     time_col: s.timeCol,
     value_col: s.valueCol,
-  };
+  } as ClvArtifact;
   await ctx.checkpoint({ phase: 'write' });
   await writeClvModel(storeContext(ctx), {
     modelId: model.id,
@@ -115,7 +114,7 @@ async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penal
 }
 
 /** Mean absolute error of expected against actual holdout purchases per customer. */
-async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: Parameters<typeof expectedPurchases>[0]): Promise<number> {
+async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase): Promise<number> {
   let abs = 0;
   let yielded = performance.now();
   for (let i = 0; i < x.length; i++) {
@@ -123,7 +122,7 @@ async function holdoutError(hx: Float64Array, duration: number, x: Float64Array,
       await yieldToEventLoop();
       yielded = performance.now();
     }
-    abs += Math.abs(expectedPurchases(purchase, x[i]!, tx[i]!, T[i]!, duration) - hx[i]!);
+    abs += Math.abs(expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration) - hx[i]!);
   }
   return abs / x.length;
 }
@@ -136,7 +135,7 @@ async function holdoutError(hx: Float64Array, duration: number, x: Float64Array,
 async function holdoutMetrics(
   hx: Float64Array, hm: Float64Array, duration: number,
   x: Float64Array, tx: Float64Array, T: Float64Array, m: Float64Array,
-  purchase: Parameters<typeof expectedPurchases>[0], spend: Parameters<typeof expectedSpend>[0] | null,
+  purchase: FittedPurchase, spend: Parameters<typeof expectedSpend>[0] | null,
 ): Promise<Record<string, unknown>> {
   const n = x.length;
   let abs = 0;
@@ -151,7 +150,7 @@ async function holdoutMetrics(
       await yieldToEventLoop();
       yielded = performance.now();
     }
-    const e = expectedPurchases(purchase, x[i]!, tx[i]!, T[i]!, duration);
+    const e = expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration);
     abs += Math.abs(e - hx[i]!);
     expected += e;
     actual += hx[i]!;

@@ -1,7 +1,7 @@
 import { quoteIdent } from '../db/connect.ts';
 
 /** What a version's internal functions compute, each named after it. */
-export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector' | 'purchases';
+export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector' | 'purchases' | 'alive';
 
 /**
  * The one place generated functions are named. Internal ones live in schema ml, one per model

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { withTransaction } from '../db/connect.ts';
 import { compiledClv, type ClvArtifact } from '../models/clv/artifact.ts';
-import { publicFunctionsSql, purchasesFunctionSql, scoresFunctionSql } from '../models/clv/to-sql.ts';
+import { aliveFunctionSql, publicFunctionsSql, purchasesFunctionSql, scoresFunctionSql, type ClvFunctionNames } from '../models/clv/to-sql.ts';
 import { generatedName, publicName } from './names.ts';
 import { ml, run } from './sql.ts';
 import { insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type StoreContext, type TrainingInfoRow } from './write-back.ts';
@@ -19,6 +19,7 @@ export interface ClvWrite {
   finalProgress: Record<string, unknown>;
 }
 
+const ALIVE_ARGS = 'float8, float8, float8';
 const PURCHASES_ARGS = 'float8, float8, float8, float8';
 const SCORES_ARGS = 'float8, float8, float8, float8, float8, float8';
 
@@ -28,11 +29,16 @@ export async function writeClvModel(ctx: StoreContext, w: ClvWrite): Promise<voi
     const roles = await openWriteBack(client, ctx, w.modelId, w.modelName, w.owner);
     const trial = { trialId: 1, isOptimal: true };
     const compiled = compiledClv(w.artifact);
-    const purchases = generatedName(w.modelId, trial, 'purchases');
-    const scores = generatedName(w.modelId, trial, 'scores');
-    await client.query(purchasesFunctionSql(compiled, purchases));
-    await client.query(scoresFunctionSql(compiled, scores, purchases));
-    for (const [fn, args] of [[purchases, PURCHASES_ARGS], [scores, SCORES_ARGS]] as const) {
+    const names: ClvFunctionNames = { alive: generatedName(w.modelId, trial, 'alive'), purchases: generatedName(w.modelId, trial, 'purchases'), scores: generatedName(w.modelId, trial, 'scores') };
+    const { scores } = names;
+    const alive = aliveFunctionSql(compiled, names.alive);
+    const internal: [string, string, string][] = [
+      ...(alive ? [[alive, names.alive, ALIVE_ARGS] as [string, string, string]] : []),
+      [purchasesFunctionSql(compiled, names), names.purchases, PURCHASES_ARGS],
+      [scoresFunctionSql(compiled, names), scores, SCORES_ARGS],
+    ];
+    for (const [create, fn, args] of internal) {
+      await client.query(create);
       await restrictExecute(client, `${fn}(${args})`, roles);
       await recordFunction(client, `${fn}(${args})`, w.modelId, 1, 'internal');
     }
@@ -41,9 +47,9 @@ export async function writeClvModel(ctx: StoreContext, w: ClvWrite): Promise<voi
       metrics: JSON.stringify(w.metrics), status: 'succeeded', is_optimal: true, artifact: JSON.stringify(w.artifact), scores_function: scores,
     }));
     const p = (suffix: '_p_alive' | '_expected_purchases' | '_expected_spend' | '_clv') => publicName(ctx.apiSchema, w.functionPrefix, suffix);
-    const fns = publicFunctionsSql(compiled, { pAlive: p('_p_alive'), purchases: p('_expected_purchases'), spend: p('_expected_spend'), clv: p('_clv') }, { purchases, scores }).map((f) => ({
+    const fns = publicFunctionsSql(compiled, { pAlive: p('_p_alive'), purchases: p('_expected_purchases'), spend: p('_expected_spend'), clv: p('_clv') }, names).map((f) => ({
       ...f,
-      comment: `sqlml: ${f.name.split('.').pop()!.replace(/"/g, '')} of clv model ${w.modelName} version ${w.version} (BG/NBD${w.artifact.spend ? ' + Gamma-Gamma' : ''}; time unit ${w.artifact.time_unit})`,
+      comment: `sqlml: ${f.name.split('.').pop()!.replace(/"/g, '')} of clv model ${w.modelName} version ${w.version} (${w.artifact.purchase_model}${w.artifact.spend ? ' + gamma_gamma' : ''}; time unit ${w.artifact.time_unit})`,
     }));
     const sigs = await publishFunctions(client, w, fns, roles);
     await run(client, ml.updateTable('ml.models').set({

@@ -1,11 +1,10 @@
 import type { BgNbd } from './bgnbd.ts';
 import type { GammaGamma } from './gamma-gamma.ts';
+import type { ParetoNbd } from './pareto-nbd.ts';
 import type { CompiledClv } from './to-sql.ts';
 
 /** What a clv model version stores (ml.models.artifact): fitted parameters and how to score. */
-export interface ClvArtifact {
-  purchase_model: 'bg_nbd' | 'mbg_nbd';
-  purchase: BgNbd;
+export type ClvArtifact = {
   purchase_standard_errors: Record<string, number>;
   spend_model: 'gamma_gamma' | 'none';
   spend: GammaGamma | null;
@@ -16,8 +15,9 @@ export interface ClvArtifact {
   customer_col: string;
   time_col: string;
   value_col: string | null;
-}
+} & ({ purchase_model: 'bg_nbd' | 'mbg_nbd'; purchase: BgNbd } | { purchase_model: 'pareto_nbd'; purchase: ParetoNbd });
 
 export function compiledClv(a: ClvArtifact): CompiledClv {
-  return { purchase: a.purchase, spend: a.spend, horizon: a.horizon, discountRate: a.discount_rate };
+  const common = { spend: a.spend, horizon: a.horizon, discountRate: a.discount_rate };
+  return a.purchase_model === 'pareto_nbd' ? { ...common, model: a.purchase_model, purchase: a.purchase } : { ...common, model: a.purchase_model, purchase: a.purchase };
 }

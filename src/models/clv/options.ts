@@ -8,7 +8,7 @@ export interface ClvSettings {
   timeUnit: 'day' | 'week' | 'month';
   observationEnd: string | null; // ISO date
   calibrationEnd: string | null;
-  purchaseModel: 'bg_nbd' | 'mbg_nbd' | 'auto';
+  purchaseModel: 'bg_nbd' | 'mbg_nbd' | 'pareto_nbd' | 'auto';
   spendModel: 'gamma_gamma' | 'none';
   penalizer: number;
   horizon: number;
