@@ -3,7 +3,7 @@ import { fmt, median, seconds, secondsToReady, startSidecar } from './lib.ts';
 
 // A clv model end to end (enqueue -> ready: the RFM summary in PostgreSQL, one row per customer
 // read by the sidecar, BG/NBD + Gamma-Gamma fitted, functions written) against the RFM GROUP BY
-// alone (the same SQL, counted), measured in the same run. Goal: <= 1.5x.
+// alone (the same SQL, every column summed), measured in the same run. Goal: <= 1.5x.
 
 export interface ClvResult {
   customers: number;
@@ -27,7 +27,9 @@ export async function benchClv(db: BenchDb, o: { customers: number }): Promise<C
     `SELECT ml.rfm_sql($1, 'customer_id', 'ordered_at', 'amount', 7, NULL, NULL) AS sql`,
     [`(SELECT * FROM ${table})`],
   );
-  const groupBy = `SELECT count(*) FROM (${q[0].sql as string}) r`;
+  // every column summed, so that the planner computes the whole summary (with count(*) alone it
+  // drops the window and the averages)
+  const groupBy = `SELECT count(*), sum(frequency), sum(recency), sum(age), sum(monetary_value) FROM (${q[0].sql as string}) r`;
   const base: number[] = [];
   const ours: number[] = [];
   const sidecar = await startSidecar(db);
