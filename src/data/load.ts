@@ -56,6 +56,12 @@ export interface LoadRequest {
   batch?: { rows: number; onBatch: (table: Table) => void };
   /** Told the number of rows read so far, every half second while rows arrive. */
   onRows?: (rows: number) => void;
+  /**
+   * Keep the server's work_mem: for a training function that aggregates (a clv model's RFM
+   * summary), whose hash aggregates ran 1.5x slower with the reader's large work_mem (measured:
+   * 10.5 s at 4 MB, 11.9 s at 64 MB, 13-16 s at 256 MB on 10M transactions).
+   */
+  serverWorkMem?: boolean;
 }
 
 export interface ColumnType {
@@ -127,7 +133,7 @@ interface Described extends ColumnType {
  */
 export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   const started = performance.now();
-  const reader = await openReader(req.source, req.statementTimeoutMs);
+  const reader = await openReader(req.source, req.statementTimeoutMs, req.serverWorkMem);
   const { client, from: q } = reader;
   const estimatedRows = req.source.estimatedRows;
   let parser: BinaryCopyParser | null = null;
@@ -241,7 +247,7 @@ interface Reader {
  * function's guard lets this session, and no other, see the rows. BEGIN READ ONLY with the
  * statement timeout.
  */
-async function openReader(src: TrainingSource, statementTimeoutMs: number): Promise<Reader> {
+async function openReader(src: TrainingSource, statementTimeoutMs: number, serverWorkMem = false): Promise<Reader> {
   if (!src.fn || !src.token) {
     throw new UserError('this job was queued by an earlier sqlml, before training queries became functions of their requester; enqueue it again with ml_create_model');
   }
@@ -287,7 +293,7 @@ async function openReader(src: TrainingSource, statementTimeoutMs: number): Prom
   try {
     await client.query('BEGIN TRANSACTION READ ONLY');
     await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(statementTimeoutMs))}`);
-    await client.query(`SET LOCAL work_mem = '${Math.max(1, Math.floor(src.workMemMb))}MB'`);
+    if (!serverWorkMem) await client.query(`SET LOCAL work_mem = '${Math.max(1, Math.floor(src.workMemMb))}MB'`);
   } catch (err) {
     await close();
     throw err;

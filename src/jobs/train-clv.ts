@@ -22,6 +22,7 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
     statementTimeoutMs: ctx.statementTimeoutMs,
     maxBytes: ctx.maxBytes,
     exclude: ['customer_id', 'first_purchase', 'last_purchase'],
+    serverWorkMem: true,
     onRows: (rows) => ctx.report({ phase: 'load', customers: rows, customers_expected: ctx.source.estimatedRows }),
   });
   const n = data.table.rows;
