@@ -415,8 +415,10 @@ FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAU
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
-FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE plpgsql
-  -- body: 20 lines, md5 f53593a846151c18f6cd570238776d98
+FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE sql
+  -- body: 3 lines, md5 f4bf67ab0460e237768352f9a754c686
+FUNCTION @api@.ml_rfm(transactions_query text, options jsonb, customer_type anyelement) RETURNS TABLE(customer_id anyelement, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE plpgsql
+  -- body: 21 lines, md5 19a0fd89040139f0d1cbad1b870e9f13
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
   -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql

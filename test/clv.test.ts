@@ -74,6 +74,15 @@ describe('ml_rfm', () => {
     for (const c of champions) expect(c.r_score >= 4 && c.f_score >= 4).toBe(true);
   });
 
+  it('returns customer_id as text, or as the type of its third argument', async () => {
+    await t.pool.query(`CREATE TABLE public.tx_ids AS SELECT (hashtext(customer_id) & 65535)::bigint AS id, order_date, sales FROM demo.orders`);
+    const [text] = await rows<{ t: string }>(t.pool, `SELECT pg_typeof(customer_id)::text AS t FROM ml_rfm('SELECT id, order_date, sales FROM public.tx_ids') LIMIT 1`);
+    expect(text!.t).toBe('text');
+    const typed = await rows<{ t: string; customer_id: string }>(t.pool, `SELECT pg_typeof(customer_id)::text AS t, customer_id FROM ml_rfm('SELECT id, order_date, sales FROM public.tx_ids', '{}', NULL::bigint) ORDER BY customer_id LIMIT 3`);
+    expect(typed.map((r) => r.t)).toEqual(['bigint', 'bigint', 'bigint']);
+    expect(Number(typed[0]!.customer_id)).toBeLessThan(Number(typed[2]!.customer_id)); // ordered as numbers
+  });
+
   it('names a missing column, a bad unit and a bad date', async () => {
     expect((await errorOf(t.pool, `SELECT * FROM ml_rfm('SELECT customer_id, order_date FROM demo.orders', '{"value_col": "amount"}')`)).message)
       .toMatch(/column "amount" is not in the transactions query \(its columns: customer_id, order_date\)/);

@@ -36,7 +36,8 @@ describe('the SQL surface', () => {
       }
     }
     expect(where.size).toBeGreaterThan(80);
-    expect([...where].filter(([, fs]) => fs.length > 1 || fs.some((f) => f.startsWith('migrations')))).toEqual([]);
+    // (overloads of one name, e.g. ml_rfm's typed and text forms, live in the same file)
+    expect([...where].filter(([, fs]) => new Set(fs).size > 1 || fs.some((f) => f.startsWith('migrations')))).toEqual([]);
   });
 
   it('a fresh install equals sql/schema.sql (after a change: npm run schema:dump)', async () => {

@@ -127,8 +127,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, ml, pg_temp A
     ELSE 'Hibernating' END
 $$;
 
-CREATE OR REPLACE FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}')
-RETURNS TABLE (customer_id text, frequency float8, recency float8, age float8, monetary_value float8,
+-- customer_type (PostgreSQL's idiom for a result type chosen by the caller, as in
+-- jsonb_populate_record(NULL::t, ...)): NULL::bigint gives customer_id as bigint; without it
+-- (the two-argument form below), text.
+CREATE OR REPLACE FUNCTION @api@.ml_rfm(transactions_query text, options jsonb, customer_type anyelement)
+RETURNS TABLE (customer_id anyelement, frequency float8, recency float8, age float8, monetary_value float8,
                first_purchase date, last_purchase date, holdout_frequency float8, holdout_monetary_value float8,
                r_score int, f_score int, m_score int, rfm_segment text)
 LANGUAGE plpgsql AS $$
@@ -141,15 +144,26 @@ BEGIN
   -- scores 1-5 by percent rank, ties sharing their score: recency by the time since the last
   -- purchase (shorter is better), frequency and monetary value (higher is better)
   RETURN QUERY EXECUTE pg_catalog.format($f$
-    SELECT x.customer_id, x.frequency, x.recency, x.age, x.monetary_value, x.first_purchase, x.last_purchase,
+    SELECT x.customer_id::%2$s, x.frequency, x.recency, x.age, x.monetary_value, x.first_purchase, x.last_purchase,
            x.holdout_frequency, x.holdout_monetary_value, x.r_score, x.f_score, x.m_score, ml.rfm_segment(x.r_score, x.f_score)
       FROM (SELECT r.*,
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.age - r.recency DESC)))::int AS r_score,
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.frequency)))::int AS f_score,
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.monetary_value)))::int AS m_score
-              FROM (%s) r) x
+              FROM (%1$s) r) x
      ORDER BY x.customer_id$f$,
-    ml.rfm_sql('(' || q || ')', s.customer_col, s.time_col, s.value_col, s.unit_days, s.observation_end, s.calibration_end));
+    ml.rfm_sql('(' || q || ')', s.customer_col, s.time_col, s.value_col, s.unit_days, s.observation_end, s.calibration_end),
+    pg_catalog.format_type(pg_catalog.pg_typeof(customer_type), NULL));
 END $$;
-COMMENT ON FUNCTION @api@.ml_rfm(text, jsonb) IS
+COMMENT ON FUNCTION @api@.ml_rfm(text, jsonb, anyelement) IS
   'sqlml: per customer of a transactions query: frequency (repeat purchase days), recency, age, monetary value, holdout counts with calibration_end, RFM scores 1-5 and segment';
+
+CREATE OR REPLACE FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}')
+RETURNS TABLE (customer_id text, frequency float8, recency float8, age float8, monetary_value float8,
+               first_purchase date, last_purchase date, holdout_frequency float8, holdout_monetary_value float8,
+               r_score int, f_score int, m_score int, rfm_segment text)
+LANGUAGE sql AS $$
+  SELECT * FROM @api@.ml_rfm(transactions_query, options, NULL::text)
+$$;
+COMMENT ON FUNCTION @api@.ml_rfm(text, jsonb) IS
+  'sqlml: ml_rfm with customer_id as text';
