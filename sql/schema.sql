@@ -244,11 +244,13 @@ FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE S
 FUNCTION ml.clv_columns(query text, options jsonb) RETURNS jsonb LANGUAGE plpgsql
   -- body: 5 lines, md5 cf8d452a077c61b33a64dbea21d87089
 FUNCTION ml.clv_training_query(query text, options jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 4 lines, md5 edf59351d59601ddac1478746a1b6c8e
+  -- body: 4 lines, md5 ed9f75c253651ac243710a3a4f8012f4
 FUNCTION ml.common_option_keys() RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 7d43ff866a46e7c0bddf7293d162dc50
 FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 636bb3855c0f5baa25929c128e49c4b2
+FUNCTION ml.date_sql(d date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 4 lines, md5 6cf4a0c8ebabcb754354c1e4bc4edead
 FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 13 lines, md5 7ab5240a81b5fdd633cd04bfb0a9e589
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
@@ -258,7 +260,7 @@ FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plp
 FUNCTION ml.drop_version(p_model text, p_version integer, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 23d8aba88174d890013f4b45a3796e01
 FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
-  -- body: 41 lines, md5 d8a1d8c40fba8e653d13f2f698d787c7
+  -- body: 48 lines, md5 6fd38aa356d6d348212c83a2f0daa387
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 6 lines, md5 85154cf7a81fe3a7714ba72ad78a67f6
 FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -308,7 +310,7 @@ FUNCTION ml.output_table_name(opts jsonb) RETURNS text[] LANGUAGE sql STABLE SET
 FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 64428bdeaa333b3aba7d19d8e798a085
 FUNCTION ml.predict_clv(m ml.models, t ml.trials, q text, options jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
-  -- body: 32 lines, md5 884583c159991a15ae9f5106ba891dc0
+  -- body: 32 lines, md5 31ad43480807dc1ac171bcb325b2d510
 FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 1ac61fb79e1cce77acf465d5e508c885
 FUNCTION ml.profile(src_sql text, options jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
@@ -340,7 +342,7 @@ FUNCTION ml.rfm_segment(r integer, f integer) RETURNS text LANGUAGE sql IMMUTABL
 FUNCTION ml.rfm_settings(query text, options jsonb, OUT customer_col text, OUT time_col text, OUT value_col text, OUT unit_days double precision, OUT observation_end date, OUT calibration_end date) RETURNS record LANGUAGE plpgsql
   -- body: 22 lines, md5 28d6f26cb141fd1d0ee31839d1f068de
 FUNCTION ml.rfm_sql(source text, customer_col text, time_col text, value_col text, unit_days double precision, observation_end date, calibration_end date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 33 lines, md5 4027ffa968666262a81a38875cdecadc
+  -- body: 33 lines, md5 033cdd636b063f092f5f09c38acbb51f
 FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
@@ -368,7 +370,7 @@ FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 25 lines, md5 b2a09c9542cdeedaad96280e23463d68
+  -- body: 24 lines, md5 0a0e491e1d23dc7bdfaccfaa3247d50d
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 19 lines, md5 54158c75b99c1c786ae717983ad88927
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
@@ -388,7 +390,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 65 lines, md5 b9a8c0bd21f80155065f3be95f776104
+  -- body: 67 lines, md5 e80437ec50e68cf624728a28c656c472
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql
@@ -418,7 +420,7 @@ FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sq
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE sql
   -- body: 3 lines, md5 f4bf67ab0460e237768352f9a754c686
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb, customer_type anyelement) RETURNS TABLE(customer_id anyelement, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE plpgsql
-  -- body: 21 lines, md5 19a0fd89040139f0d1cbad1b870e9f13
+  -- body: 21 lines, md5 27cf38bb5a9f7923732eca44ee754fa4
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
   -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql

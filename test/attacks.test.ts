@@ -172,6 +172,15 @@ describe('2. functions in the query run as the requester, and cannot switch role
     }
     const [p] = await rows<{ input: { tier: string } }>(B, `SELECT input FROM ml_predict('bob_tier_kmeans', $1) LIMIT 1`, [q]);
     expect(['bronze', 'silver', 'gold']).toContain(p!.input.tier);
+    // a clv model whose customer column has alice's type: the RFM summary (computed in bob's
+    // training function, in the reader session) and ml_rfm / ml_predict in bob's session never
+    // run her casts either (they raise: the job would fail)
+    const tx = `SELECT t.tier, DATE '2020-01-01' + p.id * 3 AS day, p.salary FROM ${bob}_s.pay p JOIN ${alice}_s.tiers t USING (id)`;
+    const [{ job: vj }] = (await rows<{ job: string }>(B, `SELECT ml_create_model('bob_tier_clv', 'clv', $1, '{"spend_model": "none", "calibration_end": "2021-01-01"}') AS job`, [tx])) as [{ job: string }];
+    const [v] = await rows<{ status: string }>(B, 'SELECT status FROM ml_wait($1)', [vj]);
+    expect(v!.status).toBe('ready');
+    expect((await rows<{ customer_id: string }>(B, `SELECT customer_id FROM ml_rfm($1) ORDER BY 1`, [tx])).map((r) => r.customer_id)).toEqual(['bronze', 'gold', 'silver']);
+    expect(Number((await rows<{ count: string }>(B, `SELECT count(*) FROM ml_predict('bob_tier_clv', $1)`, [tx]))[0]!.count)).toBe(3);
   });
 
   it("another role's type inside a record, an array of records or an anyarray: still never its owner's casts", async () => {

@@ -208,6 +208,29 @@ describe('clv models', () => {
     expect(w!.n).toBe('4');
   });
 
+  it('what a review found: a trailing comment, a DMY DateStyle, a name taken by another function, a horizon too long to converge', async () => {
+    // a training query ending in a -- comment
+    expect((await rows(t.pool, `SELECT * FROM ml_rfm($1)`, [`${TX} -- every order`])).length).toBe(793);
+    // calibration_end given in a session that writes dates day-first: the split is the same day
+    const c = await t.pool.connect();
+    try {
+      await c.query(`SET DateStyle = 'SQL, DMY'`);
+      await c.query(`CALL ml_train('btyd_dmy', 'clv', $1, '{"time_unit": "day", "calibration_end": "2017-01-02", "spend_model": "none", "penalizer": 0.01}')`, [`${TX} -- all`]);
+    } finally {
+      await c.query('RESET DateStyle');
+      c.release();
+    }
+    const [{ d }] = (await rows<{ d: number }>(t.pool, `SELECT (metrics->>'holdout_duration')::float8 AS d FROM ml.models WHERE model_name = 'btyd_dmy'`)) as [{ d: number }];
+    expect(d).toBe((Date.parse('2017-12-30') - Date.parse('2017-01-02')) / 86_400_000);
+    // a function already holding one of the four names: refused when queued, not after training
+    await t.pool.query(`CREATE FUNCTION public.taken_clv(float8, float8, float8, float8, float8, float8) RETURNS float8 LANGUAGE sql AS 'SELECT 1.0'`);
+    expect((await errorOf(t.pool, `SELECT ml_create_model('taken', 'clv', $1)`, [TX])).message).toMatch(/taken_clv/);
+    expect(Number((await rows<{ n: string }>(t.pool, `SELECT count(*) AS n FROM ml.models WHERE model_name = 'taken'`))[0]!.n)).toBe(0);
+    // a horizon ~1e10 times a customer's age: no value rather than a wrong one
+    const [far] = await rows<{ e: number | null }>(t.pool, `SELECT btyd_expected_purchases(1, 10, 100, 1e12) AS e`);
+    expect(far!.e).toBeNull();
+  });
+
   it('extreme customers give finite values in SQL; bad options and a missing column are named', async () => {
     const [x] = await rows<Record<string, number>>(t.pool,
       `SELECT btyd_p_alive(300, 500, 500) AS a, btyd_expected_purchases(300, 10, 500, 520) AS b, btyd_expected_purchases(0, 0, 0) AS c,

@@ -10,7 +10,7 @@ BEGIN
     PERFORM ml.invalid(format('options must be a JSON object such as ''{"time_unit": "week", "calibration_end": "1997-09-30"}'' (got %s)', o::text));
   END IF;
   PERFORM ml.check_options(o, ARRAY['customer_col', 'time_col', 'value_col', 'time_unit', 'observation_end', 'calibration_end',
-                                    'purchase_model', 'spend_model', 'penalizer', 'horizon', 'discount_rate', 'seed', 'function_name', 'max_runtime']);
+                                    'purchase_model', 'spend_model', 'penalizer', 'horizon', 'discount_rate', 'seed', 'function_name']);
   PERFORM ml.check_rfm_options(o);
   PERFORM ml.opt_enum(o, 'purchase_model', ARRAY['bg_nbd', 'mbg_nbd', 'pareto_nbd', 'auto']);
   PERFORM ml.opt_enum(o, 'spend_model', ARRAY['gamma_gamma', 'none']);
@@ -18,7 +18,6 @@ BEGIN
   PERFORM ml.opt_number(o, 'horizon', 0, 100000);
   PERFORM ml.opt_number(o, 'discount_rate', 0, 10);
   PERFORM ml.opt_int(o, 'seed', 0, 2147483647);
-  PERFORM ml.opt_int(o, 'max_runtime', 1, 604800);
   IF o ? 'function_name' THEN
     IF jsonb_typeof(o -> 'function_name') <> 'string' THEN
       PERFORM ml.invalid(format('option "function_name" must be a string (got %s)', (o -> 'function_name')::text));
@@ -41,7 +40,7 @@ END $$;
 -- The query a clv model's training function runs: the RFM summary of the transactions query.
 CREATE OR REPLACE FUNCTION ml.clv_training_query(query text, options jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
-  SELECT ml.rfm_sql('(' || query || ')', options ->> 'customer_col', options ->> 'time_col', options ->> 'value_col',
+  SELECT ml.rfm_sql('(' || query || E'\n)', options ->> 'customer_col', options ->> 'time_col', options ->> 'value_col',
                     ml.time_unit_days(options ->> 'time_unit'), (options ->> 'observation_end')::date, (options ->> 'calibration_end')::date)
 $$;
 
@@ -80,7 +79,7 @@ BEGIN
       FROM (SELECT r, %1$s(r.frequency, r.recency, r.age, r.monetary_value, $1, $2) AS v FROM (%2$s) r OFFSET 0) s
      ORDER BY (s.r).customer_id
   $q$, t.scores_function,
-       ml.rfm_sql('(' || q || ')', a ->> 'customer_col', a ->> 'time_col', a ->> 'value_col', ml.time_unit_days(a ->> 'time_unit'), obs_end, NULL))
+       ml.rfm_sql('(' || q || E'\n)', a ->> 'customer_col', a ->> 'time_col', a ->> 'value_col', ml.time_unit_days(a ->> 'time_unit'), obs_end, NULL))
   USING horizon, discount;
 END $$;
 

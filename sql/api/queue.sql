@@ -72,7 +72,14 @@ BEGIN
 
   -- Versions of one name are numbered in order, whoever races.
   PERFORM ml.lock_model_name(p_model);
-  conflict := coalesce(ml.name_conflict(p_model, fn, requester), ml.name_conflict(p_model, fn || '_probabilities', requester));
+  IF mtype = 'clv' THEN
+    -- a clv model's functions are <prefix>_p_alive, _expected_purchases, _expected_spend, _clv
+    fn := coalesce(opts ->> 'function_name', p_model);
+    conflict := coalesce(ml.name_conflict(p_model, fn || '_p_alive', requester), ml.name_conflict(p_model, fn || '_expected_purchases', requester),
+                         ml.name_conflict(p_model, fn || '_expected_spend', requester), ml.name_conflict(p_model, fn || '_clv', requester));
+  ELSE
+    conflict := coalesce(ml.name_conflict(p_model, fn, requester), ml.name_conflict(p_model, fn || '_probabilities', requester));
+  END IF;
   IF conflict IS NOT NULL THEN PERFORM ml.invalid(conflict); END IF;
   SELECT coalesce(max(m.version), 0) + 1 INTO ver FROM ml.models m WHERE m.model_name = p_model;
 
@@ -125,8 +132,10 @@ BEGIN
     -- the transactions query's customer, time and value columns, named as its requester sees
     -- them; the training function then returns the RFM summary (one row per customer,
     -- aggregated as the requester), not the transactions
+    -- (through ml.safe_query: the summary's casts and GROUP BY must not run another role's
+    -- cast or operator on a column of its type; the columns of users' types arrive as text)
     options := ml.clv_columns(q, options);
-    q := ml.clv_training_query(q, options);
+    q := ml.clv_training_query(ml.safe_query(q), options);
   END IF;
   PERFORM ml.drop_finished_queries();
   s := ml.request_schema(current_user);

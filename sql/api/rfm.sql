@@ -32,30 +32,39 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
     SELECT r.customer_id, r.frequency, r.recency,
            (r.cal_end - r.first_d) / %5$s::float8 AS age,
            r.monetary_value, r.first_d AS first_purchase, r.last_d AS last_purchase,
-           CASE WHEN %7$L::date IS NOT NULL THEN r.hn END::float8 AS holdout_frequency,
-           CASE WHEN %7$L::date IS NOT NULL THEN coalesce(r.hm, 0) END::float8 AS holdout_monetary_value,
-           CASE WHEN %7$L::date IS NOT NULL THEN (r.obs_end - r.cal_end) / %5$s::float8 END AS holdout_duration
+           CASE WHEN %7$s IS NOT NULL THEN r.hn END::float8 AS holdout_frequency,
+           CASE WHEN %7$s IS NOT NULL THEN coalesce(r.hm, 0) END::float8 AS holdout_monetary_value,
+           CASE WHEN %7$s IS NOT NULL THEN (r.obs_end - r.cal_end) / %5$s::float8 END AS holdout_duration
       FROM (SELECT g.c::text AS customer_id, g.frequency::float8 AS frequency,
                    (g.last_d - g.first_d) / %5$s::float8 AS recency,
                    coalesce(g.monetary_value, 0)::float8 AS monetary_value, g.first_d, g.last_d, g.hn, g.hm,
-                   coalesce(%6$L::date, max(g.last_any) OVER ()) AS obs_end,
-                   coalesce(%7$L::date, %6$L::date, max(g.last_any) OVER ()) AS cal_end
+                   coalesce(%6$s, max(g.last_any) OVER ()) AS obs_end,
+                   coalesce(%7$s, %6$s, max(g.last_any) OVER ()) AS cal_end
               FROM (SELECT t.c, min(t.d) FILTER (WHERE t.cal) AS first_d, max(t.d) FILTER (WHERE t.cal) AS last_d,
                            count(*) FILTER (WHERE t.cal) - 1 AS frequency,
                            avg(t.v) FILTER (WHERE t.cal AND t.d > t.first_any) AS monetary_value,
                            count(*) FILTER (WHERE NOT t.cal) AS hn, avg(t.v) FILTER (WHERE NOT t.cal) AS hm,
                            max(t.d) AS last_any
-                      FROM (SELECT dd.c, dd.d, dd.v, coalesce(dd.d <= %7$L::date, true) AS cal,
+                      FROM (SELECT dd.c, dd.d, dd.v, coalesce(dd.d <= %7$s, true) AS cal,
                                    min(dd.d) OVER (PARTITION BY dd.c) AS first_any
                               FROM (SELECT q.%2$I AS c, q.%3$I::date AS d, sum(%4$s) AS v
                                       FROM %1$s q
-                                     WHERE q.%2$I IS NOT NULL AND q.%3$I IS NOT NULL AND (%6$L::date IS NULL OR q.%3$I::date <= %6$L::date)
+                                     WHERE q.%2$I IS NOT NULL AND q.%3$I IS NOT NULL AND (%6$s IS NULL OR q.%3$I::date <= %6$s)
                                      GROUP BY 1, 2) dd) t
                      GROUP BY t.c
                     HAVING count(*) FILTER (WHERE t.cal) > 0) g) r$f$,
     source, customer_col, time_col,
     CASE WHEN value_col IS NULL THEN 'NULL::float8' ELSE format('q.%I::float8', value_col) END,
-    unit_days, observation_end, calibration_end)
+    unit_days, ml.date_sql(observation_end), ml.date_sql(calibration_end))
+$$;
+
+-- A date as SQL that reads the same in every session: make_date(y, m, d) (a quoted literal, once
+-- a view is deparsed in a session with DateStyle SQL, DMY, would be read back as another day by
+-- the reader's session). NULL::date for none.
+CREATE OR REPLACE FUNCTION ml.date_sql(d date) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT CASE WHEN d IS NULL THEN 'NULL::date'
+              ELSE format('make_date(%s, %s, %s)', extract(year FROM d)::int, extract(month FROM d)::int, extract(day FROM d)::int) END
 $$;
 
 -- The options an RFM summary shares with clv models, checked: column names as strings, the
@@ -152,7 +161,7 @@ BEGIN
                    least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY r.monetary_value)))::int AS m_score
               FROM (%1$s) r) x
      ORDER BY x.customer_id$f$,
-    ml.rfm_sql('(' || q || ')', s.customer_col, s.time_col, s.value_col, s.unit_days, s.observation_end, s.calibration_end),
+    ml.rfm_sql('(' || q || E'\n)', s.customer_col, s.time_col, s.value_col, s.unit_days, s.observation_end, s.calibration_end),
     pg_catalog.format_type(pg_catalog.pg_typeof(customer_type), NULL));
 END $$;
 COMMENT ON FUNCTION @api@.ml_rfm(text, jsonb, anyelement) IS

@@ -5,7 +5,6 @@ import { clvSettings } from '../models/clv/options.ts';
 import type { ClvArtifact } from '../models/clv/artifact.ts';
 import { writeClvModel } from '../store/write-clv.ts';
 import { UserError } from '../util/errors.ts';
-import { yieldToEventLoop } from '../util/yield.ts';
 import { storeContext, type JobContext } from './context.ts';
 import type { ModelRow } from './training-data.ts';
 
@@ -46,7 +45,8 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   for (const kind of kinds) {
     await ctx.checkpoint({ phase: 'train', model: kind, customers: n });
     const { fitted, fit } = await fitPurchase(kind, { x, tx, T }, s.penalizer);
-    candidates.push({ kind, fitted, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fitted) : null });
+    const pause = () => ctx.checkpoint({ phase: 'evaluate', model: kind, customers: n });
+    candidates.push({ kind, fitted, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fitted, pause) : null });
   }
   const better = (p: (typeof candidates)[number], q: (typeof candidates)[number]) => (p.mae !== null && q.mae !== null ? p.mae <= q.mae : p.fit.logLikelihood >= q.fit.logLikelihood);
   const chosen = candidates.reduce((best, c) => (better(best, c) ? best : c));
@@ -54,7 +54,7 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const spend = s.spendModel === 'gamma_gamma' ? await fitSpend(ctx, x, m, s.penalizer) : null;
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
-  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, chosen.fitted, spend?.model ?? null) : {};
+  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, chosen.fitted, spend?.model ?? null, () => ctx.checkpoint({ phase: 'evaluate', customers: n })) : {};
   const k = 4; // every purchase model has four parameters
   const artifact = {
     ...(chosen.fitted.kind === 'pareto_nbd' ? { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params } : { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params }),
@@ -115,17 +115,25 @@ async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penal
 }
 
 /** Mean absolute error of expected against actual holdout purchases per customer. */
-async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase): Promise<number> {
+async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase, pause: () => Promise<void>): Promise<number> {
   let abs = 0;
-  let yielded = performance.now();
+  let paused = performance.now();
   for (let i = 0; i < x.length; i++) {
-    if (performance.now() - yielded > 50) {
-      await yieldToEventLoop();
-      yielded = performance.now();
+    if (performance.now() - paused > 50) {
+      await pause(); // cancellation and the lease are honoured here too
+      paused = performance.now();
     }
     abs += Math.abs(expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration) - hx[i]!);
   }
-  return abs / x.length;
+  return checkedHoldout(abs / x.length, duration);
+}
+
+/** A holdout so long that the expected purchases do not converge gives no metric: say so. */
+function checkedHoldout(v: number, duration: number): number {
+  if (!Number.isFinite(v)) {
+    throw new UserError(`the holdout (${duration.toFixed(1)} time units from "calibration_end" to "observation_end") is too long for the expected purchases to be computed; end the observation nearer the last transaction`);
+  }
+  return v;
 }
 
 /**
@@ -136,7 +144,7 @@ async function holdoutError(hx: Float64Array, duration: number, x: Float64Array,
 async function holdoutMetrics(
   hx: Float64Array, hm: Float64Array, duration: number,
   x: Float64Array, tx: Float64Array, T: Float64Array, m: Float64Array,
-  purchase: FittedPurchase, spend: Parameters<typeof expectedSpend>[0] | null,
+  purchase: FittedPurchase, spend: Parameters<typeof expectedSpend>[0] | null, pause: () => Promise<void>,
 ): Promise<Record<string, unknown>> {
   const n = x.length;
   let abs = 0;
@@ -145,11 +153,11 @@ async function holdoutMetrics(
   let spendAbs = 0;
   let spendN = 0;
   const groups = Array.from({ length: 8 }, () => ({ customers: 0, actual: 0, expected: 0 }));
-  let yielded = performance.now();
+  let paused = performance.now();
   for (let i = 0; i < n; i++) {
-    if (performance.now() - yielded > 50) {
-      await yieldToEventLoop();
-      yielded = performance.now();
+    if (performance.now() - paused > 50) {
+      await pause();
+      paused = performance.now();
     }
     const e = expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration);
     abs += Math.abs(e - hx[i]!);
@@ -166,7 +174,7 @@ async function holdoutMetrics(
   }
   return {
     holdout_duration: duration,
-    mean_absolute_error: abs / n,
+    mean_absolute_error: checkedHoldout(abs / n, duration),
     expected_holdout_purchases: expected,
     actual_holdout_purchases: actual,
     spend_mean_absolute_error: spendN ? spendAbs / spendN : null,

@@ -64,7 +64,10 @@ export function hyp2f1(a: number, b: number, c: number, z: number): { sign: numb
       term *= 1e-250;
       logScale += 250 * Math.LN10;
     }
-    if (c + n > 0 && Math.abs(ratio) < 1 && Math.abs(term) * tail <= Math.abs(sum) * 1e-16) break;
+    if (c + n > 0 && Math.abs(ratio) < 1 && Math.abs(term) * tail <= Math.abs(sum) * 1e-16) {
+      return { sign: Math.sign(sum), log: Math.log(Math.abs(sum)) + logScale };
+    }
   }
-  return { sign: Math.sign(sum), log: Math.log(Math.abs(sum)) + logScale };
+  // not converged (z within ~1e-5 of 1): no value rather than a wrong one
+  return { sign: NaN, log: NaN };
 }

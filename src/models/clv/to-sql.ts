@@ -45,7 +45,8 @@ function hypergeometricSql(p: string, a: string, b: string, c: string, z: string
     EXIT WHEN (${p}st < 0 AND ${c} + ${p}n > 0 AND ${p}lt - ln(1 - ${z}) < ${p}ls - 37) OR ${p}n >= ${HYP2F1_MAX_TERMS - 1};
     ${p}n := ${p}n + 1;
   END LOOP;
-  ${target} := ${p}ls;`;
+  -- not converged (z within ~1e-5 of 1: a horizon ~100,000 times the customer's age): no value
+  ${target} := CASE WHEN ${p}n >= ${HYP2F1_MAX_TERMS - 1} THEN NULL ELSE ${p}ls END;`;
 }
 
 function hypergeometricLocals(p: string): string {
@@ -99,6 +100,7 @@ BEGIN
   ${hypergeometricSql('h', 'cc', b, 'cc + 1', `${num(gap)} / (${num(big)} + $3)`, 'two')}
   END IF;
   two := two - cc * ln(${num(big)} + $3);
+  IF one IS NULL OR two IS NULL THEN RETURN NULL; END IF;  -- not converged (least() below would drop a NULL)
   IF NOT one > two THEN RETURN 1; END IF;  -- t_x = T: A0 = 0
   la0 := one + CASE WHEN two - one < -40 THEN 0 ELSE ln(greatest(1 - exp(two - one), 1e-300)) END;
   RETURN 1 / (1 + exp(least(700, ln(${num(s)}) - ln(cc) + (${num(r)} + $1) * ln(${num(alpha)} + $3) + ${num(s)} * ln(${num(beta)} + $3) + la0)));
@@ -133,6 +135,7 @@ BEGIN
   IF $4 IS NULL OR $1 IS NULL OR $2 IS NULL OR $3 IS NULL THEN RETURN NULL; END IF;
   IF $4 <= 0 THEN RETURN 0; END IF;
   ${hypergeometricSql('h', 'a1', `${num(b + s)} + $1`, 'c1', `$4 / (${num(alpha)} + $3 + $4)`, 'lf')}
+  IF lf IS NULL THEN RETURN NULL; END IF;  -- (greatest() below would drop a NULL)
   RETURN (c1 / ${num(a - 1)}) * (1 - hs * exp(greatest(-700, a1 * (ln(${num(alpha)} + $3) - ln(${num(alpha)} + $3 + $4)) + lf)))
          * (${pAliveSql(c, names)});
 END`;
