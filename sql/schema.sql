@@ -368,13 +368,13 @@ FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS
 FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
   -- body: 91 lines, md5 0f6e394163d9f66b37b4abd8191d5c12
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 114 lines, md5 37724b16683732ad188963fc3848301f
+  -- body: 126 lines, md5 7f2de7483c49781f5c02cf20cf6779a9
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 24 lines, md5 0a0e491e1d23dc7bdfaccfaa3247d50d
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 19 lines, md5 54158c75b99c1c786ae717983ad88927
 FUNCTION ml.validate_request(p_model text, p_type text, p_options jsonb) RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 21 lines, md5 b0716d4c120ae5e1855408bb43974aa5
+  -- body: 21 lines, md5 6bdb6665dfdd479920bc76ff968cd662
 FUNCTION ml.validate_supervised_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 95 lines, md5 537888cd71e4db28b6666744e80a18d4
 FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
@@ -410,7 +410,11 @@ FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::js
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql
   -- body: 1 lines, md5 612b56275f934068a7c72366b0179854
 FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
-  -- body: 65 lines, md5 f5b2d8944b8371c05e9b664209394d9d
+  -- body: 74 lines, md5 efba6e3eef92e94a009148e0015e7892
+FUNCTION @api@.ml_principal_component_info(model_name text) RETURNS TABLE(principal_component_id integer, eigenvalue double precision, explained_variance_ratio double precision, cumulative_explained_variance_ratio double precision) LANGUAGE plpgsql STABLE
+  -- body: 15 lines, md5 282cca9e5a235560b9ab67c06c5ddfbf
+FUNCTION @api@.ml_principal_components(model_name text) RETURNS TABLE(principal_component_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
+  -- body: 18 lines, md5 fa5467bc74d0eb670fea092362f31568
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql

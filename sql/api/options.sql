@@ -128,9 +128,9 @@ DECLARE
   fn text;
 BEGIN
   PERFORM ml.check_identifier('model name', p_model);
-  IF mtype IS NULL OR NOT mtype = ANY (ARRAY['kmeans', 'hdbscan', 'clv'] || ml.supervised_types()) THEN
+  IF mtype IS NULL OR NOT mtype = ANY (ARRAY['kmeans', 'hdbscan', 'pca', 'clv'] || ml.supervised_types()) THEN
     PERFORM ml.invalid(format('unknown model_type "%s"; supported: %s', p_type,
-                              array_to_string(ARRAY['kmeans', 'hdbscan', 'clv'] || ml.supervised_types(), ', ')));
+                              array_to_string(ARRAY['kmeans', 'hdbscan', 'pca', 'clv'] || ml.supervised_types(), ', ')));
   END IF;
   opts := ml.validate_options(mtype, p_options);
   IF mtype = 'clv' AND opts ->> 'function_name' IS NULL AND octet_length(p_model) > 44 THEN

@@ -59,6 +59,9 @@ BEGIN
   IF model_type = 'hdbscan' THEN
     known := known || ARRAY['min_cluster_size', 'min_samples', 'cluster_selection_method', 'cluster_selection_epsilon'];
   END IF;
+  IF model_type = 'pca' THEN
+    known := known || ARRAY['num_principal_components', 'pca_explained_variance_ratio', 'scale_features'];
+  END IF;
   IF model_type = 'kmeans' THEN
     known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'max_iterations', 'early_stop', 'min_rel_progress',
                             'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs', 'batch_size'];
@@ -103,6 +106,15 @@ BEGIN
       PERFORM ml.invalid(format('option "output_table" must be a table name such as "customer_segmentation" or "analytics.customer_segmentation" (got %s)', (o -> 'output_table')::text));
     END IF;
     IF o ? 'distance_type' THEN o := jsonb_set(o, '{distance_type}', to_jsonb(lower(o ->> 'distance_type'))); END IF;
+  END IF;
+
+  IF model_type = 'pca' THEN
+    PERFORM ml.opt_int(o, 'num_principal_components', 1, 10000);
+    PERFORM ml.opt_number(o, 'pca_explained_variance_ratio', 0, 1);
+    PERFORM ml.opt_bool(o, 'scale_features');
+    IF o ? 'num_principal_components' AND o ? 'pca_explained_variance_ratio' THEN
+      PERFORM ml.invalid('give "num_principal_components" or "pca_explained_variance_ratio", not both (as BigQuery ML)');
+    END IF;
   END IF;
 
   IF model_type = 'hdbscan' THEN

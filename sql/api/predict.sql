@@ -44,6 +44,15 @@ BEGIN
     RETURN QUERY SELECT * FROM ml.predict_clv(m, t, q, options);
     RETURN;
   END IF;
+  IF m.model_type = 'pca' THEN
+    -- BigQuery's ML.PREDICT of a PCA model: principal_component_1 .. k (here in details)
+    RETURN QUERY EXECUTE format($q$
+      SELECT to_jsonb(s.q), NULL::int, NULL::jsonb, NULL::float8, NULL::float8, NULL::float8, NULL::text, NULL::jsonb,
+             (SELECT jsonb_object_agg('principal_component_' || u.i, u.v) FROM unnest(s.p) WITH ORDINALITY u(v, i))
+        FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s
+    $q$, t.scores_function, ml.feature_arguments(t.artifact), q);
+    RETURN;
+  END IF;
   IF options ?| ARRAY['horizon', 'discount_rate', 'observation_end'] THEN
     PERFORM ml.invalid(format('options "horizon", "discount_rate" and "observation_end" apply to clv models; "%s" is a %s model', m.model_name, m.model_type));
   END IF;

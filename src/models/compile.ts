@@ -75,3 +75,25 @@ export function plpgsql(spec: FeatureSpec, declare: string[], body: string[]): s
   const locals = [...unpackWide(spec), ...declare];
   return dollarQuote(['BEGIN', '  DECLARE', ...locals.map((l) => '    ' + l), '  BEGIN', ...body.map((l) => '    ' + l), '  END;', 'END'].join('\n'));
 }
+
+/** One local v<dim> per model-space dimension, exactly as transform() computes it (tree and PCA functions). */
+export function modelSpaceLocals(spec: FeatureSpec, declare: string[], body: string[]): void {
+  spec.features.forEach((f, i) => {
+    const local = `v${f.offset + 1}`;
+    if (f.kind === 'numeric') {
+      declare.push(`${local} float8;`);
+      body.push(`${local} := (coalesce(${featureArg(spec, i)}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(1 / f.scale)};`);
+    } else if (f.encoding === 'label') {
+      declare.push(`${local} float8;`);
+      body.push(`${local} := ${categoryPosition(featureArg(spec, i), f, 0, -1)};`);
+    } else {
+      // One-hot: one 0/1 local per category.
+      declare.push(`b${i + 1} int;`);
+      body.push(`b${i + 1} := ${categoryPosition(featureArg(spec, i), f, 1, 0)};`);
+      f.categories.forEach((_, j) => {
+        declare.push(`v${f.offset + j + 1} float8;`);
+        body.push(`v${f.offset + j + 1} := (b${i + 1} = ${j + 1})::int;`);
+      });
+    }
+  });
+}

@@ -1,6 +1,6 @@
 import { quoteLiteral } from '../../db/connect.ts';
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { categoryPosition, featureArg, num, parameterList, plpgsql } from '../compile.ts';
+import { categoryPosition, featureArg, modelSpaceLocals, num, parameterList, plpgsql } from '../compile.ts';
 import type { Tree } from '../trees/grow.ts';
 import type { Problem } from './target.ts';
 
@@ -75,7 +75,7 @@ function marginsBody(m: CompiledSupervised): Body {
       body.push(`${margins[k]} := ${[num(constant), ...parts].join(' + ')};`);
     });
   } else {
-    treeLocals(m.spec, declare, body);
+    modelSpaceLocals(m.spec, declare, body);
     const e = m.ensemble!;
     e.base.forEach((b, k) => body.push(`${margins[k]} := ${num(b)};`));
     const pending = new Map<number, string[]>();
@@ -95,33 +95,11 @@ function marginsBody(m: CompiledSupervised): Body {
   return { declare, body, margins };
 }
 
-/** One local v<dim> per model-space dimension, exactly as transform() computes it. */
-function treeLocals(spec: FeatureSpec, declare: string[], body: string[]): void {
-  spec.features.forEach((f, i) => {
-    const local = `v${f.offset + 1}`;
-    if (f.kind === 'numeric') {
-      declare.push(`${local} float8;`);
-      body.push(`${local} := (coalesce(${featureArg(spec, i)}, ${num(f.mean)}) - ${num(f.mean)}) * ${num(1 / f.scale)};`);
-    } else if (f.encoding === 'label') {
-      declare.push(`${local} float8;`);
-      body.push(`${local} := ${categoryPosition(featureArg(spec, i), f, 0, -1)};`);
-    } else {
-      // One-hot: one 0/1 local per category.
-      declare.push(`b${i + 1} int;`);
-      body.push(`b${i + 1} := ${categoryPosition(featureArg(spec, i), f, 1, 0)};`);
-      f.categories.forEach((_, j) => {
-        declare.push(`v${f.offset + j + 1} float8;`);
-        body.push(`v${f.offset + j + 1} := (b${i + 1} = ${j + 1})::int;`);
-      });
-    }
-  });
-}
-
 /** Internal, tree models: the row in model space (float8[] of v1..vD), what TreeSHAP walks. */
 export function vectorFunctionSql(m: CompiledSupervised, qualifiedName: string): string {
   const declare: string[] = [];
   const body: string[] = [];
-  treeLocals(m.spec, declare, body);
+  modelSpaceLocals(m.spec, declare, body);
   const dims = Array.from({ length: m.spec.dims }, (_, j) => `v${j + 1}`);
   return `CREATE OR REPLACE FUNCTION ${qualifiedName}(${parameterList(m.spec)}) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, [...body, `RETURN ARRAY[${dims.join(', ')}]::float8[];`])}`;

@@ -1,0 +1,66 @@
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { yieldToEventLoop } from '../../util/yield.ts';
+
+// Principal component analysis (BigQuery ML's PCA model) of the model-space matrix: the
+// eigenvectors of the covariance of the centred rows (sample covariance, n - 1), largest
+// eigenvalues first, each component's sign fixed so that its largest loading is positive.
+
+export interface PcaModel {
+  center: Float64Array; // d: the model-space column means
+  components: Float64Array; // k x d, row-major: unit loadings
+  eigenvalues: Float64Array; // every eigenvalue (d), descending
+  k: number;
+}
+
+export async function fitPca(X: Float64Array, n: number, d: number, o: { components: number | null; varianceRatio: number | null }): Promise<PcaModel> {
+  const center = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) center[j] += X[i * d + j]! / n;
+  // the covariance, accumulated in blocks of rows (the event loop runs between blocks)
+  const C = new Float64Array(d * d);
+  const row = new Float64Array(d);
+  let yielded = performance.now();
+  for (let i = 0; i < n; i++) {
+    if ((i & 1023) === 0 && performance.now() - yielded > 50) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
+    for (let j = 0; j < d; j++) row[j] = X[i * d + j]! - center[j]!;
+    for (let a = 0; a < d; a++) {
+      const ra = row[a]!;
+      if (ra === 0) continue;
+      for (let b = a; b < d; b++) C[a * d + b] += ra * row[b]!;
+    }
+  }
+  const cov = new Matrix(d, d);
+  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) {
+    const v = C[a * d + b]! / Math.max(1, n - 1);
+    cov.set(a, b, v);
+    cov.set(b, a, v);
+  }
+  const evd = new EigenvalueDecomposition(cov, { assumeSymmetric: true });
+  const values = evd.realEigenvalues;
+  const vectors = evd.eigenvectorMatrix;
+  const order = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]!);
+  const eigenvalues = Float64Array.from(order, (i) => Math.max(0, values[i]!));
+  const total = eigenvalues.reduce((s, v) => s + v, 0);
+  let k = Math.min(d, o.components ?? d);
+  if (o.varianceRatio !== null && total > 0) {
+    let acc = 0;
+    k = d;
+    for (let i = 0; i < d; i++) {
+      acc += eigenvalues[i]! / total;
+      if (acc >= o.varianceRatio - 1e-12) {
+        k = i + 1;
+        break;
+      }
+    }
+  }
+  const components = new Float64Array(k * d);
+  for (let c = 0; c < k; c++) {
+    let big = 0;
+    for (let j = 0; j < d; j++) if (Math.abs(vectors.get(j, order[c]!)) > Math.abs(big)) big = vectors.get(j, order[c]!);
+    const sign = big < 0 ? -1 : 1;
+    for (let j = 0; j < d; j++) components[c * d + j] = sign * vectors.get(j, order[c]!);
+  }
+  return { center, components, eigenvalues, k };
+}
