@@ -41,12 +41,13 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const kinds: PurchaseModelKind[] = s.purchaseModel === 'auto' ? ['bg_nbd', 'mbg_nbd', 'pareto_nbd'] : [s.purchaseModel];
   const hx = s.calibrationEnd ? col('holdout_frequency') : null;
   const duration = s.calibrationEnd ? col('holdout_duration')[0]! : 0;
-  const candidates: { kind: PurchaseModelKind; fitted: FittedPurchase; fit: Awaited<ReturnType<typeof fitPurchase>>['fit']; mae: number | null }[] = [];
+  const candidates: { kind: PurchaseModelKind; fitted: FittedPurchase; fit: Awaited<ReturnType<typeof fitPurchase>>['fit']; expected: Float64Array | null; mae: number | null }[] = [];
   for (const kind of kinds) {
     await ctx.checkpoint({ phase: 'train', model: kind, customers: n });
     const { fitted, fit } = await fitPurchase(kind, { x, tx, T }, s.penalizer);
     const pause = () => ctx.checkpoint({ phase: 'evaluate', model: kind, customers: n });
-    candidates.push({ kind, fitted, fit, mae: hx ? await holdoutError(hx, duration, x, tx, T, fitted, pause) : null });
+    const expected = hx ? await expectedHoldout(duration, x, tx, T, fitted, pause) : null;
+    candidates.push({ kind, fitted, fit, expected, mae: hx && expected ? meanAbsoluteError(expected, hx, duration) : null });
   }
   const better = (p: (typeof candidates)[number], q: (typeof candidates)[number]) => (p.mae !== null && q.mae !== null ? p.mae <= q.mae : p.fit.logLikelihood >= q.fit.logLikelihood);
   const chosen = candidates.reduce((best, c) => (better(best, c) ? best : c));
@@ -54,10 +55,11 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
   const spend = s.spendModel === 'gamma_gamma' ? await fitSpend(ctx, x, m, s.penalizer) : null;
   const trainSeconds = (performance.now() - started) / 1000;
   await ctx.checkpoint({ phase: 'evaluate' });
-  const holdout = hx ? await holdoutMetrics(hx, col('holdout_monetary_value'), duration, x, tx, T, m, chosen.fitted, spend?.model ?? null, () => ctx.checkpoint({ phase: 'evaluate', customers: n })) : {};
+  const holdout = hx && chosen.expected ? holdoutMetrics(chosen.expected, hx, col('holdout_monetary_value'), duration, x, m, spend?.model ?? null) : {};
   const k = 4; // every purchase model has four parameters
   const artifact = {
-    ...(chosen.fitted.kind === 'pareto_nbd' ? { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params } : { purchase_model: chosen.fitted.kind, purchase: chosen.fitted.params }),
+    purchase_model: chosen.fitted.kind,
+    purchase: chosen.fitted.params,
     purchase_standard_errors: Object.fromEntries(parameterNames(chosen.kind).map((p, i) => [p, purchase.standardErrors[i]!])),
     spend_model: spend ? 'gamma_gamma' : 'none',
     spend: spend?.model ?? null,
@@ -114,22 +116,25 @@ async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penal
   return { ...fit, customers: keep.length };
 }
 
-/** Mean absolute error of expected against actual holdout purchases per customer. */
-async function holdoutError(hx: Float64Array, duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase, pause: () => Promise<void>): Promise<number> {
-  let abs = 0;
+/** Each customer's expected holdout purchases (the loop checks for cancellation: 2F1 per customer). */
+async function expectedHoldout(duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase, pause: () => Promise<void>): Promise<Float64Array> {
+  const e = new Float64Array(x.length);
   let paused = performance.now();
   for (let i = 0; i < x.length; i++) {
     if (performance.now() - paused > 50) {
       await pause(); // cancellation and the lease are honoured here too
       paused = performance.now();
     }
-    abs += Math.abs(expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration) - hx[i]!);
+    e[i] = expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration);
   }
-  return checkedHoldout(abs / x.length, duration);
+  return e;
 }
 
-/** A holdout so long that the expected purchases do not converge gives no metric: say so. */
-function checkedHoldout(v: number, duration: number): number {
+/** Mean absolute error of expected against actual holdout purchases; a holdout so long that they did not converge: say so. */
+function meanAbsoluteError(e: Float64Array, hx: Float64Array, duration: number): number {
+  let abs = 0;
+  for (let i = 0; i < e.length; i++) abs += Math.abs(e[i]! - hx[i]!);
+  const v = abs / e.length;
   if (!Number.isFinite(v)) {
     throw new UserError(`the holdout (${duration.toFixed(1)} time units from "calibration_end" to "observation_end") is too long for the expected purchases to be computed; end the observation nearer the last transaction`);
   }
@@ -137,36 +142,27 @@ function checkedHoldout(v: number, duration: number): number {
 }
 
 /**
- * With a calibration split: expected against actual holdout purchases per customer (mean
- * absolute error, totals), the calibration/holdout table by calibration frequency (0 … 7+),
- * and the spend error on the customers who bought in the holdout.
+ * With a calibration split, from the chosen model's expected holdout purchases `e`: the mean
+ * absolute error, totals, the calibration/holdout table by calibration frequency (0 … 7+), and
+ * the spend error on the customers who bought in the holdout.
  */
-async function holdoutMetrics(
-  hx: Float64Array, hm: Float64Array, duration: number,
-  x: Float64Array, tx: Float64Array, T: Float64Array, m: Float64Array,
-  purchase: FittedPurchase, spend: Parameters<typeof expectedSpend>[0] | null, pause: () => Promise<void>,
-): Promise<Record<string, unknown>> {
+function holdoutMetrics(
+  e: Float64Array, hx: Float64Array, hm: Float64Array, duration: number,
+  x: Float64Array, m: Float64Array, spend: Parameters<typeof expectedSpend>[0] | null,
+): Record<string, unknown> {
   const n = x.length;
-  let abs = 0;
   let expected = 0;
   let actual = 0;
   let spendAbs = 0;
   let spendN = 0;
   const groups = Array.from({ length: 8 }, () => ({ customers: 0, actual: 0, expected: 0 }));
-  let paused = performance.now();
   for (let i = 0; i < n; i++) {
-    if (performance.now() - paused > 50) {
-      await pause();
-      paused = performance.now();
-    }
-    const e = expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration);
-    abs += Math.abs(e - hx[i]!);
-    expected += e;
+    expected += e[i]!;
     actual += hx[i]!;
     const g = groups[Math.min(7, x[i]!)]!;
     g.customers++;
     g.actual += hx[i]!;
-    g.expected += e;
+    g.expected += e[i]!;
     if (spend && hx[i]! > 0) {
       spendAbs += Math.abs(expectedSpend(spend, x[i]!, m[i]!) - hm[i]!);
       spendN++;
@@ -174,7 +170,7 @@ async function holdoutMetrics(
   }
   return {
     holdout_duration: duration,
-    mean_absolute_error: checkedHoldout(abs / n, duration),
+    mean_absolute_error: meanAbsoluteError(e, hx, duration),
     expected_holdout_purchases: expected,
     actual_holdout_purchases: actual,
     spend_mean_absolute_error: spendN ? spendAbs / spendN : null,
