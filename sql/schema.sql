@@ -200,7 +200,8 @@ VIEW @api@.ml_jobs ACL {@installer@=arwdDxtm/@installer@,=r/@installer@} AS
     j.started_at,
     j.finished_at,
     j.error,
-    j.history
+    j.history,
+    j.training_query
    FROM (ml.jobs j
      LEFT JOIN ml.models m ON ((m.id = j.model_id)))
   WHERE pg_has_role(CURRENT_USER, j.requested_by, 'USAGE'::text);
@@ -241,6 +242,8 @@ FUNCTION ml.check_rfm_options(options jsonb) RETURNS void LANGUAGE plpgsql IMMUT
   -- body: 22 lines, md5 94d75e0c2cf5dd94334cfc3732b34a9c
 FUNCTION ml.class_labels(artifact jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 5a0f414f4d043c2f2a08204e7ec8c21e
+FUNCTION ml.clustering_rows_sql(m ml.models, t ml.trials, q text, nearest integer, extra text) RETURNS text LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 19 lines, md5 d3abb96bc6e8dc6490a5ac8632bbfb3e
 FUNCTION ml.clv_columns(query text, options jsonb) RETURNS jsonb LANGUAGE plpgsql
   -- body: 5 lines, md5 cf8d452a077c61b33a64dbea21d87089
 FUNCTION ml.clv_training_query(query text, options jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -347,6 +350,8 @@ FUNCTION ml.role_oid(r name) RETURNS oid LANGUAGE sql STABLE SET search_path=pg_
   -- body: 3 lines, md5 b48190f4445d77b2f4bfadbab0a5354d
 FUNCTION ml.safe_query(p_query text) RETURNS text LANGUAGE plpgsql
   -- body: 11 lines, md5 c37fe1952b26f570b02c5b486ea926cd
+FUNCTION ml.score_deciles(m ml.models, t ml.trials, q text, what text) RETURNS TABLE(decile integer, rows bigint, min_score double precision, max_score double precision, mean_score double precision, mean_actual double precision) LANGUAGE plpgsql
+  -- body: 26 lines, md5 439711bd41f509d62b0c3853a500d843
 FUNCTION ml.set_execute(p_model text, p_role name, p_grant boolean) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 10 lines, md5 0c0da6eb6521a0ad9cf4630d6c96b9de
 FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -379,6 +384,8 @@ FUNCTION ml.validate_supervised_options(model_type text, options jsonb) RETURNS 
   -- body: 95 lines, md5 537888cd71e4db28b6666744e80a18d4
 FUNCTION ml.view_of(p_schema name, p_token text) RETURNS regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 b7e87543c04503eae0b5ebb0801b264b
+FUNCTION @api@.ml_calibration_curve(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(bin integer, rows bigint, mean_predicted double precision, observed double precision, min_score double precision, max_score double precision) LANGUAGE plpgsql
+  -- body: 12 lines, md5 7faaea0b7cf7170e4d12e61d9a5bbc84
 FUNCTION @api@.ml_calibration_holdout(model_name text) RETURNS TABLE(frequency text, customers bigint, actual_holdout_purchases double precision, expected_holdout_purchases double precision) LANGUAGE plpgsql STABLE
   -- body: 11 lines, md5 a50d695d6b45150133f73fac1c65461b
 FUNCTION @api@.ml_cancel(job_id bigint) RETURNS boolean LANGUAGE sql
@@ -409,8 +416,14 @@ FUNCTION @api@.ml_global_explain(model_name text, options jsonb DEFAULT '{}'::js
   -- body: 20 lines, md5 a870a46ebc0c4a2c91ad14112ec1ea1e
 FUNCTION @api@.ml_grant(model_name text, role name) RETURNS void LANGUAGE sql
   -- body: 1 lines, md5 612b56275f934068a7c72366b0179854
+FUNCTION @api@.ml_lift_curve(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(decile integer, rows bigint, min_score double precision, max_score double precision, response_rate double precision, lift double precision, cumulative_rows bigint, cumulative_response_rate double precision, cumulative_lift double precision, cumulative_gain double precision) LANGUAGE plpgsql
+  -- body: 21 lines, md5 fd5ae944bbcb6f6f307be49239bef4a8
+FUNCTION @api@.ml_pr_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, "precision" double precision, recall double precision, true_positives bigint, false_positives bigint) LANGUAGE sql
+  -- body: 5 lines, md5 9c3fd71ad7cd52604ea3192a492061ea
 FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
-  -- body: 74 lines, md5 efba6e3eef92e94a009148e0015e7892
+  -- body: 54 lines, md5 0f66595378f3983ed8ae39cf2c735a72
+FUNCTION @api@.ml_predicted_vs_actual(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(actual double precision, predicted double precision) LANGUAGE plpgsql
+  -- body: 16 lines, md5 425411286a524adea2f01516f1d378de
 FUNCTION @api@.ml_principal_component_info(model_name text) RETURNS TABLE(principal_component_id integer, eigenvalue double precision, explained_variance_ratio double precision, cumulative_explained_variance_ratio double precision) LANGUAGE plpgsql STABLE
   -- body: 15 lines, md5 282cca9e5a235560b9ab67c06c5ddfbf
 FUNCTION @api@.ml_principal_components(model_name text) RETURNS TABLE(principal_component_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
@@ -419,6 +432,8 @@ FUNCTION @api@.ml_profile(segments_query text, segment_column text, options json
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
+FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(x double precision, y double precision, centroid_id integer, input jsonb) LANGUAGE plpgsql
+  -- body: 45 lines, md5 244eac6019fef150c7a800c64e9ee511
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE sql

@@ -224,3 +224,120 @@ EXCEPTION WHEN undefined_column THEN
 END $$;
 COMMENT ON FUNCTION @api@.ml_confusion_matrix(text, text, jsonb) IS
   'sqlml: rows (expected_label, predicted_label, count) for every pair of classes (evaluation split, or a query)';
+
+-- Chart-ready data for BI tools (the report draws the same): score deciles and what lift, gain
+-- and calibration charts read from them, precision-recall, predicted against actual.
+
+-- The rows split into ten groups by descending score (ntile(10)): the positive class's
+-- probability and whether the row is positive (binary), or the prediction and the label
+-- (regression). Without a query, the deciles of the evaluation split kept at training time.
+CREATE OR REPLACE FUNCTION ml.score_deciles(m ml.models, t ml.trials, q text, what text)
+RETURNS TABLE (decile int, rows bigint, min_score float8, max_score float8, mean_score float8, mean_actual float8)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF coalesce(t.artifact ->> 'problem', '') NOT IN ('binary', 'regression') OR (what = 'ml_lift_curve' AND t.artifact ->> 'problem' <> 'binary') THEN
+    PERFORM ml.invalid(format('%s is for %s models; "%s" is a %s model', what,
+                              CASE WHEN what = 'ml_lift_curve' THEN 'binary classification' ELSE 'binary classification and regression' END,
+                              m.model_name, coalesce(t.artifact ->> 'problem', m.model_type)));
+  END IF;
+  IF q IS NULL THEN
+    IF NOT t.artifact -> 'evaluation' ? 'deciles' THEN
+      PERFORM ml.invalid(format('model "%s" version %s kept no evaluation deciles (no evaluation split, or trained before they were kept); pass a query with the label column "%s"',
+                                m.model_name, m.version, ml.label_column(t.artifact)));
+    END IF;
+    RETURN QUERY SELECT (e ->> 'decile')::int, (e ->> 'rows')::bigint, (e ->> 'min_score')::float8, (e ->> 'max_score')::float8,
+                        (e ->> 'mean_score')::float8, (e ->> 'mean_actual')::float8
+                   FROM jsonb_array_elements(t.artifact -> 'evaluation' -> 'deciles') e ORDER BY 1;
+    RETURN;
+  END IF;
+  PERFORM ml.require_label(m, t, q);
+  RETURN QUERY EXECUTE format($q$
+    WITH s AS (SELECT %2$s AS a, %3$s AS p FROM (%1$s) x),
+    g AS (SELECT ntile(10) OVER (ORDER BY p DESC) AS d, a, p FROM s)
+    SELECT d, count(*), min(p), max(p), avg(p), avg(a) FROM g GROUP BY d ORDER BY d
+  $q$, ml.labelled_scores_sql(t, q, CASE WHEN t.artifact ->> 'problem' = 'binary' THEN 'text' ELSE 'float8' END),
+       CASE WHEN t.artifact ->> 'problem' = 'binary' THEN format('coalesce(y = %L, false)::int::float8', (ml.class_labels(t.artifact))[2]) ELSE 'y' END,
+       CASE WHEN t.artifact ->> 'problem' = 'binary' THEN 'p[2]' ELSE 'p[1]' END);
+END $$;
+
+-- Lift and cumulative gain by decile (highest scores first): the response rate of each tenth,
+-- its ratio to the overall rate, and the share of all positives found up to that tenth.
+CREATE OR REPLACE FUNCTION @api@.ml_lift_curve(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (decile int, rows bigint, min_score float8, max_score float8, response_rate float8, lift float8,
+               cumulative_rows bigint, cumulative_response_rate float8, cumulative_lift float8, cumulative_gain float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
+  q text := ml.safe_query(ml.strip_query(query));
+BEGIN
+  RETURN QUERY
+    WITH d AS (SELECT * FROM ml.score_deciles(m, t, q, 'ml_lift_curve')),
+    c AS (SELECT d.*, d.mean_actual * d.rows AS positives,
+                 sum(d.rows) OVER w AS cum_rows, sum(d.mean_actual * d.rows) OVER w AS cum_pos,
+                 sum(d.rows) OVER () AS all_rows, sum(d.mean_actual * d.rows) OVER () AS all_pos
+            FROM d WINDOW w AS (ORDER BY d.decile))
+    SELECT c.decile, c.rows, c.min_score, c.max_score, c.mean_actual,
+           c.mean_actual / nullif(c.all_pos / c.all_rows, 0),
+           c.cum_rows::bigint, (c.cum_pos / c.cum_rows)::float8,
+           ((c.cum_pos / c.cum_rows) / nullif(c.all_pos / c.all_rows, 0))::float8,
+           (c.cum_pos / nullif(c.all_pos, 0))::float8
+      FROM c ORDER BY c.decile;
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_lift_curve(text, text, jsonb) IS
+  'sqlml: per decile of a binary classifier''s score (highest first): response rate, lift, cumulative response rate, lift and gain (evaluation split, or a query)';
+
+-- Calibration: per decile (lowest scores first) the mean prediction against what happened
+-- (the positive rate, or the mean label of a regression).
+CREATE OR REPLACE FUNCTION @api@.ml_calibration_curve(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (bin int, rows bigint, mean_predicted float8, observed float8, min_score float8, max_score float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options);
+  q text := ml.safe_query(ml.strip_query(query));
+BEGIN
+  RETURN QUERY
+    SELECT (11 - d.decile)::int, d.rows, d.mean_score, d.mean_actual, d.min_score, d.max_score
+      FROM ml.score_deciles(m, t, q, 'ml_calibration_curve') d ORDER BY d.decile DESC;
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_calibration_curve(text, text, jsonb) IS
+  'sqlml: per decile of the score (lowest first): mean predicted probability or value against the observed positive rate or mean label (evaluation split, or a query)';
+
+-- Precision-recall from the ROC curve's confusion counts, at the same thresholds.
+CREATE OR REPLACE FUNCTION @api@.ml_pr_curve(model_name text, query text DEFAULT NULL, thresholds float8[] DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (threshold float8, "precision" float8, recall float8, true_positives bigint, false_positives bigint)
+LANGUAGE sql AS $$
+  SELECT r.threshold, CASE WHEN r.true_positives + r.false_positives > 0 THEN r.true_positives::float8 / (r.true_positives + r.false_positives) ELSE 1 END,
+         r.recall, r.true_positives, r.false_positives
+    FROM @api@.ml_roc_curve(model_name, query, thresholds, options) r
+$$;
+COMMENT ON FUNCTION @api@.ml_pr_curve(text, text, float8[], jsonb) IS
+  'sqlml: per threshold: precision and recall of a binary classifier (evaluation split, or a query); precision is 1 where nothing is predicted positive';
+
+-- Predicted against actual for a regression's scatter: the rows of a query (option max_rows: a
+-- random sample of them).
+CREATE OR REPLACE FUNCTION @api@.ml_predicted_vs_actual(model_name text, query text, options jsonb DEFAULT '{}')
+RETURNS TABLE (actual float8, predicted float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options, ARRAY['max_rows']);
+  q text := ml.safe_query(ml.strip_query(query));
+BEGIN
+  PERFORM ml.opt_int(options, 'max_rows', 1, 100000000);
+  IF coalesce(t.artifact ->> 'problem', '') <> 'regression' THEN
+    PERFORM ml.invalid(format('ml_predicted_vs_actual is for regression models; "%s" is a %s model', m.model_name, coalesce(t.artifact ->> 'problem', m.model_type)));
+  END IF;
+  PERFORM ml.require_label(m, t, q);
+  RETURN QUERY EXECUTE format('SELECT y, p[1] FROM (%s) s %s', ml.labelled_scores_sql(t, q, 'float8'),
+                              CASE WHEN options ? 'max_rows' THEN format('ORDER BY random() LIMIT %s', (options ->> 'max_rows')::int) ELSE '' END);
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_predicted_vs_actual(text, text, jsonb) IS
+  'sqlml: actual and predicted value of every labelled row of a query (option max_rows: a random sample), for a regression''s scatter';

@@ -14,10 +14,10 @@ COMMENT ON VIEW @api@.ml_models IS 'sqlml: one row per model version (state queu
 
 CREATE OR REPLACE VIEW @api@.ml_jobs WITH (security_barrier) AS
   SELECT j.id, j.kind, m.model_name, m.version, j.status, j.progress, j.requested_by, j.attempts,
-         j.created_at, j.started_at, j.finished_at, j.error, j.history
+         j.created_at, j.started_at, j.finished_at, j.error, j.history, j.training_query
   FROM ml.jobs j LEFT JOIN ml.models m ON m.id = j.model_id
   WHERE pg_has_role(current_user, j.requested_by, 'USAGE');
-COMMENT ON VIEW @api@.ml_jobs IS 'sqlml: the job queue as the caller may see it (status, progress, attempts, error)';
+COMMENT ON VIEW @api@.ml_jobs IS 'sqlml: the job queue as the caller may see it (status, progress, attempts, error, the training query as the requester wrote it)';
 
 GRANT SELECT ON @api@.ml_models, @api@.ml_jobs TO PUBLIC;
 

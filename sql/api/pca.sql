@@ -46,3 +46,58 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION @api@.ml_principal_component_info(text) IS
   'sqlml: per principal component its eigenvalue, explained variance ratio and the cumulative ratio, as BigQuery ML.PRINCIPAL_COMPONENT_INFO';
+
+-- The segment scatter: every clustering model keeps the first two principal components of its
+-- prepared training rows (artifact.projection, with an internal projection function), so a
+-- report or a BI tool can draw the rows of any query at x, y coloured by centroid_id. For a pca
+-- model x, y are its first two components. Without a query: the model's centroids (k-means) or
+-- exemplars (hdbscan) at their projected places. Option max_rows: a random sample of the rows.
+CREATE OR REPLACE FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (x float8, y float8, centroid_id int, input jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, options, ARRAY['max_rows']);
+  q text := ml.safe_query(ml.strip_query(query));
+  p jsonb := m.artifact -> 'projection';
+BEGIN
+  PERFORM ml.opt_int(options, 'max_rows', 1, 100000000);
+  IF m.model_type NOT IN ('kmeans', 'hdbscan', 'pca') THEN
+    PERFORM ml.invalid(format('ml_project is for clustering and pca models; "%s" is a %s model', m.model_name, m.model_type));
+  END IF;
+  IF m.model_type <> 'pca' AND p IS NULL THEN
+    PERFORM ml.invalid(format('model "%s" version %s was trained before models kept a projection; train it again (CALL ml_train(...)) to use ml_project', m.model_name, m.version));
+  END IF;
+  IF query IS NULL THEN
+    IF m.model_type = 'pca' THEN
+      PERFORM ml.invalid('ml_project of a pca model needs a query');
+    END IF;
+    -- (c - center) . component, per centroid (exemplars of a density model, numbered by cluster)
+    RETURN QUERY
+      SELECT (SELECT sum(((c.v ->> (j.i - 1)::int)::float8 - (p -> 'center' ->> (j.i - 1)::int)::float8) * (p -> 'components' -> 0 ->> (j.i - 1)::int)::float8)
+                FROM generate_series(1, jsonb_array_length(c.v)) j(i)),
+             (SELECT sum(((c.v ->> (j.i - 1)::int)::float8 - (p -> 'center' ->> (j.i - 1)::int)::float8) * (p -> 'components' -> 1 ->> (j.i - 1)::int)::float8)
+                FROM generate_series(1, jsonb_array_length(c.v)) j(i)),
+             CASE WHEN t.artifact ? 'groups'
+                  THEN (SELECT g.i::int FROM jsonb_array_elements(t.artifact -> 'groups') WITH ORDINALITY g(e, i) WHERE g.e @> to_jsonb(c.o - 1) LIMIT 1)
+                  ELSE c.o::int END,
+             NULL::jsonb
+        FROM jsonb_array_elements(t.artifact -> 'centroids') WITH ORDINALITY c(v, o)
+       ORDER BY c.o;
+    RETURN;
+  END IF;
+  IF options ? 'max_rows' THEN
+    q := format('SELECT * FROM (%s) q ORDER BY random() LIMIT %s', q, (options ->> 'max_rows')::int);
+  END IF;
+  IF m.model_type = 'pca' THEN
+    RETURN QUERY EXECUTE format('SELECT s.p[1], s.p[2], NULL::int, to_jsonb(s.q) FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s',
+                                t.scores_function, ml.feature_arguments(t.artifact), q);
+    RETURN;
+  END IF;
+  RETURN QUERY EXECUTE format('SELECT c.extra[1], c.extra[2], c.centroid_id, c.input FROM (%s) c',
+                              ml.clustering_rows_sql(m, t, q, 1, format('%s(%s)', p ->> 'function', ml.feature_arguments(t.artifact))));
+EXCEPTION WHEN undefined_column THEN
+  PERFORM ml.raise_missing_feature(m, q, SQLERRM);
+END $$;
+COMMENT ON FUNCTION @api@.ml_project(text, text, jsonb) IS
+  'sqlml: x, y (the first two principal components of the model''s prepared features), centroid_id and the input row for every row of a query (option max_rows: a random sample); without a query, the centroids or exemplars';

@@ -20,6 +20,35 @@ CREATE OR REPLACE FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURN
               ELSE format('(SELECT u.i::int FROM unnest(%1$s) WITH ORDINALITY u(v, i) ORDER BY u.v DESC, u.i LIMIT 1)', p) END
 $$;
 
+-- A clustering model's rows of a query: input, centroid_id (density models: -1 beyond the
+-- cluster's reach), the nearest centroids, membership probability and outlier score (density),
+-- and `extra` (an expression over the row's features, computed in the same pass).
+-- (OFFSET 0 keeps the planner from pulling the subquery up, which would call the generated
+-- function once per reference to its result instead of once per row.)
+-- The distances are computed once per row by the generated function; the LATERAL
+-- subquery only sorts k numbers (a subquery is rescanned, not re-planned, per row). For
+-- density models the distances are to each cluster's nearest exemplar.
+CREATE OR REPLACE FUNCTION ml.clustering_rows_sql(m ml.models, t ml.trials, q text, nearest int, extra text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, ml, pg_temp AS $f$
+  SELECT format($q$
+    SELECT to_jsonb(s.q) AS input, %5$s AS centroid_id, n.nearest, %6$s AS membership_probability, %7$s AS outlier_score, s.extra
+    FROM (SELECT q, %1$s(%2$s) AS d, %11$s AS extra FROM (%3$s) q OFFSET 0) s
+    CROSS JOIN LATERAL (
+      SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
+             jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
+      FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS r
+              FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT %4$s) u) n
+    CROSS JOIN LATERAL (SELECT (%8$L::jsonb ->> (n.centroid_id - 1))::float8 AS reach,
+                               (%9$L::jsonb ->> (n.centroid_id - 1))::float8 AS pscale,
+                               (%10$L::jsonb ->> (n.centroid_id - 1))::float8 AS oscale) c
+  $q$, t.scores_function, ml.feature_arguments(t.artifact), q, nearest,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN n.centroid_id ELSE -1 END' ELSE 'n.centroid_id' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN least(1, c.pscale / greatest(n.v, 1e-300)) ELSE 0 END' ELSE 'NULL::float8' END,
+       CASE WHEN m.model_type = 'hdbscan' THEN '1 - least(1, c.oscale / greatest(n.v, 1e-300))' ELSE 'NULL::float8' END,
+       coalesce(t.artifact -> 'reach', '[]'), coalesce(t.artifact -> 'probability_scale', '[]'), coalesce(t.artifact -> 'outlier_scale', '[]'),
+       extra)
+$f$;
+
 -- details was added for clv models (a changed result type needs the DROP).
 DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_predict(text,text,jsonb)', @api_name@));
 BEGIN
@@ -80,28 +109,8 @@ BEGIN
     $q$, t.nearest_function, ml.feature_arguments(t.artifact), q);
     RETURN;
   END IF;
-  -- (OFFSET 0 keeps the planner from pulling the subquery up, which would call the generated
-  -- function once per reference to its result instead of once per row.)
-  -- Clustering: the distances are computed once per row by the generated function; the LATERAL
-  -- subquery only sorts k numbers (a subquery is rescanned, not re-planned, per row). For
-  -- density models the distances are to each cluster's nearest exemplar, and a row beyond the
-  -- cluster's reach is noise (-1).
-  RETURN QUERY EXECUTE format($q$
-    SELECT to_jsonb(s.q), %5$s, n.nearest, %6$s, %7$s, NULL::float8, NULL::text, NULL::jsonb, NULL::jsonb
-    FROM (SELECT q, %1$s(%2$s) AS d FROM (%3$s) q OFFSET 0) s
-    CROSS JOIN LATERAL (
-      SELECT (min(u.i) FILTER (WHERE u.r = 1))::int AS centroid_id, min(u.v) AS v,
-             jsonb_agg(jsonb_build_object('centroid_id', u.i, 'distance', u.v) ORDER BY u.r) AS nearest
-      FROM (SELECT v, i, row_number() OVER (ORDER BY v, i) AS r
-              FROM unnest(s.d) WITH ORDINALITY AS x(v, i) ORDER BY v, i LIMIT %4$s) u) n
-    CROSS JOIN LATERAL (SELECT (%8$L::jsonb ->> (n.centroid_id - 1))::float8 AS reach,
-                               (%9$L::jsonb ->> (n.centroid_id - 1))::float8 AS pscale,
-                               (%10$L::jsonb ->> (n.centroid_id - 1))::float8 AS oscale) c
-  $q$, t.scores_function, ml.feature_arguments(t.artifact), q, nearest,
-       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN n.centroid_id ELSE -1 END' ELSE 'n.centroid_id' END,
-       CASE WHEN m.model_type = 'hdbscan' THEN 'CASE WHEN n.v <= c.reach THEN least(1, c.pscale / greatest(n.v, 1e-300)) ELSE 0 END' ELSE 'NULL::float8' END,
-       CASE WHEN m.model_type = 'hdbscan' THEN '1 - least(1, c.oscale / greatest(n.v, 1e-300))' ELSE 'NULL::float8' END,
-       coalesce(t.artifact -> 'reach', '[]'), coalesce(t.artifact -> 'probability_scale', '[]'), coalesce(t.artifact -> 'outlier_scale', '[]'));
+  RETURN QUERY EXECUTE format('SELECT c.input, c.centroid_id, c.nearest, c.membership_probability, c.outlier_score, NULL::float8, NULL::text, NULL::jsonb, NULL::jsonb FROM (%s) c',
+                              ml.clustering_rows_sql(m, t, q, nearest, 'NULL::float8[]'));
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;

@@ -9,6 +9,7 @@ import { defaultMinClusterSize } from '../models/hdbscan/train.ts';
 import { outputTableName, prepareTrainingData, type ModelRow } from './training-data.ts';
 import type { JobContext } from './context.ts';
 import { regroup, type DensityArtifact } from '../models/hdbscan/artifact.ts';
+import { fitProjection } from '../models/pca/projection.ts';
 import { writeModel } from '../store/write-back.ts';
 import { storeContext } from './context.ts';
 import { surrogateImportance } from '../models/surrogate.ts';
@@ -59,6 +60,7 @@ export async function trainHdbscanJob(ctx: JobContext, model: ModelRow): Promise
   await ctx.checkpoint({ phase: 'explain' });
   const surrogate = await surrogateImportance(X, n, spec, m.labels, seed);
   artifact.importance = surrogate.importance;
+  artifact.projection = await fitProjection(X, n, d);
   await writeModel(storeContext(ctx), {
     modelId: model.id,
     modelName: model.model_name,

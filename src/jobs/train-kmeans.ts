@@ -13,6 +13,7 @@ import { outputTableName, prepareTrainingData, type ModelRow } from './training-
 import type { JobContext } from './context.ts';
 import { runSweep } from './trial-jobs.ts';
 import { artifactOf } from '../models/kmeans/artifact.ts';
+import { fitProjection } from '../models/pca/projection.ts';
 import { rebuild, renumber, shownCentroids } from '../models/kmeans/trials.ts';
 import { previousCentroids, previousVersion } from '../store/previous.ts';
 import { writeModel, type TrialWrite } from '../store/write-back.ts';
@@ -162,6 +163,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   await ctx.checkpoint({ phase: 'explain' });
   const surrogate = await surrogateImportance(X, n, spec, served.labels, seed);
   servedTrial.artifact!.importance = surrogate.importance;
+  servedTrial.artifact!.projection = await fitProjection(X, n, d);
   const resolvedOptions = {
     ...model.options,
     num_clusters: model.options.num_clusters ?? served.k,

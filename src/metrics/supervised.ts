@@ -191,3 +191,36 @@ export function confusionMatrix(y: Float64Array, predicted: Int32Array, C: numbe
   for (let i = 0; i < y.length; i++) m[y[i]!]![predicted[i]!]! += 1;
   return m;
 }
+
+/** One tenth of the rows by score, highest scores first (SQL's ntile(10) over score DESC). */
+export interface ScoreDecile {
+  decile: number;
+  rows: number;
+  min_score: number;
+  max_score: number;
+  mean_score: number;
+  mean_actual: number; // the positive rate (binary) or the mean label (regression)
+}
+
+/** The lift, gain and calibration charts' data: rows split into ten groups by descending score. */
+export function scoreDeciles(score: Float64Array, actual: Float64Array): ScoreDecile[] {
+  const n = score.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
+  const groups = Math.min(10, n);
+  const out: ScoreDecile[] = [];
+  let at = 0;
+  for (let g = 0; g < groups; g++) {
+    const size = Math.floor(n / groups) + (g < n % groups ? 1 : 0);
+    let s = 0, a = 0, lo = Infinity, hi = -Infinity;
+    for (let r = at; r < at + size; r++) {
+      const i = order[r]!;
+      s += score[i]!;
+      a += actual[i]!;
+      lo = Math.min(lo, score[i]!);
+      hi = Math.max(hi, score[i]!);
+    }
+    out.push({ decile: g + 1, rows: size, min_score: lo, max_score: hi, mean_score: s / size, mean_actual: a / size });
+    at += size;
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { quoteIdent } from '../db/connect.ts';
 
 /** What a version's internal functions compute, each named after it. */
-export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector' | 'purchases' | 'alive';
+export type GeneratedKind = 'distances' | 'nearest' | 'scores' | 'contributions' | 'vector' | 'purchases' | 'alive' | 'projection';
 
 /**
  * The one place generated functions are named. Internal ones live in schema ml, one per model

@@ -8,6 +8,7 @@ import type { FeatureSpec, FeatureStats } from '../features/prepare.ts';
 import type { CentroidRow } from '../features/present.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
+import { projectionFunctionSql } from '../models/pca/to-sql.ts';
 import { UserError, sqlState } from '../util/errors.ts';
 import { sql } from 'kysely';
 import { generatedName, publicName } from './names.ts';
@@ -100,6 +101,14 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         await client.query(nearestFunctionSql(compiled, nearest));
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
         await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
+      }
+      const projection = t.artifact.projection;
+      if (projection) {
+        projection.function = generatedName(w.modelId, t, 'projection');
+        const types = argumentTypes(w.spec);
+        await client.query(projectionFunctionSql({ spec: w.spec, center: projection.center, components: projection.components }, projection.function));
+        await restrictExecute(client, `${projection.function}(${types})`, roles);
+        await recordFunction(client, `${projection.function}(${types})`, w.modelId, t.trialId, 'internal');
       }
       await run(client, ml.insertInto('ml.trials').values({
         model_id: w.modelId, trial_id: t.trialId, hyperparameters: JSON.stringify(t.hyperparameters), metrics: JSON.stringify(t.metrics), status: 'succeeded',

@@ -1,5 +1,6 @@
 import type { Feature } from '../../features/prepare.ts';
 import type { DistanceType } from '../kmeans/geometry.ts';
+import type { Projection2D } from '../pca/projection.ts';
 import type { ImportanceRow } from '../surrogate.ts';
 
 /**
@@ -19,6 +20,8 @@ export interface DensityArtifact {
   outlier_scale: number[]; // outlier score = 1 - min(1, scale / distance)
   /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
   importance?: ImportanceRow[];
+  /** The 2-D view of the model space (ml_project, the report's scatter) and its function. */
+  projection?: Projection2D & { function?: string };
 }
 
 /** Exemplar indices per cluster, renumbered to positions in the flattened exemplar list. */

@@ -1,4 +1,5 @@
 import type { Feature, FeatureSpec } from '../../features/prepare.ts';
+import type { Projection2D } from '../pca/projection.ts';
 import type { ImportanceRow } from '../surrogate.ts';
 import { anomalyProfile } from './anomaly.ts';
 import { pointDist2, type DistanceType } from './geometry.ts';
@@ -19,6 +20,8 @@ export interface KmeansArtifact {
   training_run: number;
   /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
   importance?: ImportanceRow[];
+  /** The served trial's 2-D view of the model space (ml_project, the report's scatter) and its function. */
+  projection?: Projection2D & { function?: string };
 }
 
 /** What a trial job stores in ml.trials.artifact until the sweep finishes. */

@@ -13,27 +13,10 @@ export interface PcaModel {
 }
 
 export async function fitPca(X: Float64Array, n: number, d: number, o: { components: number | null; varianceRatio: number | null }): Promise<PcaModel> {
-  const center = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) center[j] += X[i * d + j]! / n;
-  // the covariance, accumulated in blocks of rows (the event loop runs between blocks)
-  const C = new Float64Array(d * d);
-  const row = new Float64Array(d);
-  let yielded = performance.now();
-  for (let i = 0; i < n; i++) {
-    if ((i & 1023) === 0 && performance.now() - yielded > 50) {
-      await yieldToEventLoop();
-      yielded = performance.now();
-    }
-    for (let j = 0; j < d; j++) row[j] = X[i * d + j]! - center[j]!;
-    for (let a = 0; a < d; a++) {
-      const ra = row[a]!;
-      if (ra === 0) continue;
-      for (let b = a; b < d; b++) C[a * d + b] += ra * row[b]!;
-    }
-  }
+  const { center, C } = await covariance(X, n, d, null);
   const cov = new Matrix(d, d);
   for (let a = 0; a < d; a++) for (let b = a; b < d; b++) {
-    const v = C[a * d + b]! / Math.max(1, n - 1);
+    const v = C[a * d + b]!;
     cov.set(a, b, v);
     cov.set(b, a, v);
   }
@@ -63,4 +46,36 @@ export async function fitPca(X: Float64Array, n: number, d: number, o: { compone
     for (let j = 0; j < d; j++) components[c * d + j] = sign * vectors.get(j, order[c]!);
   }
   return { center, components, eigenvalues, k };
+}
+
+/**
+ * Column means and the sample covariance (upper triangle filled, row-major d x d) of the rows
+ * of X, or of the listed rows only; accumulated in blocks so the event loop runs between them.
+ */
+export async function covariance(X: Float64Array, n: number, d: number, rows: Uint32Array | null): Promise<{ center: Float64Array; C: Float64Array }> {
+  const m = rows ? rows.length : n;
+  const at = (r: number) => (rows ? rows[r]! : r);
+  const center = new Float64Array(d);
+  for (let r = 0; r < m; r++) for (let j = 0, i = at(r); j < d; j++) center[j] += X[i * d + j]! / m;
+  const C = new Float64Array(d * d);
+  const row = new Float64Array(d);
+  let yielded = performance.now();
+  for (let r = 0; r < m; r++) {
+    if ((r & 1023) === 0 && performance.now() - yielded > 50) {
+      await yieldToEventLoop();
+      yielded = performance.now();
+    }
+    const i = at(r);
+    for (let j = 0; j < d; j++) row[j] = X[i * d + j]! - center[j]!;
+    for (let a = 0; a < d; a++) {
+      const ra = row[a]!;
+      if (ra === 0) continue;
+      for (let b = a; b < d; b++) C[a * d + b] += ra * row[b]!;
+    }
+  }
+  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) {
+    C[a * d + b] /= Math.max(1, m - 1);
+    C[b * d + a] = C[a * d + b]!;
+  }
+  return { center, C };
 }

@@ -1,5 +1,5 @@
 import type { Feature } from '../../features/prepare.ts';
-import type { RocPoint } from '../../metrics/supervised.ts';
+import type { RocPoint, ScoreDecile } from '../../metrics/supervised.ts';
 import type { Ensemble } from '../trees/ensemble.ts';
 import type { FlatForest } from '../trees/shap.ts';
 import type { Problem } from './target.ts';
@@ -39,8 +39,12 @@ export interface SupervisedArtifact {
     dim_feature?: number[];
     global?: { class?: string; feature: string; attribution: number }[];
   };
-  /** On the evaluation rows: the ROC curve (binary) and the confusion matrix (classifiers). */
-  evaluation: { rows: number; roc_curve?: RocPoint[]; confusion_matrix?: number[][] };
+  /**
+   * On the evaluation rows: the ROC curve (binary), the confusion matrix (classifiers), the score
+   * deciles (binary and regression: lift, gain, calibration). Aggregates only: a reader of the
+   * model sees no row of the training data.
+   */
+  evaluation: { rows: number; roc_curve?: RocPoint[]; confusion_matrix?: number[][]; deciles?: ScoreDecile[] };
 }
 
 export function compiledOf(a: SupervisedArtifact): CompiledSupervised {

@@ -1,5 +1,5 @@
 import type { FeatureSpec } from '../../features/prepare.ts';
-import { classificationMetrics, confusionMatrix, predictClasses, regressionMetrics, rocCurve, type RocPoint } from '../../metrics/supervised.ts';
+import { classificationMetrics, confusionMatrix, predictClasses, regressionMetrics, rocCurve, scoreDeciles, type RocPoint, type ScoreDecile } from '../../metrics/supervised.ts';
 import { UserError } from '../../util/errors.ts';
 import { Random } from '../../util/random.ts';
 import { linearMargins, trainLinearRegression, trainLogisticRegression } from '../linear/train.ts';
@@ -161,11 +161,12 @@ export function evaluateCandidate(
   let evaluation: SupervisedArtifact['evaluation'];
   if (target.problem === 'regression') {
     metrics = { ...regressionMetrics(y, out) };
-    evaluation = { rows: m };
+    evaluation = { rows: m, deciles: scoreDeciles(out, y) };
   } else {
     metrics = { ...classificationMetrics(y, out, C) };
     const predicted = predictClasses(out, m, C);
     let roc: RocPoint[] | undefined;
+    let deciles: ScoreDecile[] | undefined;
     if (C === 2) {
       const pos = new Float64Array(m);
       const truth = new Uint8Array(m);
@@ -174,8 +175,9 @@ export function evaluateCandidate(
         truth[r] = y[r] === 1 ? 1 : 0;
       }
       roc = rocCurve(pos, truth);
+      deciles = scoreDeciles(pos, Float64Array.from(truth));
     }
-    evaluation = { rows: m, roc_curve: roc, confusion_matrix: confusionMatrix(y, predicted, C) };
+    evaluation = { rows: m, roc_curve: roc, deciles, confusion_matrix: confusionMatrix(y, predicted, C) };
   }
   const last = t.history[t.history.length - 1];
   const artifact: SupervisedArtifact = {
