@@ -12,6 +12,9 @@ import { loadDemo } from './demo/superstore.ts';
 import { Worker } from './queue/worker.ts';
 import { log } from './util/log.ts';
 import { messageOf } from './util/errors.ts';
+import { ModelNotVisible, modelReport } from './report/model-report.ts';
+import { readOnly } from './report/session.ts';
+import { writeFileSync } from 'node:fs';
 
 const program = new Command();
 program.name('sqlml').description('Machine learning for any PostgreSQL, driven from plain SQL').showHelpAfterError();
@@ -87,6 +90,29 @@ program
       process.exit(2);
     }
     await runWorker(url, readerUrl, o, null);
+  });
+
+program
+  .command('report')
+  .description("write a model's report: one self-contained HTML page (made as your role: you see what it may see)")
+  .argument('<model>', 'model name, or name@version')
+  .addOption(urlOption())
+  .option('--out <file>', 'where to write the page', 'report.html')
+  .option('--query <sql>', "the rows to draw and profile (default: the model's training query, if your role asked for the training)")
+  .option('--schema <name>', 'schema of the ml_* functions', 'public')
+  .action(async (model: string, o: { databaseUrl?: string; out: string; query?: string; schema: string }) => {
+    const pool = makePool(requireUrl(o.databaseUrl), 1);
+    try {
+      const html = await readOnly(pool, o.schema, (client) => modelReport(client, model, { query: o.query }));
+      writeFileSync(o.out, html);
+      console.log(`wrote ${o.out} (${Math.round(html.length / 1024)} kB)`);
+    } catch (err) {
+      if (!(err instanceof ModelNotVisible)) throw err;
+      console.error(err.message);
+      process.exitCode = 2;
+    } finally {
+      await pool.end();
+    }
   });
 
 program
