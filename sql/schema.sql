@@ -295,7 +295,7 @@ FUNCTION ml.name_conflict(p_model text, p_function text, p_caller name) RETURNS 
 FUNCTION ml.notify_job() RETURNS trigger LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 5 lines, md5 b9f9c0b7988bc0cb9aa1eb65040f29e0
 FUNCTION ml.notify_job_done() RETURNS trigger LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
-  -- body: 10 lines, md5 e0dbde1ffec01f63b967e2a914bd5421
+  -- body: 14 lines, md5 8f9a3826bec3e667ebde7fb226f06d7e
 FUNCTION ml.opt_bool(options jsonb, key text) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 7 lines, md5 1c2be8fa72bae283fcbd664eea651808
 FUNCTION ml.opt_enum(options jsonb, key text, allowed text[]) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp

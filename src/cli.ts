@@ -14,6 +14,7 @@ import { log } from './util/log.ts';
 import { messageOf } from './util/errors.ts';
 import { ModelNotVisible, modelReport } from './report/model-report.ts';
 import { readOnly } from './report/session.ts';
+import { startConsole } from './console/server.ts';
 import { writeFileSync } from 'node:fs';
 
 const program = new Command();
@@ -116,6 +117,18 @@ program
   });
 
 program
+  .command('console')
+  .description('a read-only web console: models, live job progress, reports, exploring a query (shows what the role of the URL may see)')
+  .addOption(urlOption())
+  .option('--host <host>', 'address to listen on; any other than loopback needs the printed token', '127.0.0.1')
+  .option('--port <n>', 'port to listen on', toInt, 8321)
+  .option('--schema <name>', 'schema of the ml_* functions', 'public')
+  .action(async (o: { databaseUrl?: string; host: string; port: number; schema: string }) => {
+    const running = await startConsole({ databaseUrl: requireUrl(o.databaseUrl), host: o.host, port: o.port, apiSchema: o.schema });
+    console.log(`sqlml console: ${running.url}`);
+  });
+
+program
   .command('start')
   .description('all in one: embedded PostgreSQL (unless a URL is given), install, demo data, sidecar')
   .addOption(urlOption())
@@ -123,7 +136,9 @@ program
   .option('--port <n>', 'port of the embedded PostgreSQL', toInt, 54329)
   .option('--no-demo', 'do not load the demo data')
   .option('--concurrency <n>', 'jobs run at once', toInt, 2)
-  .action(async (o: WorkerFlags & { dataDir: string; port: number; demo: boolean }) => {
+  .option('--console-port <n>', 'port of the web console on 127.0.0.1 (0: any free port)', toInt, 8321)
+  .option('--no-console', 'do not start the web console')
+  .action(async (o: WorkerFlags & { dataDir: string; port: number; demo: boolean; console: boolean; consolePort: number }) => {
     let url = resolveDatabaseUrl(o.databaseUrl);
     let server: EmbeddedServer | null = null;
     if (!url) {
@@ -158,6 +173,10 @@ and try:
                                        discount_share, segment, region) FROM demo.customer_features LIMIT 5;
 
 Stop with Ctrl-C.`);
+    if (o.console) {
+      const web = await startConsole({ databaseUrl: url, port: o.consolePort });
+      console.log(`\nconsole (models, live job progress, reports): ${web.url}\n`);
+    }
     await runWorker(roles.sidecarUrl, roles.readerUrl, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096, readerWorkMem: 256 }, server);
   });
 

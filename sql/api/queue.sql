@@ -22,6 +22,10 @@ BEGIN
   IF NEW.cancel_requested AND NOT OLD.cancel_requested THEN
     PERFORM pg_notify('ml_cancel', NEW.id::text);
   END IF;
+  -- the console pushes progress to its pages (the worker throttles progress updates)
+  IF NEW.progress IS DISTINCT FROM OLD.progress OR NEW.status IS DISTINCT FROM OLD.status THEN
+    PERFORM pg_notify('ml_job_progress', NEW.id::text);
+  END IF;
   RETURN NULL;
 END $$;
 
