@@ -428,6 +428,8 @@ FUNCTION @api@.ml_principal_component_info(model_name text) RETURNS TABLE(princi
   -- body: 15 lines, md5 282cca9e5a235560b9ab67c06c5ddfbf
 FUNCTION @api@.ml_principal_components(model_name text) RETURNS TABLE(principal_component_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
   -- body: 18 lines, md5 fa5467bc74d0eb670fea092362f31568
+FUNCTION @api@.ml_probability_alive_matrix(model_name text, age double precision DEFAULT NULL::double precision, max_frequency integer DEFAULT NULL::integer, steps integer DEFAULT 20) RETURNS TABLE(frequency integer, recency double precision, p_alive double precision) LANGUAGE plpgsql
+  -- body: 19 lines, md5 95da94b4a635c777cc0583dd066159ba
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql

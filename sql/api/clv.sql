@@ -145,3 +145,31 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION @api@.ml_calibration_holdout(text) IS
   'sqlml: clv models with a calibration split: per calibration frequency (0 .. 7+), customers, actual and expected mean holdout purchases';
+
+-- The probability-alive matrix (lifetimes' plot_probability_alive_matrix): P(alive) of a
+-- customer observed for `age` time units (default: the longest in the training data), per
+-- repeat-purchase count 0..max_frequency (default: the largest seen) and recency (the time of
+-- the last purchase, `steps` steps from 0 to age).
+CREATE OR REPLACE FUNCTION @api@.ml_probability_alive_matrix(model_name text, age float8 DEFAULT NULL, max_frequency int DEFAULT NULL, steps int DEFAULT 20)
+RETURNS TABLE (frequency int, recency float8, p_alive float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  t ml.trials := ml.model_trial(m, '{}');
+  tt float8 := coalesce(age, (m.metrics ->> 'max_age')::float8);
+  fmax int := coalesce(max_frequency, least((m.metrics ->> 'max_frequency')::int, 100));
+BEGIN
+  IF m.model_type <> 'clv' THEN
+    PERFORM ml.invalid(format('ml_probability_alive_matrix is for clv models; "%s" is a %s model', m.model_name, m.model_type));
+  END IF;
+  IF tt IS NULL OR tt <= 0 OR fmax IS NULL OR fmax < 0 OR fmax > 1000 OR steps IS NULL OR steps < 1 OR steps > 1000 THEN
+    PERFORM ml.invalid('ml_probability_alive_matrix needs age > 0, max_frequency in 0..1000 and steps in 1..1000 (a model trained before they were kept needs both given)');
+  END IF;
+  RETURN QUERY EXECUTE format($q$
+    SELECT f::int, r, (%1$s(f, CASE WHEN f = 0 THEN 0 ELSE r END, $1, 0, 0, 0))[1]
+      FROM generate_series(0, $2) f, LATERAL (SELECT $1 * s / $3 AS r FROM generate_series(0, $3) s) g
+     ORDER BY f, r
+  $q$, t.scores_function) USING tt, fmax, steps;
+END $$;
+COMMENT ON FUNCTION @api@.ml_probability_alive_matrix(text, float8, int, int) IS
+  'sqlml: P(alive) per repeat-purchase count and recency for a customer observed for `age` time units (default: the longest in the training data), as lifetimes'' probability-alive matrix';

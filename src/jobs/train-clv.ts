@@ -82,6 +82,8 @@ export async function trainClvJob(ctx: JobContext, model: ModelRow): Promise<voi
     metrics: {
       customers: n,
       repeat_customers: x.reduce((c, v) => c + (v > 0 ? 1 : 0), 0),
+      max_frequency: x.reduce((a, v) => Math.max(a, v), 0),
+      max_age: T.reduce((a, v) => Math.max(a, v), 0),
       log_likelihood: purchase.logLikelihood,
       bic: k * Math.log(n) - 2 * purchase.logLikelihood,
       spend_log_likelihood: spend?.logLikelihood ?? null,

@@ -91,9 +91,16 @@ export function scatter(title: string, rows: Row[], o: { x: string; y: string; c
 }
 
 /** A heat map of value over (x, y) with the value printed in each cell; diverging around 0 when `diverging`. */
-export function heatmap(title: string, rows: Row[], o: { x: string; y: string; value: string; label?: string; diverging?: boolean; subtitle?: string; xTitle?: string; yTitle?: string; format?: string }): TopLevelSpec {
+export function heatmap(title: string, rows: Row[], o: { x: string; y: string; value: string; label?: string; diverging?: boolean; subtitle?: string; xTitle?: string; yTitle?: string; format?: string; domain?: [number, number] }): TopLevelSpec {
   const xs = new Set(rows.map((r) => r[o.x])).size;
   const ys = new Set(rows.map((r) => r[o.y])).size;
+  // cell text in white where the colour behind it is dark
+  const values = rows.map((r) => Number(r[o.value])).filter(Number.isFinite);
+  const [lo, hi] = o.domain ?? [Math.min(...values), Math.max(...values)];
+  const field = `datum[${JSON.stringify(o.value)}]`;
+  const dark = o.diverging
+    ? `abs(${field}) > ${0.6 * Math.max(...values.map(Math.abs), 1e-12)}`
+    : `${field} > ${lo + 0.6 * (hi - lo)}`;
   const enc = {
     x: { field: o.x, type: 'nominal', title: o.xTitle ?? o.x, sort: null, axis: { labelAngle: -40, labelLimit: 140 } },
     y: { field: o.y, type: 'nominal', title: o.yTitle ?? o.y, sort: null, axis: { labelLimit: 180 } },
@@ -104,8 +111,8 @@ export function heatmap(title: string, rows: Row[], o: { x: string; y: string; v
     height: Math.max(80, ys * 22),
     data: { values: rows },
     layer: [
-      { mark: 'rect', encoding: { ...enc, color: { field: o.value, type: 'quantitative', title: o.label ?? o.value, scale: o.diverging ? { scheme: 'redblue', domainMid: 0, reverse: true } : { scheme: 'blues' } } } },
-      { mark: { type: 'text', fontSize: 9 }, encoding: { ...enc, text: { field: o.value, type: 'quantitative', format: o.format ?? '.2f' } } },
+      { mark: 'rect', encoding: { ...enc, color: { field: o.value, type: 'quantitative', title: o.label ?? o.value, scale: o.diverging ? { scheme: 'redblue', domainMid: 0, reverse: true } : { scheme: 'blues', ...(o.domain ? { domain: o.domain } : {}) } } } },
+      { mark: { type: 'text', fontSize: 9 }, encoding: { ...enc, text: { field: o.value, type: 'quantitative', format: o.format ?? '.2f' }, color: { condition: { test: dark, value: 'white' }, value: 'black' } } },
     ],
   } as TopLevelSpec;
 }

@@ -63,7 +63,7 @@ export async function modelReport(client: ClientBase, spec: string, o: ReportOpt
   else sections.push(...(await supervisedSections(ctx, model, query, o.sampleRows ?? 1000)));
   sections.push(...(await commonSections(ctx, model, query)));
   const m = model.metrics ?? {};
-  const subtitle = `${family} model, version ${model.version}, owner ${model.owner}, trained ${model.trained_at?.toISOString().slice(0, 19).replace('T', ' ') ?? ''} UTC on ${m.rows ?? '?'} rows`;
+  const subtitle = `${family} model, version ${model.version}, owner ${model.owner}, trained ${model.trained_at?.toISOString().slice(0, 19).replace('T', ' ') ?? ''} UTC on ${family === 'clv' ? `${m.customers} customers` : `${m.rows} rows`}`;
   return page(`${model.model_name}`, subtitle, sections, { nav: o.nav });
 }
 
@@ -299,9 +299,13 @@ async function pcaSections(ctx: Gatherer, query: string | undefined, sample: num
 async function clvSections(ctx: Gatherer, query: string | undefined): Promise<Section[]> {
   const weights = await ctx.rows('SELECT processed_input AS parameter, weight AS value, standard_error FROM ml_weights($1)', [ctx.ref]);
   const holdout = await ctx.rows('SELECT frequency, actual_holdout_purchases, expected_holdout_purchases FROM ml_calibration_holdout($1)', [ctx.ref]);
+  const alive = await ctx.rows('SELECT frequency, recency, p_alive FROM ml_probability_alive_matrix($1, NULL, NULL, 12) WHERE frequency <= 25', [ctx.ref]);
   return [{
     title: 'Lifetime value model',
     blocks: [
+      await chart('p-alive-matrix', alive, (r) => heatmap('Probability alive by frequency and recency', r.map((c) => ({ frequency: Number(c.frequency), recency: Number(c.recency).toFixed(1), p_alive: num(c.p_alive) })).sort((a, b) => b.frequency - a.frequency), {
+        x: 'recency', y: 'frequency', value: 'p_alive', format: '.2f', domain: [0, 1], label: 'P(alive)', xTitle: "recency (time of last purchase)", yTitle: 'repeat purchases', subtitle: 'a customer observed for the longest age in the training data',
+      }), 'probability alive matrix'),
       typeof weights === 'string' ? note(`parameters: not available (${weights})`) : table(weights, undefined, 'Fitted parameters'),
       await chart('holdout-purchases', holdout, (r) => groupedBars('Holdout purchases by calibration frequency', r.flatMap((h) => [
         { frequency: h.frequency, series: 'actual', value: num(h.actual_holdout_purchases) },
@@ -317,7 +321,7 @@ async function clvSections(ctx: Gatherer, query: string | undefined): Promise<Se
 async function commonSections(ctx: Gatherer, model: ModelRow, query: string | undefined): Promise<Section[]> {
   const out: Section[] = [];
   const curve = await ctx.rows('SELECT training_run, iteration, loss, eval_loss FROM ml_training_info($1)', [ctx.ref]);
-  if (typeof curve !== 'string' && curve.length > 1) {
+  if (typeof curve !== 'string' && curve.length > 1 && model.model_type !== 'clv') {
     const last = Math.max(...curve.map((c) => Number(c.training_run)));
     const pts = curve.filter((c) => Number(c.training_run) === last).flatMap((c) => [
       { iteration: c.iteration, loss: num(c.loss), series: 'training loss' },
@@ -326,7 +330,7 @@ async function commonSections(ctx: Gatherer, model: ModelRow, query: string | un
     out.push({ title: 'Training curve', blocks: [await chart('training-curve', pts, (r) => lines('Loss by iteration', r, 'iteration', 'loss', { series: 'series', xZero: true }), 'training curve')] });
   }
   const features = await ctx.rows('SELECT input, type, min, max, mean, stddev, null_count, category_count, kept_categories, other_share, warning FROM ml_feature_info($1)', [ctx.ref]);
-  out.push({ title: 'Data and features', blocks: [typeof features === 'string' ? note(`feature info: not available (${features})`) : table(features)] });
+  if (model.model_type !== 'clv') out.push({ title: 'Data and features', blocks: [typeof features === 'string' ? note(`feature info: not available (${features})`) : table(features)] });
   const jobs = model.job_id
     ? await ctx.rows(`SELECT id, kind, status, started_at, finished_at, extract(epoch FROM finished_at - started_at)::float8 AS seconds, attempts, progress
                         FROM ml_jobs WHERE id = $1 OR model_name = $2 AND version = $3 ORDER BY id`, [model.job_id, model.model_name, model.version])
