@@ -334,8 +334,10 @@ BEGIN
     PERFORM ml.invalid(format('ml_predicted_vs_actual is for regression models; "%s" is a %s model', m.model_name, coalesce(t.artifact ->> 'problem', m.model_type)));
   END IF;
   PERFORM ml.require_label(m, t, q);
-  RETURN QUERY EXECUTE format('SELECT y, p[1] FROM (%s) s %s', ml.labelled_scores_sql(t, q, 'float8'),
-                              CASE WHEN options ? 'max_rows' THEN format('ORDER BY random() LIMIT %s', (options ->> 'max_rows')::int) ELSE '' END);
+  IF options ? 'max_rows' THEN -- sampled before scoring: only the sample runs through the model
+    q := format('SELECT * FROM (%s) q WHERE q.%I IS NOT NULL ORDER BY random() LIMIT %s', q, ml.label_column(t.artifact), (options ->> 'max_rows')::int);
+  END IF;
+  RETURN QUERY EXECUTE format('SELECT y, p[1] FROM (%s) s', ml.labelled_scores_sql(t, q, 'float8'));
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;

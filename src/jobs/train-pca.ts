@@ -12,12 +12,13 @@ import { prepareTrainingData, type ModelRow } from './training-data.ts';
 export async function trainPcaJob(ctx: JobContext, model: ModelRow): Promise<void> {
   const o = model.options;
   const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : null);
-  const { spec, stats, X, n, d } = await prepareTrainingData(ctx, {
+  const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: Array.isArray(o.exclude) ? (o.exclude as string[]) : [],
     standardize: o.scale_features !== false,
     categories: categoryOptions(o),
   });
   await ctx.checkpoint({ phase: 'train', rows: n, dims: d });
+  const started = performance.now();
   const m = await fitPca(X, n, d, { components: num('num_principal_components'), varianceRatio: num('pca_explained_variance_ratio') });
   const total = m.eigenvalues.reduce((s, v) => s + v, 0);
   const ratio = Array.from(m.eigenvalues, (v) => (total > 0 ? v / total : 0));
@@ -35,7 +36,7 @@ export async function trainPcaJob(ctx: JobContext, model: ModelRow): Promise<voi
       center: Array.from(m.center), components, eigenvalues: Array.from(m.eigenvalues), explained_variance_ratio: ratio,
     },
     metrics: {
-      rows: n, num_principal_components: m.k,
+      rows: n, num_principal_components: m.k, load_seconds: data.seconds, train_seconds: (performance.now() - started) / 1000,
       total_explained_variance_ratio: ratio.slice(0, m.k).reduce((s, v) => s + v, 0),
     },
     options: o,

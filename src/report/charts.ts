@@ -39,11 +39,11 @@ export function bars(title: string, rows: Row[], x: string, y: string, o: { xTit
 }
 
 /** Lines over x, one per series (rows carry a `series` field), with points; marked points drawn larger. */
-export function lines(title: string, rows: Row[], x: string, y: string, o: { xTitle?: string; yTitle?: string; series?: string; diagonal?: boolean; subtitle?: string; xZero?: boolean } = {}): TopLevelSpec {
+export function lines(title: string, rows: Row[], x: string, y: string, o: { xTitle?: string; yTitle?: string; series?: string; diagonal?: boolean; subtitle?: string; xZero?: boolean; integerX?: boolean } = {}): TopLevelSpec {
   const layers: unknown[] = [{
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: x, type: 'quantitative', title: o.xTitle ?? x, scale: { zero: o.xZero ?? false } },
+      x: { field: x, type: 'quantitative', title: o.xTitle ?? x, scale: { zero: o.xZero ?? false }, ...(o.integerX ? { axis: { tickMinStep: 1, format: 'd' } } : {}) },
       y: { field: y, type: 'quantitative', title: o.yTitle ?? y, scale: { zero: false } },
       ...(o.series ? { color: { field: o.series, type: 'nominal', title: null } } : {}),
     },
@@ -71,7 +71,7 @@ export function lines(title: string, rows: Row[], x: string, y: string, o: { xTi
 }
 
 /** Points coloured by a category, with optional larger marks (centroids) drawn on top. */
-export function scatter(title: string, rows: Row[], o: { x: string; y: string; color: string; xTitle?: string; yTitle?: string; centres?: Row[]; subtitle?: string }): TopLevelSpec {
+export function scatter(title: string, rows: Row[], o: { x: string; y: string; color: string; xTitle?: string; yTitle?: string; centres?: Row[]; centreMark?: 'cross' | 'diamond'; subtitle?: string }): TopLevelSpec {
   const enc = {
     x: { field: o.x, type: 'quantitative', title: o.xTitle ?? o.x, scale: { zero: false } },
     y: { field: o.y, type: 'quantitative', title: o.yTitle ?? o.y, scale: { zero: false } },
@@ -83,7 +83,9 @@ export function scatter(title: string, rows: Row[], o: { x: string; y: string; c
   if (o.centres?.length) {
     layers.push({
       data: { values: o.centres },
-      mark: { type: 'point', shape: 'cross', size: 260, filled: true, color: '#111', strokeWidth: 1 },
+      mark: o.centreMark === 'diamond'
+        ? { type: 'point', shape: 'diamond', size: 40, filled: false, color: '#111', strokeWidth: 1, opacity: 0.8 }
+        : { type: 'point', shape: 'cross', size: 260, filled: true, color: '#111', strokeWidth: 1 },
       encoding: enc,
     });
   }

@@ -146,10 +146,10 @@ async function clusteringSections(ctx: Gatherer, model: ModelRow, query: string 
     out.push({
       title: 'Choosing k',
       blocks: [
-        await chart('k-sweep-db', pts, (r) => lines('Davies–Bouldin index by k (lower is better)', r.map((p) => ({ ...p, marked: p.chosen ? 'chosen' : null })), 'k', 'davies_bouldin_index', { yTitle: 'Davies–Bouldin index' }), 'Davies–Bouldin curve'),
-        await chart('k-sweep-elbow', pts, (r) => lines('Mean squared distance by k (elbow marked)', r.map((p) => ({ ...p, marked: p.elbow ? 'elbow' : null })), 'k', 'mean_squared_distance', { yTitle: 'mean squared distance' }), 'elbow curve'),
+        await chart('k-sweep-db', pts, (r) => lines('Davies–Bouldin index by k (lower is better)', r.map((p) => ({ ...p, marked: p.chosen ? 'chosen' : null })), 'k', 'davies_bouldin_index', { yTitle: 'Davies–Bouldin index', integerX: true }), 'Davies–Bouldin curve'),
+        await chart('k-sweep-elbow', pts, (r) => lines('Mean squared distance by k (elbow marked)', r.map((p) => ({ ...p, marked: p.elbow ? 'elbow' : null })), 'k', 'mean_squared_distance', { yTitle: 'mean squared distance', integerX: true }), 'elbow curve'),
         ...(pts.some((p) => p.silhouette_score !== null)
-          ? [await chart('k-sweep-silhouette', pts.filter((p) => p.silhouette_score !== null), (r) => lines('Silhouette by k (higher is better)', r, 'k', 'silhouette_score', { yTitle: 'silhouette' }), 'silhouette curve')]
+          ? [await chart('k-sweep-silhouette', pts.filter((p) => p.silhouette_score !== null), (r) => lines('Silhouette by k (higher is better)', r, 'k', 'silhouette_score', { yTitle: 'silhouette', integerX: true }), 'silhouette curve')]
           : []),
       ],
     });
@@ -161,7 +161,7 @@ async function clusteringSections(ctx: Gatherer, model: ModelRow, query: string 
     const centres = await ctx.rows('SELECT x, y, centroid_id FROM ml_project($1)', [ctx.ref]);
     blocks.push(await chart('segment-scatter', points, (r) => scatter(`Segments in two dimensions (${r.length.toLocaleString('en-US')} sampled rows)`, r.map((p) => ({ x: p.x, y: p.y, segment: p.centroid_id === -1 ? 'noise' : String(p.centroid_id) })), {
       x: 'x', y: 'y', color: 'segment', xTitle: 'first principal component', yTitle: 'second principal component',
-      centres: typeof centres === 'string' ? [] : centres, subtitle: density ? 'crosses: exemplars' : 'crosses: centroids',
+      centres: typeof centres === 'string' ? [] : centres, centreMark: density ? 'diamond' : 'cross', subtitle: density ? 'diamonds: exemplars (the most central members)' : 'crosses: centroids',
     }), 'segment scatter'));
   } else blocks.push(noQuery('segment scatter'));
   // profile heat map
@@ -286,7 +286,7 @@ async function pcaSections(ctx: Gatherer, query: string | undefined, sample: num
     await chart('scree', info, (r) => lines('Explained variance (scree)', r.flatMap((c) => [
       { component: c.principal_component_id, ratio: num(c.explained_variance_ratio), series: 'each' },
       { component: c.principal_component_id, ratio: num(c.cumulative_explained_variance_ratio), series: 'cumulative' },
-    ]), 'component', 'ratio', { series: 'series', yTitle: 'share of variance' }), 'scree'),
+    ]), 'component', 'ratio', { series: 'series', yTitle: 'share of variance', integerX: true }), 'scree'),
     await chart('loadings', cells, (r) => heatmap('Loadings', r, { x: 'pc', y: 'feature', value: 'loading', diverging: true, xTitle: 'component' }), 'loadings'),
   ];
   if (query) {
@@ -327,7 +327,7 @@ async function commonSections(ctx: Gatherer, model: ModelRow, query: string | un
       { iteration: c.iteration, loss: num(c.loss), series: 'training loss' },
       ...(c.eval_loss !== null ? [{ iteration: c.iteration, loss: num(c.eval_loss), series: 'evaluation loss' }] : []),
     ]);
-    out.push({ title: 'Training curve', blocks: [await chart('training-curve', pts, (r) => lines('Loss by iteration', r, 'iteration', 'loss', { series: 'series', xZero: true }), 'training curve')] });
+    out.push({ title: 'Training curve', blocks: [await chart('training-curve', pts, (r) => lines('Loss by iteration', r, 'iteration', 'loss', { series: 'series', xZero: true, integerX: true }), 'training curve')] });
   }
   const features = await ctx.rows('SELECT input, type, min, max, mean, stddev, null_count, category_count, kept_categories, other_share, warning FROM ml_feature_info($1)', [ctx.ref]);
   if (model.model_type !== 'clv') out.push({ title: 'Data and features', blocks: [typeof features === 'string' ? note(`feature info: not available (${features})`) : table(features)] });
