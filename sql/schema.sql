@@ -423,7 +423,7 @@ FUNCTION @api@.ml_pr_curve(model_name text, query text DEFAULT NULL::text, thres
 FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
   -- body: 54 lines, md5 0f66595378f3983ed8ae39cf2c735a72
 FUNCTION @api@.ml_predicted_vs_actual(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(actual double precision, predicted double precision) LANGUAGE plpgsql
-  -- body: 16 lines, md5 425411286a524adea2f01516f1d378de
+  -- body: 18 lines, md5 54db2cec9aba3a2ef9d899de9c463ff0
 FUNCTION @api@.ml_principal_component_info(model_name text) RETURNS TABLE(principal_component_id integer, eigenvalue double precision, explained_variance_ratio double precision, cumulative_explained_variance_ratio double precision) LANGUAGE plpgsql STABLE
   -- body: 15 lines, md5 282cca9e5a235560b9ab67c06c5ddfbf
 FUNCTION @api@.ml_principal_components(model_name text) RETURNS TABLE(principal_component_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE

@@ -89,7 +89,7 @@ async function open(file: string, shot: string) {
   const w = await watchedPage(null);
   await w.page.goto(`file://${file}`);
   const found = await charts(w.page);
-  if (SHOTS) await w.page.screenshot({ path: join(SHOTS, `${shot}.png`), fullPage: true });
+  if (SHOTS) await w.page.screenshot({ path: join(SHOTS, `${shot}.jpg`), fullPage: true, type: 'jpeg', quality: 70 });
   return { ...w, found, byName: (n: string) => found.find((c) => c.name === n) };
 }
 
@@ -121,7 +121,7 @@ describe('sqlml report', () => {
     expect(d.errors).toEqual([]);
     await d.page.close();
     const p = await open(await report('pcs'), 'report-pca');
-    expect(p.found.map((c) => c.name)).toEqual(['scree', 'loadings', 'pca-scatter']);
+    expect(p.found.map((c) => c.name)).toEqual(['scree', 'loadings', 'pca-scatter', 'phases']);
     expect(count(p.byName('scree'), 'symbol')).toBe(2 * 3); // each and cumulative, 3 components
     expect(p.outside).toEqual([]);
     await p.page.close();
@@ -235,7 +235,7 @@ describe('sqlml console', () => {
     expect(seen[seen.length - 1]).toMatch(/^ready/);
     expect(w.requests.slice(started)).toEqual([]); // nothing requested while the job ran: pushed
     expect(w.requests.map((u) => new URL(u).pathname).sort()).toEqual(['/', '/console.js', '/events']);
-    if (SHOTS) await w.page.screenshot({ path: join(SHOTS, 'console.png'), fullPage: false });
+    if (SHOTS) await w.page.screenshot({ path: join(SHOTS, 'console.jpg'), fullPage: false, type: 'jpeg', quality: 70 });
     await row.locator('a').click();
     await w.page.waitForURL(/\/models\/slow/);
     expect(await w.page.locator('figure.chart[data-chart="feature-importance"]').count()).toBe(1);
@@ -252,7 +252,7 @@ describe('sqlml console', () => {
     await w.page.locator('figure[data-chart="correlation-heatmap"]').waitFor();
     const found = await charts(w.page);
     expect(count(found[0], 'rect')).toBe(16);
-    if (SHOTS) await w.page.screenshot({ path: join(SHOTS, 'console-explore.png'), fullPage: true });
+    if (SHOTS) await w.page.screenshot({ path: join(SHOTS, 'console-explore.jpg'), fullPage: true, type: 'jpeg', quality: 70 });
     // a statement that writes is refused by the read-only transaction
     const sneaky = `SELECT * FROM demo.customer_features, LATERAL (SELECT ml_create_model('sneaky', 'kmeans', 'SELECT 1 AS a')) x`;
     await w.page.goto(new URL(`/explore?q=${encodeURIComponent(sneaky)}`, web.url).toString());
