@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Three projects: `unit` needs no database (npm run test:unit, seconds); `db` runs against one
 // real PostgreSQL (test/setup/postgres.ts); `faults` kills sidecars and restarts PostgreSQL,
 // and waits for leases (about a minute). npm test runs all three.
-const UNIT = ['clv-models', 'copy-binary', 'features', 'kmeans', 'layers', 'linear', 'shap', 'sort', 'trees'].map((f) => `test/${f}.test.ts`);
+const UNIT = ['clv-models', 'copy-binary', 'features', 'hdbscan-tree', 'kmeans', 'layers', 'linear', 'shap', 'sort', 'trees'].map((f) => `test/${f}.test.ts`);
 const FAULTS = ['reliability', 'restart'].map((f) => `test/${f}.test.ts`);
 const shared = {
   testTimeout: 120_000,

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { threadEntry } from './models/kmeans/threads.ts';
 import { forestThreadEntry } from './models/trees/forest.ts';
-import { hdbscanThreadEntry } from './models/hdbscan/off-thread.ts';
+import { hdbscanHelperEntry, hdbscanThreadEntry } from './models/hdbscan/off-thread.ts';
 import { warmUp } from './models/warmup.ts';
 import { randomBytes } from 'node:crypto';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
@@ -174,7 +174,12 @@ and try:
 
 Stop with Ctrl-C.`);
     if (o.console) {
-      const web = await startConsole({ databaseUrl: url, port: o.consolePort });
+      // a port in use (another sqlml, say) costs the console its usual address, not the start
+      const web = await startConsole({ databaseUrl: url, port: o.consolePort }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE') throw err;
+        console.log(`port ${o.consolePort} is in use; the console takes a free one`);
+        return startConsole({ databaseUrl: url, port: 0 });
+      });
       console.log(`\nconsole (models, live job progress, reports): ${web.url}\n`);
     }
     await runWorker(roles.sidecarUrl, roles.readerUrl, { ...o, leaseSeconds: 30, pollInterval: 2000, statementTimeout: 15 * 60 * 1000, maxMemory: 4096, readerWorkMem: 256 }, server);
@@ -220,6 +225,7 @@ async function runWorker(url: string, readerUrl: string, o: WorkerFlags, server:
   threadEntry();
   forestThreadEntry();
   hdbscanThreadEntry();
+  hdbscanHelperEntry();
   const warming = performance.now();
   await warmUp();
   log.info('warmed up', { ms: Math.round(performance.now() - warming) });

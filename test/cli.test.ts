@@ -88,6 +88,12 @@ describe('the sqlml command', () => {
       } finally {
         await c.end();
       }
+      // the console it printed lists the model and serves its report
+      const consoleUrl = /console \(models, live job progress, reports\): (\S+)/.exec(out)![1]!;
+      expect(await fetch(consoleUrl).then((x) => x.text())).toMatch(/segments@1/);
+      const report = await fetch(new URL('/models/segments', consoleUrl));
+      expect(report.status).toBe(200);
+      expect(await report.text()).toMatch(/data-chart="cluster-sizes"/);
     } finally {
       child.kill('SIGTERM');
     }

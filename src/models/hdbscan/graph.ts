@@ -44,35 +44,46 @@ export interface Edge {
   weight: number;
 }
 
-/** Prim's algorithm on the complete mutual-reachability graph: max(core(a), core(b), d(a, b)). */
+/**
+ * Prim's algorithm on the complete mutual-reachability graph: max(core(a), core(b), d(a, b)).
+ * Edges compare by (weight, smaller row, larger row), a strict order: the tree is the unique
+ * minimum spanning tree under it, whatever the ties (boruvka.ts builds the same one).
+ */
 export function mutualReachabilityMst(s: Space, core: Float64Array): Edge[] {
   const { n } = s;
   const inTree = new Uint8Array(n);
   const minDist = new Float64Array(n).fill(Infinity);
   const from = new Int32Array(n).fill(-1);
   const edges: Edge[] = [];
+  // on equal weights: is edge (f, j) before edge (g, k) by (smaller row, larger row)?
+  const before = (f: number, j: number, g: number, k: number) => {
+    const a1 = Math.min(f, j), b1 = Math.max(f, j), a2 = Math.min(g, k), b2 = Math.max(g, k);
+    return a1 < a2 || (a1 === a2 && b1 < b2);
+  };
   let current = 0;
   inTree[0] = 1;
   for (let step = 1; step < n; step++) {
     let next = -1;
-    let nextDist = Infinity;
     const cc = core[current]!;
     for (let j = 0; j < n; j++) {
       if (inTree[j]) continue;
       let w = dist(s, current, j);
       if (cc > w) w = cc;
       if (core[j]! > w) w = core[j]!;
-      if (w < minDist[j]!) {
+      const m = minDist[j]!;
+      if (w < m || (w === m && before(current, j, from[j]!, j))) {
         minDist[j] = w;
         from[j] = current;
       }
-      if (minDist[j]! < nextDist) {
-        nextDist = minDist[j]!;
-        next = j;
+      if (next < 0) next = j;
+      else {
+        const v = minDist[j]!, best = minDist[next]!;
+        if (v < best || (v === best && before(from[j]!, j, from[next]!, next))) next = j;
       }
     }
     inTree[next] = 1;
-    edges.push({ a: from[next]!, b: next, weight: nextDist });
+    const a = from[next]!;
+    edges.push({ a: Math.min(a, next), b: Math.max(a, next), weight: minDist[next]! });
     current = next;
   }
   return edges;

@@ -11,6 +11,8 @@ import type { HdbscanModel, HdbscanOptions } from './train.ts';
 // between, so a cancel or a shutdown stops the thread within half a second.
 
 export const hdbscanThreadEntry = (): URL => bundledEntry(new URL('./thread.ts', import.meta.url));
+/** The second thread of the tree passes (spatial.ts), started by the HDBSCAN thread. */
+export const hdbscanHelperEntry = (): URL => bundledEntry(new URL('./helper-thread.ts', import.meta.url));
 const CHECK_EVERY_MS = 500;
 
 type Message =
@@ -26,7 +28,9 @@ export async function trainHdbscanOffThread(X: Float64Array, n: number, d: numbe
     shared.set(X.subarray(0, n * d));
   }
   const { checkpoint, ...options } = o;
-  const worker = new Worker(hdbscanThreadEntry(), { workerData: { buffer: shared.buffer, byteOffset: shared.byteOffset, n, d, options, seed } });
+  const worker = new Worker(hdbscanThreadEntry(), {
+    workerData: { buffer: shared.buffer, byteOffset: shared.byteOffset, n, d, options: { ...options, helperEntry: hdbscanHelperEntry().href }, seed },
+  });
   let phase = 'core distances';
   let timer: NodeJS.Timeout | undefined;
   try {

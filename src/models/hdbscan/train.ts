@@ -1,6 +1,7 @@
 import { UserError } from '../../util/errors.ts';
 import { makeSpace, rowDist2, type DistanceType, type Space } from '../kmeans/geometry.ts';
-import { coreDistances, mutualReachabilityMst } from './graph.ts';
+import { coreDistances, mutualReachabilityMst, type Edge } from './graph.ts';
+import { spatialSpanningTree } from './spatial.ts';
 import { condense, selectClusters, singleLinkage } from './tree.ts';
 
 export interface HdbscanOptions {
@@ -11,7 +12,18 @@ export interface HdbscanOptions {
   distance: DistanceType;
   /** Called between the phases (may throw to cancel). */
   checkpoint?: (phase: string) => Promise<void>;
+  /** The helper thread's bundled entry (href): the tree passes then use both cores. */
+  helperEntry?: string;
+  /** The O(n^2) passes whatever the dimension (the tests' oracle). */
+  exact?: boolean;
 }
+
+/**
+ * Up to this many dimensions the core distances and the spanning tree come from a k-d tree
+ * (O(n log n) in low dimensions); above it from the exact O(n^2) passes, which trees stop
+ * beating (docs/performance.md, HDBSCAN: the crossover).
+ */
+export const TREE_MAX_DIMS = 20;
 
 export interface HdbscanModel {
   space: Space;
@@ -42,10 +54,7 @@ export async function trainHdbscan(X: Float64Array, n: number, d: number, o: Hdb
     throw new UserError(`option "min_cluster_size" (${o.minClusterSize}) must not exceed the number of training rows (${n})`);
   }
   const space = makeSpace(X, n, d, o.distance);
-  const core = coreDistances(space, o.minSamples);
-  await o.checkpoint?.('core distances');
-  const mst = mutualReachabilityMst(space, core);
-  await o.checkpoint?.('spanning tree');
+  const { core, mst } = await spanningTree(space, o);
   const rows = condense(singleLinkage(n, mst), n, o.minClusterSize);
   const sel = selectClusters(rows, n, { method: o.method, epsilon: o.epsilon });
   if (sel.selected.length === 0) {
@@ -86,6 +95,25 @@ export async function trainHdbscan(X: Float64Array, n: number, d: number, o: Hdb
     probabilityScale: order.map((c) => scale(sel.maxLambda.get(c))),
     outlierScale: order.map((c) => scale(sel.maxLambdaBelow.get(c))),
   };
+}
+
+/** Core distances and the mutual-reachability spanning tree, by the tree passes or the exact ones. */
+async function spanningTree(space: Space, o: HdbscanOptions): Promise<{ core: Float64Array; mst: Edge[] }> {
+  const { n, d } = space;
+  if (d <= TREE_MAX_DIMS && !o.exact) {
+    const r = await spatialSpanningTree(space.X, n, d, o.minSamples, o.helperEntry ? new URL(o.helperEntry) : null, async (phase) => o.checkpoint?.(phase));
+    if (space.distance === 'cosine') {
+      // unit rows: Euclidean distance = sqrt(2) x the cosine metric sqrt(1 - cos)
+      for (let i = 0; i < n; i++) r.core[i] = r.core[i]! * Math.SQRT1_2;
+      for (const e of r.edges) e.weight *= Math.SQRT1_2;
+    }
+    return { core: r.core, mst: r.edges };
+  }
+  const core = coreDistances(space, o.minSamples);
+  await o.checkpoint?.('core distances');
+  const mst = mutualReachabilityMst(space, core);
+  await o.checkpoint?.('spanning tree');
+  return { core, mst };
 }
 
 /** Farthest-point sampling from the densest member: exemplars that cover the whole cluster. */

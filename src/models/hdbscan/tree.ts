@@ -24,7 +24,9 @@ const lambdaOf = (distance: number) => 1 / Math.max(distance, 1e-300);
 
 /** Single-linkage merges in order of edge weight (union-find); node n + i is the i-th merge. */
 export function singleLinkage(n: number, edges: Edge[]): Hierarchy {
-  const order = edges.map((_, i) => i).sort((x, y) => edges[x]!.weight - edges[y]!.weight || x - y);
+  // (weight, smaller row, larger row): the order both spanning-tree builders choose by
+  const key = edges.map((e) => (e.a < e.b ? [e.a, e.b] : [e.b, e.a]) as [number, number]);
+  const order = edges.map((_, i) => i).sort((x, y) => edges[x]!.weight - edges[y]!.weight || key[x]![0] - key[y]![0] || key[x]![1] - key[y]![1]);
   const parent = Int32Array.from({ length: 2 * n - 1 }, (_, i) => i);
   const find = (x: number): number => {
     while (parent[x] !== x) {
@@ -37,8 +39,8 @@ export function singleLinkage(n: number, edges: Edge[]): Hierarchy {
   const h: Hierarchy = { left: new Int32Array(m), right: new Int32Array(m), distance: new Float64Array(m), size: new Int32Array(m) };
   const sizeOf = (node: number) => (node < n ? 1 : h.size[node - n]!);
   order.forEach((e, i) => {
-    const a = find(edges[e]!.a);
-    const b = find(edges[e]!.b);
+    const a = find(key[e]![0]);
+    const b = find(key[e]![1]);
     h.left[i] = a;
     h.right[i] = b;
     h.distance[i] = edges[e]!.weight;

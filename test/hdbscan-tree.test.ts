@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { hdbscanHelperEntry } from '../src/models/hdbscan/off-thread.ts';
+import { trainHdbscan, type HdbscanOptions } from '../src/models/hdbscan/train.ts';
+import { Random } from '../src/util/random.ts';
+
+// The k-d tree passes (k-nearest-neighbour core distances, Borůvka on both threads) against
+// the O(n^2) ones kept as the oracle: the same spanning tree, hence identical labels,
+// membership probabilities and outlier scores, on data built to tie (integer grids, duplicate
+// rows), in 1 to 20 dimensions, for both metrics and both selection methods.
+
+function data(kind: 'blobs' | 'grid' | 'duplicates' | 'uniform', n: number, d: number, seed: number): Float64Array {
+  const rng = new Random(seed);
+  const X = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const c = i % 5;
+    for (let j = 0; j < d; j++) {
+      const g = rng.next() + rng.next() + rng.next() - 1.5;
+      let v = kind === 'uniform' ? rng.next() * 10 : c * 4 * ((j + c) % 2) + g * (0.5 + c / 4);
+      if (kind === 'grid') v = Math.round(v * 2) / 2;
+      if (kind === 'duplicates' && i % 3 !== 0) v = X[(i - (i % 3)) * d + j]!;
+      X[i * d + j] = v;
+    }
+  }
+  return X;
+}
+
+const base: HdbscanOptions = { minClusterSize: 15, minSamples: 8, method: 'eom', epsilon: 0, distance: 'euclidean' };
+
+async function both(X: Float64Array, n: number, d: number, o: Partial<HdbscanOptions> = {}, threads = false) {
+  const opts = { ...base, ...o, helperEntry: threads ? hdbscanHelperEntry().href : undefined };
+  const fast = await trainHdbscan(X, n, d, opts);
+  const exact = await trainHdbscan(X, n, d, { ...opts, exact: true });
+  return { fast, exact };
+}
+
+describe('hdbscan on a k-d tree', () => {
+  const cases: [string, 'blobs' | 'grid' | 'duplicates' | 'uniform', number, number, Partial<HdbscanOptions>][] = [
+    ['blobs, 2-D', 'blobs', 3000, 2, {}],
+    ['blobs, 5-D, leaf selection', 'blobs', 3000, 5, { method: 'leaf' }],
+    ['blobs, 8-D, min_samples 1', 'blobs', 2500, 8, { minSamples: 1 }],
+    ['an integer grid (ties everywhere), 3-D', 'grid', 3000, 3, {}],
+    ['duplicate rows (zero distances), 4-D', 'duplicates', 3000, 4, { minSamples: 5 }],
+    ['uniform noise, 2-D', 'uniform', 2000, 2, { minClusterSize: 40 }],
+    ['blobs, 20-D', 'blobs', 1500, 20, {}],
+    ['blobs, 1-D', 'blobs', 2000, 1, {}],
+  ];
+  for (const [name, kind, n, d, o] of cases) {
+    it(`${name}: identical labels, probabilities and outlier scores to the O(n^2) passes`, async () => {
+      const X = data(kind, n, d, n + d);
+      const { fast, exact } = await both(X, n, d, o);
+      expect(fast.k).toBe(exact.k);
+      expect(fast.k).toBeGreaterThan(0);
+      expect(Array.from(fast.labels)).toEqual(Array.from(exact.labels));
+      expect(Array.from(fast.probabilities)).toEqual(Array.from(exact.probabilities));
+      expect(Array.from(fast.outlierScores)).toEqual(Array.from(exact.outlierScores));
+      expect(fast.reach).toEqual(exact.reach);
+    });
+  }
+
+  it('on both threads (shared memory, chunks from a shared counter): the same labels as one thread and as the oracle', async () => {
+    const n = 24_000, d = 3;
+    const X = data('grid', n, d, 7);
+    const { fast, exact } = await both(X, n, d, { minClusterSize: 60 }, true);
+    expect(Array.from(fast.labels)).toEqual(Array.from(exact.labels));
+    expect(Array.from(fast.outlierScores)).toEqual(Array.from(exact.outlierScores));
+  });
+
+  it('cosine: the labels of the exact passes (the tree measures chords of unit rows)', async () => {
+    const X = data('blobs', 2000, 4, 3).map((v) => v + 3);
+    const { fast, exact } = await both(X, 2000, 4, { distance: 'cosine' });
+    expect(Array.from(fast.labels)).toEqual(Array.from(exact.labels));
+  });
+});
