@@ -8,6 +8,7 @@ import { benchSupervised, printSupervised } from './supervised.ts';
 import { benchStalls, printStalls } from './stalls.ts';
 import { benchExplore, printExplore } from './explore.ts';
 import { benchClv, printClv } from './clv.ts';
+import { benchHdbscanCurve, benchHdbscanGoals, printHdbscanCurve, printHdbscanGoals } from './hdbscan.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
@@ -23,6 +24,18 @@ try {
   printExplore(await benchExplore(db, { rows: quick ? 20_000 : 1_000_000 }));
   printClv(await benchClv(db, { customers: quick ? 10_000 : 1_000_000 }));
   printStalls(await benchStalls(db, { rows: quick ? 5000 : 300_000, densityRows: quick ? 2000 : 40_000 }));
+  // HDBSCAN: the O(n^2) baseline up to 30,000 rows (100,000 at 8 dimensions: ~3 minutes each)
+  const minSamples = 10;
+  printHdbscanCurve(await benchHdbscanCurve(quick
+    ? { sizes: [3000], dims: [2, 8], exact: () => true, minSamples }
+    : { sizes: [10_000, 30_000, 100_000, 300_000, 1_000_000], dims: [2, 5, 8, 16], exact: (n, d) => n <= 30_000 || (d === 8 && n <= 100_000), minSamples }), minSamples);
+  printHdbscanGoals(await benchHdbscanGoals(db, quick
+    ? [{ rows: 20_000, dims: 8, options: { min_samples: 10 } }]
+    : [
+        { rows: 100_000, dims: 8, options: {} },
+        { rows: 100_000, dims: 8, options: { min_samples: 10 } },
+        { rows: 1_000_000, dims: 5, options: { min_samples: 10 } },
+      ]));
   if (!quick && process.argv.includes('--curve')) {
     for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
     for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));

@@ -186,13 +186,28 @@ describe('a role that may not see a model', () => {
     const shared = await open(await report('seg', as('reader_b')), 'report-reader');
     expect(shared.found.map((c) => c.name)).toContain('k-sweep-db');
     expect(shared.found.map((c) => c.name)).not.toContain('segment-scatter');
-    expect(await shared.page.locator('.note', { hasText: "cannot see this model's training query" }).count()).toBeGreaterThan(0);
+    expect(await shared.page.locator('.note', { hasText: 'the training query is run only for the role that wrote it' }).count()).toBeGreaterThan(0);
     await shared.page.close();
+    // a superuser viewing another role's model: the author's training query is shown, never run
+    await t.pool.query(`DROP ROLE IF EXISTS author_b; CREATE ROLE author_b LOGIN PASSWORD 'pw'; GRANT SELECT ON demo.customer_features TO author_b`);
+    const author = new pg.Client({ connectionString: as('author_b') });
+    await author.connect();
+    await author.query(`CALL ml_train('authored', 'kmeans', 'SELECT recency_days, frequency FROM demo.customer_features', '{"num_clusters": 2, "seed": 1}')`);
+    await author.end();
+    const viewed = await open(await report('authored'), 'report-admin-of-other');
+    expect(viewed.found.map((c) => c.name)).not.toContain('segment-scatter');
+    expect(await viewed.page.locator('.note', { hasText: 'the training query is run only for the role that wrote it' }).count()).toBeGreaterThan(0);
+    await viewed.page.close();
+    const own = await open(await report('authored', as('author_b')), 'report-author');
+    expect(own.found.map((c) => c.name)).toContain('segment-scatter');
+    await own.page.close();
     const web = await startConsole({ databaseUrl: as('outsider_b'), port: 0 });
     try {
-      const home = await fetch(web.url).then((r) => r.text());
+      const cookie = { cookie: `sqlml_console=${new URL(web.url).searchParams.get('token')}` };
+      const home = await fetch(new URL('/', web.url), { headers: cookie }).then((r) => r.text());
+      expect(home).toMatch(/Models/);
       expect(home).not.toMatch(/seg@/);
-      const res = await fetch(new URL('/models/seg', web.url));
+      const res = await fetch(new URL('/models/seg', web.url), { headers: cookie });
       expect(res.status).toBe(404);
       expect(await res.text()).toMatch(/may not see it/);
     } finally {
@@ -234,7 +249,8 @@ describe('sqlml console', () => {
     expect(iterations).toEqual([...iterations].sort((a, b) => a - b));
     expect(seen[seen.length - 1]).toMatch(/^ready/);
     expect(w.requests.slice(started)).toEqual([]); // nothing requested while the job ran: pushed
-    expect(w.requests.map((u) => new URL(u).pathname).sort()).toEqual(['/', '/console.js', '/events']);
+    // the printed URL (token), then the page it redirects to, its script and its one stream
+    expect(w.requests.map((u) => new URL(u).pathname + (new URL(u).searchParams.has('token') ? '?token' : ''))).toEqual(['/?token', '/', '/console.js', '/events']);
     if (SHOTS) await w.page.screenshot({ path: join(SHOTS, 'console.jpg'), fullPage: false, type: 'jpeg', quality: 70 });
     await row.locator('a').click();
     await w.page.waitForURL(/\/models\/slow/);
@@ -246,6 +262,7 @@ describe('sqlml console', () => {
 
   it('describes a typed query with a correlation heat map, read-only', async () => {
     const w = await watchedPage(new URL(web.url).origin);
+    await w.page.goto(web.url); // the token, once: then a cookie
     await w.page.goto(new URL('/explore', web.url).toString());
     await w.page.fill('textarea', 'SELECT recency_days, frequency, monetary, avg_basket FROM demo.customer_features');
     await w.page.click('button[type=submit]');
@@ -262,11 +279,55 @@ describe('sqlml console', () => {
     await w.page.close();
   });
 
-  it('answers only its own host name on loopback, and needs the token when bound elsewhere', async () => {
-    const port = new URL(web.url).port;
+  it('survives what a typed query or a flood of notifications can do: a killed session, a timeout reset, 20,000 NOTIFYs', async () => {
+    const short = await startConsole({ databaseUrl: t.url, port: 0, exploreTimeout: '1s' });
+    const cookie = { cookie: `sqlml_console=${new URL(short.url).searchParams.get('token')}` };
+    const explore = (q: string) => fetch(new URL(`/explore?q=${encodeURIComponent(q)}`, short.url), { headers: cookie }).then((r) => r.text());
+    try {
+      expect(await explore('SELECT pg_terminate_backend(pg_backend_pid())::int AS x')).toMatch(/class="error"/);
+      // the statement after one that turned the timeout off is still limited
+      const started = performance.now();
+      const reset = `SELECT v.x, v.y FROM (VALUES (1.0::float8, 2.0::float8), (2.0, 1.0), (3.0, 5.0)) v(x, y)
+                      WHERE set_config('statement_timeout', '0', true) IS NOT NULL
+                        AND (current_query() NOT LIKE '%ml_correlation%' OR EXISTS (SELECT FROM pg_sleep(60)))`;
+      expect(await explore(reset)).toMatch(/statement timeout/);
+      expect(performance.now() - started).toBeLessThan(20_000);
+      // anyone may NOTIFY: the console coalesces the hints and keeps answering
+      const page = await watchedPage(new URL(short.url).origin);
+      await page.page.goto(short.url);
+      await page.page.locator('#live.on').waitFor();
+      await t.pool.query(`SELECT count(pg_notify('ml_job_progress', g::text)) FROM generate_series(1, 20000) g`);
+      const t0 = performance.now();
+      expect(await fetch(new URL('/', short.url), { headers: cookie }).then((r) => r.status)).toBe(200);
+      expect(performance.now() - t0).toBeLessThan(3000);
+      await page.page.close();
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('needs its token even on loopback, refuses cross-site requests, answers only its own host name', async () => {
+    const u = new URL(web.url);
+    const token = u.searchParams.get('token')!;
+    expect(token).toMatch(/^[\w-]{32}$/);
+    const bare = new URL('/models/seg', u.origin);
+    expect((await fetch(bare)).status).toBe(401); // another local user, or a page that does not know the token
+    const cookie = `sqlml_console=${token}`;
+    expect((await fetch(bare, { headers: { cookie } })).status).toBe(200);
+    // a page on another site: the browser marks the request cross-site (and would not send the SameSite=Strict cookie)
+    expect((await fetch(bare, { headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
+    // the token link redirects within the console only
+    const redirect = (path: string) => new Promise<string | undefined>((resolve) => {
+      import('node:http').then(({ request }) => {
+        const req = request({ host: '127.0.0.1', port: u.port, path, headers: { Host: `127.0.0.1:${u.port}` } }, (res) => resolve(res.headers.location));
+        req.end();
+      });
+    });
+    expect(await redirect(`//evil.example/?token=${token}`)).toBe('/');
+    expect(await redirect(`/models/seg?token=${token}`)).toBe('/models/seg');
     const rebound = await new Promise<number>((resolve) => {
       import('node:http').then(({ request }) => {
-        const req = request({ host: '127.0.0.1', port, path: '/', headers: { Host: `attacker.example:${port}` } }, (res) => resolve(res.statusCode ?? 0));
+        const req = request({ host: '127.0.0.1', port: u.port, path: '/', headers: { Host: `attacker.example:${u.port}`, cookie } }, (res) => resolve(res.statusCode ?? 0));
         req.end();
       });
     });

@@ -90,8 +90,9 @@ describe('the sqlml command', () => {
       }
       // the console it printed lists the model and serves its report
       const consoleUrl = /console \(models, live job progress, reports\): (\S+)/.exec(out)![1]!;
-      expect(await fetch(consoleUrl).then((x) => x.text())).toMatch(/segments@1/);
-      const report = await fetch(new URL('/models/segments', consoleUrl));
+      const headers = { cookie: `sqlml_console=${new URL(consoleUrl).searchParams.get('token')}` };
+      expect(await fetch(new URL('/', consoleUrl), { headers }).then((x) => x.text())).toMatch(/segments@1/);
+      const report = await fetch(new URL('/models/segments', consoleUrl), { headers });
       expect(report.status).toBe(200);
       expect(await report.text()).toMatch(/data-chart="cluster-sizes"/);
     } finally {

@@ -6,8 +6,15 @@ export const CONSOLE_JS = `'use strict';
   var body = document.querySelector('#jobs tbody');
   if (!body) return;
   var events = new EventSource('/events');
-  events.onopen = function () { live.textContent = 'live: progress is pushed as jobs run'; live.className = 'live on'; };
-  events.onerror = function () { live.textContent = 'reconnecting...'; live.className = 'live off'; };
+  events.onopen = function () { liveBadge(true); };
+  events.onerror = function () { liveBadge(false); };
+  events.addEventListener('status', function (e) {
+    liveBadge(JSON.parse(e.data).live);
+  });
+  function liveBadge(on) {
+    live.textContent = on ? 'live: progress is pushed as jobs run' : 'reconnecting to the database...';
+    live.className = on ? 'live on' : 'live off';
+  }
   events.addEventListener('job', function (e) {
     var job = JSON.parse(e.data);
     var holder = document.createElement('tbody');

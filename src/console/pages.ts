@@ -72,13 +72,18 @@ ${models.length ? `<table id="models"><thead><tr><th>model</th><th>type</th><th>
 type Run = <T>(f: (c: pg.PoolClient) => Promise<T>) => Promise<T>;
 
 /** ml_describe and ml_correlation of a query typed in the box, with the correlation heat map. */
-export async function explorePage(q: string, run: Run | null): Promise<string> {
+export async function explorePage(q: string, run: Run | null, timeout: string): Promise<string> {
   let results = '';
   if (run) {
     try {
+      // the timeout is set again before each statement: the typed query may change it for the next
+      const limited = async (c: pg.PoolClient, sql: string) => {
+        await c.query(`SELECT set_config('statement_timeout', $1, true)`, [timeout]);
+        return (await c.query(sql, [q])).rows;
+      };
       const { describe, correlation } = await run(async (c) => ({
-        describe: (await c.query('SELECT column_name, data_type, count, nulls, distinct_count, min, max, mean, stddev, p25, p50, p75 FROM ml_describe($1)', [q])).rows,
-        correlation: (await c.query('SELECT column_a, column_b, pearson, spearman, redundant FROM ml_correlation($1)', [q])).rows,
+        describe: await limited(c, 'SELECT column_name, data_type, count, nulls, distinct_count, min, max, mean, stddev, p25, p50, p75 FROM ml_describe($1)'),
+        correlation: await limited(c, 'SELECT column_a, column_b, pearson, spearman, redundant FROM ml_correlation($1)'),
       }));
       const cells = correlation.flatMap((r) => [
         { a: r.column_a, b: r.column_b, pearson: r.pearson },

@@ -13,15 +13,19 @@ import { explorePage, homePage, jobRow, type JobView } from './pages.ts';
 // `sqlml console`: a small read-only web app on the given database URL. It shows what that
 // role may see (the views and functions apply row-level security), runs every statement in a
 // READ ONLY transaction, and pushes job progress to the pages as server-sent events from one
-// LISTEN connection (the page holds one EventSource; nothing polls). Bound to 127.0.0.1 unless
-// told otherwise; bound elsewhere, every request needs the token printed at start.
+// LISTEN connection (the page holds one EventSource; nothing polls). Every request needs the
+// token printed at start (then a SameSite=Strict cookie), so neither another local user nor a
+// web page in the same browser can drive it; requests a browser marks cross-site are refused,
+// and on loopback the Host must be the console's own name (no DNS rebinding).
 
 export interface ConsoleOptions {
   databaseUrl: string;
   apiSchema?: string;
   host?: string;
   port?: number; // 0: any free port
-  token?: string; // default: a fresh one when the host is not loopback
+  token?: string; // default: a fresh random one
+  /** statement_timeout of a typed query's statements (explore). */
+  exploreTimeout?: string;
 }
 
 export interface RunningConsole {
@@ -32,38 +36,82 @@ export interface RunningConsole {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 const CHANNELS = ['ml_jobs', 'ml_job_progress'];
+/** Job ids waiting to be looked up: anyone may NOTIFY, so the queue is bounded and coalesced. */
+const MAX_PENDING = 500;
+const EXPLORE_TIMEOUT = '120s';
 const JOB_COLUMNS = `id::text, kind, model_name, version, status, progress, requested_by, attempts, created_at, started_at, finished_at, error`;
 
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const host = o.host ?? '127.0.0.1';
   const schema = o.apiSchema ?? 'public';
-  const token = o.token ?? (LOOPBACK.has(host) ? null : randomBytes(24).toString('base64url'));
-  const pool = makePool(o.databaseUrl, 4);
-  const listener = new pg.Client({ connectionString: o.databaseUrl, application_name: 'sqlml console' });
-  listener.on('error', (err) => log.warn('console: notification connection lost', { error: messageOf(err) }));
-  await listener.connect();
-  for (const c of CHANNELS) await listener.query(`LISTEN ${c}`);
+  const token = o.token ?? randomBytes(24).toString('base64url');
+  const pool = makePool(o.databaseUrl, 3);
+  const explorePool = makePool(o.databaseUrl, 2); // typed queries cannot starve the pages
   const streams = new Set<ServerResponse>();
-  listener.on('notification', (n) => {
-    if (!streams.size || !/^\d+$/.test(n.payload ?? '')) return; // anyone may NOTIFY: the payload is only a hint
-    void readOnly(pool, schema, (c) => c.query<JobView>(`SELECT ${JOB_COLUMNS} FROM ml_jobs WHERE id = $1`, [n.payload]))
-      .then(({ rows }) => {
-        const job = rows[0];
-        if (!job) return; // not this role's job
-        const data = JSON.stringify({ id: job.id, status: job.status, html: jobRow(job) });
-        for (const s of streams) s.write(`event: job\ndata: ${data}\n\n`);
-      })
-      .catch((err) => log.warn('console: job lookup failed', { error: messageOf(err) }));
-  });
+  const broadcast = (event: string, data: unknown) => {
+    for (const s of streams) if (!s.writableEnded) s.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+
+  // notifications -> a bounded set of job ids -> one lookup at a time, as this role
+  const pending = new Set<string>();
+  let draining = false;
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    try {
+      while (pending.size && streams.size) {
+        const ids = [...pending].slice(0, 100);
+        for (const id of ids) pending.delete(id);
+        const { rows } = await readOnly(pool, schema, (c) => c.query<JobView>(`SELECT ${JOB_COLUMNS} FROM ml_jobs WHERE id = ANY($1::bigint[])`, [ids]));
+        for (const job of rows) broadcast('job', { id: job.id, status: job.status, html: jobRow(job) });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (err) {
+      log.warn('console: job lookup failed', { error: messageOf(err) });
+    } finally {
+      draining = false;
+    }
+  };
+  let closed = false;
+  let listener: pg.Client | null = null;
+  const listen = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: o.databaseUrl, application_name: 'sqlml console' });
+    c.on('notification', (n) => {
+      const id = n.payload ?? '';
+      if (!/^\d{1,18}$/.test(id) || !streams.size) return; // the payload is only a hint
+      if (pending.size < MAX_PENDING) pending.add(id);
+      void drain();
+    });
+    // a lost connection is made again (the pages keep their stream and say so meanwhile)
+    const again = () => {
+      if (closed || listener !== c) return;
+      listener = null;
+      broadcast('status', { live: false });
+      setTimeout(() => void listen().catch(() => undefined), 2000);
+    };
+    c.on('error', (err) => log.warn('console: notification connection lost', { error: messageOf(err) }));
+    c.on('end', again);
+    listener = c;
+    try {
+      await c.connect();
+      for (const ch of CHANNELS) await c.query(`LISTEN ${ch}`);
+      broadcast('status', { live: true });
+    } catch (err) {
+      again();
+      throw err;
+    }
+  };
+  await listen();
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://console');
     if (!hostAllowed(req, host, port())) return send(res, 421, 'text/plain', 'unexpected Host header');
-    if (token && !authorized(req, url, token)) return send(res, 401, 'text/plain', 'this console needs the token printed when it started: open the URL it printed');
-    if (token && url.searchParams.get('token') === token) {
+    if (req.headers['sec-fetch-site'] === 'cross-site') return send(res, 403, 'text/plain', 'the console does not answer requests from other sites');
+    if (!authorized(req, url, token)) return send(res, 401, 'text/plain', 'this console needs the token printed when it started: open the URL it printed');
+    if (url.searchParams.get('token') === token) {
       url.searchParams.delete('token');
       res.setHeader('Set-Cookie', `sqlml_console=${token}; HttpOnly; SameSite=Strict; Path=/`);
-      res.setHeader('Location', url.pathname + url.search);
+      res.setHeader('Location', `/${url.pathname.replace(/^\/+/, '')}${url.search}`); // never //other.host
       return send(res, 303, 'text/plain', '');
     }
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'the console is read-only');
@@ -90,10 +138,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     }
     if (path === '/explore') {
       const q = url.searchParams.get('q') ?? '';
-      const html = await explorePage(q, q ? (f) => readOnly(pool, schema, async (c) => {
-        await c.query(`SET LOCAL statement_timeout = '120s'`);
-        return f(c);
-      }) : null);
+      const html = await explorePage(q, q ? (f) => readOnly(explorePool, schema, (c) => f(c)) : null, o.exploreTimeout ?? EXPLORE_TIMEOUT);
       return send(res, 200, 'text/html; charset=utf-8', html, true);
     }
     return send(res, 404, 'text/plain', 'not found');
@@ -103,7 +148,9 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write(': connected\n\n');
     streams.add(res);
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const keepAlive = setInterval(() => {
+      if (!res.writableEnded) res.write(': keep-alive\n\n');
+    }, 15_000);
     req.on('close', () => {
       clearInterval(keepAlive);
       streams.delete(res);
@@ -124,14 +171,16 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const port = () => (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${shown}:${port()}/${token ? `?token=${token}` : ''}`,
+    url: `http://${shown}:${port()}/?token=${token}`,
     server,
     async close() {
+      closed = true;
       for (const s of streams) s.end();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await listener.end().catch(() => undefined);
+      await listener?.end().catch(() => undefined);
       await pool.end();
+      await explorePool.end();
     },
   };
 }

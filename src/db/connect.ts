@@ -16,6 +16,9 @@ export function makePool(connectionString: string, max = 10, opts: { pinned?: bo
   // An idle client that loses its connection (server restart) emits 'error' on the pool; without
   // a listener that would crash the process. The next checkout gets a fresh connection.
   pool.on('error', () => undefined);
+  // A checked-out client whose connection dies (pg_terminate_backend, a restart) emits 'error'
+  // too; the query in flight rejects, and the process must not crash on the event.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

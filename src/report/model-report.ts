@@ -4,9 +4,9 @@ import { bars, groupedBars, heatmap, histogram, lines, render, scatter } from '.
 import { esc, figure, note, page, table, type Section } from './html.ts';
 
 // A model's report, made through the public SQL API on the caller's connection: what the
-// caller's role may see is what the report shows (row-level security on models; the training
-// query runs as the caller, so a role that may not read the training rows gets no scatter or
-// profile, and the page says why). One section per topic; a chart whose data is unavailable
+// caller's role may see is what the report shows (row-level security on models). The rows it
+// draws come from the training query only when the caller is the role that wrote it (another
+// role's text is never run for the viewer), else from a query the caller passes. One section per topic; a chart whose data is unavailable
 // becomes a note instead of failing the page.
 
 type Row = Record<string, unknown>;
@@ -83,9 +83,14 @@ class Gatherer {
     }
   }
 
+  /**
+   * The training query, only when the viewer is the very role that wrote it: a text another
+   * role wrote is never run for the viewer (a superuser or a member role sees it in ml_jobs, and
+   * running it would run its author's functions with the viewer's rights).
+   */
   async trainingQuery(jobId: string | null): Promise<string | undefined> {
     if (!jobId) return undefined;
-    const r = await this.rows('SELECT training_query FROM ml_jobs WHERE id = $1', [jobId]);
+    const r = await this.rows('SELECT training_query FROM ml_jobs WHERE id = $1 AND requested_by = current_user', [jobId]);
     return typeof r === 'string' ? undefined : ((r[0]?.training_query as string | undefined) ?? undefined);
   }
 }
@@ -98,7 +103,7 @@ async function chart(name: string, data: Row[] | string, build: (rows: Row[]) =>
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-const noQuery = (what: string) => note(`${what}: needs the rows; your role cannot see this model's training query (pass --query)`);
+const noQuery = (what: string) => note(`${what}: needs the rows; the training query is run only for the role that wrote it (pass --query to draw your own)`);
 
 async function clusteringSections(ctx: Gatherer, model: ModelRow, query: string | undefined, sample: number): Promise<Section[]> {
   const out: Section[] = [];

@@ -202,3 +202,4 @@ function siftDown(h: Float64Array, size: number): void {
     i = m;
   }
 }
+
