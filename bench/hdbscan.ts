@@ -40,11 +40,11 @@ async function fit(X: Float64Array, n: number, d: number, exact: boolean, minSam
   return { seconds: (performance.now() - t0) / 1000, labels: m.labels, k: m.k };
 }
 
-export async function benchHdbscanCurve(o: { sizes: number[]; dims: number[]; exact: (rows: number, dims: number) => boolean; minSamples: number }): Promise<CurvePoint[]> {
+export async function benchHdbscanCurve(o: { sizes: (dims: number) => number[]; dims: number[]; exact: (rows: number, dims: number) => boolean; minSamples: number }): Promise<CurvePoint[]> {
   const out: CurvePoint[] = [];
   const cases: [number, 'blobs' | 'onehot'][] = [...o.dims.map((d) => [d, 'blobs'] as [number, 'blobs']), [40, 'onehot']];
   for (const [d, kind] of cases) {
-    for (const n of o.sizes) {
+    for (const n of o.sizes(d)) {
       const treeUsable = d <= TREE_MAX_DIMS;
       if (!treeUsable && !o.exact(n, d)) continue;
       const X = points(n, d, kind, n + d);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchHdbscanCurve, benchHdbscanGoals } from '../bench/hdbscan.ts';
 import { benchQueue } from '../bench/queue.ts';
 import { benchScoring } from '../bench/scoring.ts';
 import { benchStalls } from '../bench/stalls.ts';
@@ -53,6 +54,14 @@ describe('benchmark smoke runs', () => {
     expect(r.notifyMedianMs).toBeGreaterThanOrEqual(0);
     expect(r.oneSidecarSeconds).toBeGreaterThan(0);
     expect(r.twoSidecarsSeconds).toBeGreaterThan(0);
+  });
+  it('hdbscan: the tree passes and the O(n^2) ones agree on the curve; the end-to-end goal runs through a sidecar', async () => {
+    const curve = await benchHdbscanCurve({ sizes: () => [2500], dims: [3], exact: () => true, minSamples: 8 });
+    expect(curve.map((p) => [p.dims, p.sameLabels])).toEqual([[3, true], [40, null]]);
+    expect(curve[1]!.exactSeconds).toBeGreaterThan(0);
+    const goals = await benchHdbscanGoals({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, [{ rows: 3000, dims: 4, options: { min_samples: 5 } }]);
+    expect(goals[0]!.seconds).toBeGreaterThan(0);
+    expect(goals[0]!.peakRssMb).toBeGreaterThan(10);
   });
   it('stalls: every job kind reports its longest event-loop stall', async () => {
     const r = await benchStalls({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 3000, densityRows: 600 });
