@@ -23,7 +23,7 @@ export interface HdbscanOptions {
  * (O(n log n) in low dimensions); above it from the exact O(n^2) passes, which trees stop
  * beating (docs/performance.md, HDBSCAN: the crossover).
  */
-export const TREE_MAX_DIMS = 20;
+export const TREE_MAX_DIMS = 24;
 
 export interface HdbscanModel {
   space: Space;
