@@ -434,8 +434,8 @@ FUNCTION @api@.ml_profile(segments_query text, segment_column text, options json
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
-FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(x double precision, y double precision, centroid_id integer, input jsonb) LANGUAGE plpgsql
-  -- body: 45 lines, md5 244eac6019fef150c7a800c64e9ee511
+FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(x double precision, y double precision, centroid_id integer, input jsonb, membership_probability double precision, outlier_score double precision) LANGUAGE plpgsql
+  -- body: 45 lines, md5 2df4b7df8ca9b2556ff508d887532113
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE sql

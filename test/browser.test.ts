@@ -118,6 +118,8 @@ describe('sqlml report', () => {
     const sizes = await rows<{ segment: string }>(t.pool, `SELECT DISTINCT segment FROM ml_profile_model('dens', '${FEATURES}')`);
     expect(count(d.byName('cluster-sizes'), 'rect')).toBe(sizes.length);
     expect(await d.page.locator('figure[data-chart="cluster-sizes"] text', { hasText: 'noise' }).count()).toBeGreaterThan(0);
+    expect(d.found.map((c) => c.name)).toContain('membership');
+    expect(count(d.byName('membership'), 'rect')).toBeGreaterThan(1); // a histogram's bars
     expect(d.errors).toEqual([]);
     await d.page.close();
     const p = await open(await report('pcs'), 'report-pca');

@@ -55,8 +55,8 @@ describe('ml_project', () => {
   it("labels a density model's rows as ml_predict does, noise included", async () => {
     const q = 'SELECT id, a, b, c, d FROM public.pts';
     await t.pool.query(`CALL ml_train('dens', 'hdbscan', $1, '{"min_cluster_size": 15, "exclude": ["id"]}')`, [q]);
-    const mine = await rows<{ id: number; centroid_id: number }>(t.pool, `SELECT (input->>'id')::int AS id, centroid_id FROM ml_project('dens', $1) ORDER BY 1`, [q]);
-    const theirs = await rows<{ id: number; centroid_id: number }>(t.pool, `SELECT (input->>'id')::int AS id, centroid_id FROM ml_predict('dens', $1) ORDER BY 1`, [q]);
+    const mine = await rows<{ id: number; centroid_id: number }>(t.pool, `SELECT (input->>'id')::int AS id, centroid_id, membership_probability, outlier_score FROM ml_project('dens', $1) ORDER BY 1`, [q]);
+    const theirs = await rows<{ id: number; centroid_id: number }>(t.pool, `SELECT (input->>'id')::int AS id, centroid_id, membership_probability, outlier_score FROM ml_predict('dens', $1) ORDER BY 1`, [q]);
     expect(mine).toEqual(theirs);
     const exemplars = await rows<Projected>(t.pool, `SELECT * FROM ml_project('dens')`);
     const [{ k }] = await rows<{ k: number }>(t.pool, `SELECT num_clusters AS k FROM ml_evaluate('dens')`);

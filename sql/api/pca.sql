@@ -53,7 +53,7 @@ COMMENT ON FUNCTION @api@.ml_principal_component_info(text) IS
 -- model x, y are its first two components. Without a query: the model's centroids (k-means) or
 -- exemplars (hdbscan) at their projected places. Option max_rows: a random sample of the rows.
 CREATE OR REPLACE FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
-RETURNS TABLE (x float8, y float8, centroid_id int, input jsonb)
+RETURNS TABLE (x float8, y float8, centroid_id int, input jsonb, membership_probability float8, outlier_score float8)
 LANGUAGE plpgsql AS $$
 DECLARE
   m ml.models := ml.resolve_model(model_name);
@@ -81,7 +81,7 @@ BEGIN
              CASE WHEN t.artifact ? 'groups'
                   THEN (SELECT g.i::int FROM jsonb_array_elements(t.artifact -> 'groups') WITH ORDINALITY g(e, i) WHERE g.e @> to_jsonb(c.o - 1) LIMIT 1)
                   ELSE c.o::int END,
-             NULL::jsonb
+             NULL::jsonb, NULL::float8, NULL::float8
         FROM jsonb_array_elements(t.artifact -> 'centroids') WITH ORDINALITY c(v, o)
        ORDER BY c.o;
     RETURN;
@@ -90,14 +90,14 @@ BEGIN
     q := format('SELECT * FROM (%s) q ORDER BY random() LIMIT %s', q, (options ->> 'max_rows')::int);
   END IF;
   IF m.model_type = 'pca' THEN
-    RETURN QUERY EXECUTE format('SELECT s.p[1], s.p[2], NULL::int, to_jsonb(s.q) FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s',
+    RETURN QUERY EXECUTE format('SELECT s.p[1], s.p[2], NULL::int, to_jsonb(s.q), NULL::float8, NULL::float8 FROM (SELECT q, %1$s(%2$s) AS p FROM (%3$s) q OFFSET 0) s',
                                 t.scores_function, ml.feature_arguments(t.artifact), q);
     RETURN;
   END IF;
-  RETURN QUERY EXECUTE format('SELECT c.extra[1], c.extra[2], c.centroid_id, c.input FROM (%s) c',
+  RETURN QUERY EXECUTE format('SELECT c.extra[1], c.extra[2], c.centroid_id, c.input, c.membership_probability, c.outlier_score FROM (%s) c',
                               ml.clustering_rows_sql(m, t, q, 1, format('%s(%s)', p ->> 'function', ml.feature_arguments(t.artifact))));
 EXCEPTION WHEN undefined_column THEN
   PERFORM ml.raise_missing_feature(m, q, SQLERRM);
 END $$;
 COMMENT ON FUNCTION @api@.ml_project(text, text, jsonb) IS
-  'sqlml: x, y (the first two principal components of the model''s prepared features), centroid_id and the input row for every row of a query (option max_rows: a random sample); without a query, the centroids or exemplars';
+  'sqlml: x, y (the first two principal components of the model''s prepared features), centroid_id, the input row and (density models) membership_probability and outlier_score for every row of a query (option max_rows: a random sample); without a query, the centroids or exemplars';

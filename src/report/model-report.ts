@@ -162,12 +162,18 @@ async function clusteringSections(ctx: Gatherer, model: ModelRow, query: string 
   // the scatter
   const blocks: string[] = [];
   if (query) {
-    const points = await ctx.rows('SELECT x, y, centroid_id FROM ml_project($1, $2, $3)', [ctx.ref, query, JSON.stringify({ max_rows: sample })]);
+    const points = await ctx.rows('SELECT x, y, centroid_id, membership_probability FROM ml_project($1, $2, $3)', [ctx.ref, query, JSON.stringify({ max_rows: sample })]);
     const centres = await ctx.rows('SELECT x, y, centroid_id FROM ml_project($1)', [ctx.ref]);
     blocks.push(await chart('segment-scatter', points, (r) => scatter(`Segments in two dimensions (${r.length.toLocaleString('en-US')} sampled rows)`, r.map((p) => ({ x: p.x, y: p.y, segment: p.centroid_id === -1 ? 'noise' : String(p.centroid_id) })), {
       x: 'x', y: 'y', color: 'segment', xTitle: 'first principal component', yTitle: 'second principal component',
       centres: typeof centres === 'string' ? [] : centres, centreMark: density ? 'diamond' : 'cross', subtitle: density ? 'diamonds: exemplars (the most central members)' : 'crosses: centroids',
     }), 'segment scatter'));
+    if (density) {
+      blocks.push(await chart('membership', typeof points === 'string' ? points : points.filter((p) => p.centroid_id !== -1), (r) => histogram(
+        'Membership probability of the rows in a cluster', r.map((p) => ({ membership: num(p.membership_probability) })), 'membership',
+        { xTitle: 'membership probability (1 = at the densest scale of its cluster)', subtitle: 'the sampled rows that a cluster takes' },
+      ), 'membership'));
+    }
   } else blocks.push(noQuery('segment scatter'));
   // profile heat map
   if (typeof profile !== 'string') blocks.push(await chart('profile-heatmap', profileCells(profile), (r) => heatmap('Profile: how each segment differs from all rows', r, {
