@@ -22,7 +22,7 @@ interface Case {
 }
 
 export async function benchStalls(db: BenchDb, o: { rows: number; densityRows: number }): Promise<StallResult[]> {
-  await db.pool.query(`DROP TABLE IF EXISTS stall_points, stall_density`);
+  await db.pool.query(`DROP TABLE IF EXISTS stall_points, stall_density, stall_wide`);
   await db.pool.query(`SELECT setseed(0.5)`);
   await db.pool.query(`CREATE TABLE stall_points AS
     SELECT random() AS a, random() AS b, random() AS c, random() AS d, (random() < 0.3) AS churned
@@ -30,6 +30,8 @@ export async function benchStalls(db: BenchDb, o: { rows: number; densityRows: n
   await db.pool.query(`CREATE TABLE stall_density AS
     SELECT (g % 5) + random() * 0.3 AS a, (g % 5) * 0.5 + random() * 0.3 AS b, (g % 3) + random() * 0.3 AS c
       FROM generate_series(1, $1) g`, [o.densityRows]);
+  // 400 columns: PCA's eigen-decomposition of a 400 x 400 covariance (~0.75 s of one call)
+  await db.pool.query(`CREATE TABLE stall_wide AS SELECT ${Array.from({ length: 400 }, (_, j) => `sin(g * ${j + 1}.37) + random() AS c${j}`).join(', ')} FROM generate_series(1, $1) g`, [o.densityRows]);
   const cases: Case[] = [
     { job: 'trivial (baseline)', rows: 20, table: '(SELECT a, b FROM stall_points LIMIT 20) s', type: 'kmeans', options: { num_clusters: 2, stability_runs: 0 } },
     { job: 'k-means k=8', rows: o.rows, table: 'stall_points', type: 'kmeans', options: { num_clusters: 8, exclude: 'churned', seed: 1 } },
@@ -37,6 +39,7 @@ export async function benchStalls(db: BenchDb, o: { rows: number; densityRows: n
     { job: 'boosted trees', rows: o.rows, table: 'stall_points', type: 'boosted_tree_classifier', options: { input_label_cols: ['churned'] } },
     { job: 'logistic regression', rows: o.rows, table: 'stall_points', type: 'logistic_reg', options: { input_label_cols: ['churned'] } },
     { job: 'auto (candidates, metrics, SHAP)', rows: o.rows, table: 'stall_points', type: 'auto', options: { input_label_cols: ['churned'] } },
+    { job: 'PCA, 400 columns', rows: o.densityRows, table: 'stall_wide', type: 'pca', options: {} },
   ];
   const sidecar = new Child(['worker'], { DATABASE_URL: db.roles.sidecarUrl, SQLML_READER_URL: db.roles.readerUrl, SQLML_LOG_LEVEL: 'info' });
   await sidecar.waitFor(/sidecar started/);

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { threadEntry } from './models/kmeans/threads.ts';
 import { forestThreadEntry } from './models/trees/forest.ts';
 import { hdbscanHelperEntry, hdbscanThreadEntry } from './models/hdbscan/off-thread.ts';
+import { eigenThreadEntry } from './models/pca/eigen.ts';
 import { warmUp } from './models/warmup.ts';
 import { randomBytes } from 'node:crypto';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
@@ -226,6 +227,7 @@ async function runWorker(url: string, readerUrl: string, o: WorkerFlags, server:
   forestThreadEntry();
   hdbscanThreadEntry();
   hdbscanHelperEntry();
+  eigenThreadEntry();
   const warming = performance.now();
   await warmUp();
   log.info('warmed up', { ms: Math.round(performance.now() - warming) });

@@ -65,7 +65,7 @@ describe('benchmark smoke runs', () => {
   });
   it('stalls: every job kind reports its longest event-loop stall', async () => {
     const r = await benchStalls({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 3000, densityRows: 600 });
-    expect(r.map((c) => c.job)).toEqual(['trivial (baseline)', 'k-means k=8', 'HDBSCAN', 'boosted trees', 'logistic regression', 'auto (candidates, metrics, SHAP)']);
+    expect(r.map((c) => c.job)).toEqual(['trivial (baseline)', 'k-means k=8', 'HDBSCAN', 'boosted trees', 'logistic regression', 'auto (candidates, metrics, SHAP)', 'PCA, 400 columns']);
     for (const c of r) expect(Number.isInteger(c.stallMs) && c.stallMs >= 0 && c.seconds > 0, JSON.stringify(c)).toBe(true);
   });
 });

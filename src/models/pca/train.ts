@@ -1,4 +1,4 @@
-import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { eigen } from './eigen.ts';
 import { yieldToEventLoop } from '../../util/yield.ts';
 
 // Principal component analysis (BigQuery ML's PCA model) of the model-space matrix: the
@@ -14,16 +14,8 @@ export interface PcaModel {
 
 export async function fitPca(X: Float64Array, n: number, d: number, o: { components: number | null; varianceRatio: number | null }): Promise<PcaModel> {
   const { center, C } = await covariance(X, n, d, null);
-  const cov = new Matrix(d, d);
-  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) {
-    const v = C[a * d + b]!;
-    cov.set(a, b, v);
-    cov.set(b, a, v);
-  }
-  const evd = new EigenvalueDecomposition(cov, { assumeSymmetric: true });
-  const values = evd.realEigenvalues;
-  const vectors = evd.eigenvectorMatrix;
-  const order = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]!);
+  const { values, vectors } = await eigen(C, d);
+  const order = Array.from({ length: d }, (_, i) => i).sort((a, b) => values[b]! - values[a]!);
   const eigenvalues = Float64Array.from(order, (i) => Math.max(0, values[i]!));
   const total = eigenvalues.reduce((s, v) => s + v, 0);
   let k = Math.min(d, o.components ?? d);
@@ -41,9 +33,10 @@ export async function fitPca(X: Float64Array, n: number, d: number, o: { compone
   const components = new Float64Array(k * d);
   for (let c = 0; c < k; c++) {
     let big = 0;
-    for (let j = 0; j < d; j++) if (Math.abs(vectors.get(j, order[c]!)) > Math.abs(big)) big = vectors.get(j, order[c]!);
+    const col = order[c]!;
+    for (let j = 0; j < d; j++) if (Math.abs(vectors[j * d + col]!) > Math.abs(big)) big = vectors[j * d + col]!;
     const sign = big < 0 ? -1 : 1;
-    for (let j = 0; j < d; j++) components[c * d + j] = sign * vectors.get(j, order[c]!);
+    for (let j = 0; j < d; j++) components[c * d + j] = sign * vectors[j * d + col]!;
   }
   return { center, components, eigenvalues, k };
 }
@@ -61,7 +54,7 @@ export async function covariance(X: Float64Array, n: number, d: number, rows: Ui
   const row = new Float64Array(d);
   let yielded = performance.now();
   for (let r = 0; r < m; r++) {
-    if ((r & 1023) === 0 && performance.now() - yielded > 50) {
+    if ((r & 15) === 0 && performance.now() - yielded > 50) { // a row costs d^2: wide rows need frequent checks
       await yieldToEventLoop();
       yielded = performance.now();
     }
