@@ -52,6 +52,13 @@ COMMENT ON FUNCTION @api@.ml_principal_component_info(text) IS
 -- report or a BI tool can draw the rows of any query at x, y coloured by centroid_id. For a pca
 -- model x, y are its first two components. Without a query: the model's centroids (k-means) or
 -- exemplars (hdbscan) at their projected places. Option max_rows: a random sample of the rows.
+-- membership_probability and outlier_score were added (a changed result type needs the DROP).
+DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_project(text,text,jsonb)', @api_name@));
+BEGIN
+  IF f IS NOT NULL AND pg_get_function_result(f) NOT LIKE '%outlier_score%' THEN
+    DROP FUNCTION @api@.ml_project(text, text, jsonb);
+  END IF;
+END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS TABLE (x float8, y float8, centroid_id int, input jsonb, membership_probability float8, outlier_score float8)
 LANGUAGE plpgsql AS $$

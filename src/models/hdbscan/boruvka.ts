@@ -154,7 +154,7 @@ export function mergeBest(into: RoundBest, other: RoundBest): void {
  */
 export async function boruvka(
   t: KdTree,
-  round: (comp: Int32Array, nodeComp: Int32Array, best: RoundBest) => Promise<void> | void,
+  round: (comp: Int32Array, nodeComp: Int32Array, best: RoundBest, components: number) => Promise<void> | void,
 ): Promise<SpanningTree> {
   const n = t.n;
   const position = new Int32Array(n);
@@ -175,7 +175,7 @@ export async function boruvka(
     for (let p = 0; p < n; p++) comp[p] = find(p);
     nodeComponents(t, comp, nodeComp);
     const best = newRoundBest(n);
-    await round(comp, nodeComp, best);
+    await round(comp, nodeComp, best, n - edges);
     const before = edges;
     for (let c = 0; c < n; c++) {
       if (comp[c] !== c || best.w[c] === Infinity) continue;

@@ -72,17 +72,19 @@ export async function spatialSpanningTree(X: Float64Array, n: number, d: number,
       work(s, task, best);
       await done;
     };
-    await both({ kind: 'core', k: Math.max(1, Math.min(minSamples, n)) }, null);
+    // each phase is announced as it starts (the job's progress says what it is doing)
     await phase('core distances');
+    await both({ kind: 'core', k: Math.max(1, Math.min(minSamples, n)) }, null);
     s.minCore.set(nodeMinCore(tree, s.core));
     s.minRow.set(nodeMinRow(tree));
-    const mst = await boruvka(tree, async (comp, nodeComp, best) => {
+    let round = 0;
+    const mst = await boruvka(tree, async (comp, nodeComp, best, components) => {
+      await phase(`spanning tree, round ${++round}: ${components.toLocaleString('en-US')} components`);
       s.comp.set(comp);
       s.nodeComp.set(nodeComp);
       await both({ kind: 'round' }, best);
       if (helper) mergeBest(best, s.helperBest);
     });
-    await phase('spanning tree');
     const core = new Float64Array(n);
     for (let p = 0; p < n; p++) core[tree.perm[p]!] = s.core[p]!;
     const edges: Edge[] = Array.from(mst.w, (w, i) => ({ a: mst.a[i]!, b: mst.b[i]!, weight: w }));

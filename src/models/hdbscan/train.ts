@@ -55,6 +55,7 @@ export async function trainHdbscan(X: Float64Array, n: number, d: number, o: Hdb
   }
   const space = makeSpace(X, n, d, o.distance);
   const { core, mst } = await spanningTree(space, o);
+  await o.checkpoint?.('clusters');
   const rows = condense(singleLinkage(n, mst), n, o.minClusterSize);
   const sel = selectClusters(rows, n, { method: o.method, epsilon: o.epsilon });
   if (sel.selected.length === 0) {
@@ -109,10 +110,10 @@ async function spanningTree(space: Space, o: HdbscanOptions): Promise<{ core: Fl
     }
     return { core: r.core, mst: r.edges };
   }
-  const core = coreDistances(space, o.minSamples);
   await o.checkpoint?.('core distances');
-  const mst = mutualReachabilityMst(space, core);
+  const core = coreDistances(space, o.minSamples);
   await o.checkpoint?.('spanning tree');
+  const mst = mutualReachabilityMst(space, core);
   return { core, mst };
 }
 
