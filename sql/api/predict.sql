@@ -147,3 +147,24 @@ EXCEPTION WHEN undefined_column THEN
 END $$;
 COMMENT ON FUNCTION @api@.ml_detect_anomalies(text, text, jsonb) IS
   'sqlml: input, is_anomaly, normalized_distance, centroid_id for every row of a query ("contamination" in [0, 0.5])';
+
+-- A k-means model's segment as one SQL expression over the columns of a row (built-in
+-- operators, CASE and least() only): what postgres_fdw and Citus can evaluate on the shards,
+-- e.g. EXECUTE format('UPDATE customers SET segment = %s', ml_scoring_expression('seg')).
+-- Column names appear as quoted identifiers, unqualified (the row's own table).
+CREATE OR REPLACE FUNCTION @api@.ml_scoring_expression(model_name text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  m ml.models := ml.resolve_model(model_name);
+  e text := m.artifact ->> 'scoring_expression';
+BEGIN
+  IF m.model_type <> 'kmeans' THEN
+    PERFORM ml.invalid(format('ml_scoring_expression is for k-means models; "%s" is a %s model: score it with its generated function, created on each shard (docs/scale.md)', m.model_name, m.model_type));
+  END IF;
+  IF e IS NULL THEN
+    PERFORM ml.invalid(format('model "%s" version %s was trained before models kept a scoring expression; train it again', m.model_name, m.version));
+  END IF;
+  RETURN e;
+END $$;
+COMMENT ON FUNCTION @api@.ml_scoring_expression(text) IS
+  'sqlml: a k-means model''s segment (centroid_id) as one SQL expression over the columns, built-in operators only, so that postgres_fdw and Citus evaluate it on the shards';

@@ -7,7 +7,7 @@ import { quoteIdent, quoteLiteral, withTransaction } from '../db/connect.ts';
 import type { FeatureSpec, FeatureStats } from '../features/prepare.ts';
 import type { CentroidRow } from '../features/present.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
-import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql } from '../models/kmeans/to-sql.ts';
+import { argumentTypes, distancesFunctionSql, nearestFunctionSql, predictFunctionSql, scoringExpression } from '../models/kmeans/to-sql.ts';
 import { projectionFunctionSql } from '../models/pca/to-sql.ts';
 import { UserError, sqlState } from '../util/errors.ts';
 import { sql } from 'kysely';
@@ -102,6 +102,7 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
         await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
       }
+      if (!compiled.groups && 'centroid_distances' in t.artifact) t.artifact.scoring_expression = scoringExpression(compiled);
       const projection = t.artifact.projection;
       if (projection) {
         projection.function = generatedName(w.modelId, t, 'projection');

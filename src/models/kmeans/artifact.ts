@@ -20,6 +20,8 @@ export interface KmeansArtifact {
   training_run: number;
   /** Which input columns decide the segment: a surrogate tree's gains (ml_feature_importance). */
   importance?: ImportanceRow[];
+  /** The segment as one built-in SQL expression over the columns (ml_scoring_expression; shippable to shards). */
+  scoring_expression?: string;
   /** The served trial's 2-D view of the model space (ml_project, the report's scatter) and its function. */
   projection?: Projection2D & { function?: string };
 }

@@ -1,4 +1,5 @@
 import type { FeatureSpec } from '../../features/prepare.ts';
+import { quoteIdent } from '../../db/connect.ts';
 import { categoryPosition, featureArg, num, parameterList, plpgsql } from '../compile.ts';
 import type { DistanceType } from './geometry.ts';
 
@@ -36,7 +37,11 @@ interface Terms {
   cc: number[]; // per point: c.c
 }
 
-function terms(m: CompiledKmeans): Terms {
+/**
+ * The compiled terms over the function's arguments, or with `columns`, inline over the columns
+ * of a row (one expression, no locals: ml_scoring_expression).
+ */
+function terms(m: CompiledKmeans, columns = false): Terms {
   const { spec, centroids: C, k } = m;
   const d = spec.dims;
   const declare: string[] = [];
@@ -45,16 +50,20 @@ function terms(m: CompiledKmeans): Terms {
   const cats: { local: string; offset: number; size: number }[] = [];
   const nums: { arg: string; mean: number; inv: number; dim: number }[] = [];
   spec.features.forEach((f, i) => {
-    const arg = featureArg(spec, i);
     if (f.kind === 'numeric') {
-      const x = `coalesce(${arg}, ${num(f.mean)})`;
+      // (as CASE for the columns: postgres_fdw ships CASE but not COALESCE)
+      const col = `(${quoteIdent(f.name)})::float8`;
+      const x = columns ? `CASE WHEN ${col} IS NULL THEN ${num(f.mean)} ELSE ${col} END` : `coalesce(${featureArg(spec, i)}, ${num(f.mean)})`;
       nums.push({ arg: x, mean: f.mean, inv: 1 / f.scale, dim: f.offset });
       xx.push(`((${x} - ${num(f.mean)}) * ${num(1 / f.scale)}) ^ 2`);
     } else {
       // The position of the row's category (0 = unseen: an all-zero block).
-      const local = `b${i + 1}`;
-      declare.push(`${local} int;`);
-      body.push(`${local} := ${categoryPosition(arg, f, 1, 0)};`);
+      let local = `b${i + 1}`;
+      if (columns) local = `(${categoryPosition(quoteIdent(f.name), f, 1, 0)})`;
+      else {
+        declare.push(`${local} int;`);
+        body.push(`${local} := ${categoryPosition(featureArg(spec, i), f, 1, 0)};`);
+      }
       cats.push({ local, offset: f.offset, size: f.categories.length });
       xx.push(`(${local} > 0)::int`);
     }
@@ -155,19 +164,39 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, body)}`;
 }
 
 /** The user's function (Redshift ML's FUNCTION clause): the nearest centroid's id, 1..k (-1: noise). */
+/** The part of each centroid's distance that differs between centroids (what the argmin needs). */
+function centroidScores(m: CompiledKmeans, t: Terms): string[] {
+  return t.linear.map((lin, c) => {
+    if (m.distance === 'euclidean') return `${num(t.cc[c]! + 2 * t.offset[c]!)} - 2 * (${lin})`;
+    const cn = Math.sqrt(t.cc[c]!);
+    return cn > 0 ? `-((${lin}) - ${num(t.offset[c]!)}) / ${num(cn)}` : '0';
+  });
+}
+
+/**
+ * A k-means model's segment as one SQL expression over a row's columns: built-in operators and
+ * CASE only, which postgres_fdw (it ships neither COALESCE nor LEAST) and Citus evaluate on the
+ * shards; a generated function is not shippable. The same arithmetic as <model>_predict, so the
+ * same segment: the first centroid whose score is at most every later one's is the first
+ * smallest. Its text grows with k^2 x the model's dimensions.
+ */
+export function scoringExpression(m: CompiledKmeans): string {
+  if (m.groups) throw new Error('scoringExpression is for k-means models');
+  const e = centroidScores(m, terms(m, true)).map((x) => `(${x})`);
+  if (e.length === 1) return '1';
+  const whens = e.slice(0, -1).map((ei, i) => `WHEN ${e.slice(i + 1).map((ej) => `${ei} <= ${ej}`).join(' AND ')} THEN ${i + 1}`);
+  return `CASE ${whens.join(' ')} ELSE ${e.length} END`;
+}
+
 export function predictFunctionSql(m: CompiledKmeans, qualifiedName: string): string {
   const t = terms(m);
   const declare = [...t.declare];
   const body = [...t.body];
   if (!m.groups) {
     // Only the part of the distance that differs between centroids.
-    t.linear.forEach((lin, c) => {
+    centroidScores(m, t).forEach((e, c) => {
       declare.push(`e${c + 1} float8;`);
-      if (m.distance === 'euclidean') body.push(`e${c + 1} := ${num(t.cc[c]! + 2 * t.offset[c]!)} - 2 * (${lin});`);
-      else {
-        const cn = Math.sqrt(t.cc[c]!);
-        body.push(`e${c + 1} := ${cn > 0 ? `-((${lin}) - ${num(t.offset[c]!)}) / ${num(cn)}` : '0'};`);
-      }
+      body.push(`e${c + 1} := ${e};`);
     });
     body.push(`RETURN ${argmin(t.linear.map((_, c) => `e${c + 1}`))};`);
   } else {

@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
+
+// Scoring where the data lives: ml_scoring_expression gives a k-means model's segment as one
+// expression of built-in operators, the same segment as the generated function on every row,
+// and postgres_fdw ships it to the server that holds the rows (a loopback foreign table here):
+// with the GROUP BY of a segment count and as a direct UPDATE, where the generated function
+// stays on the coordinator (it is not a built-in, so postgres_fdw will not send it).
+
+let t: TestDb;
+beforeAll(async () => {
+  t = await freshDatabase('scale');
+  await t.worker();
+  await t.pool.query(`CREATE TABLE public.customers AS
+    SELECT i AS id, (i % 7) * 3 + sin(i * 1.7) AS spend, (i % 5) + cos(i * 0.3) AS visits,
+           CASE WHEN i % 11 = 0 THEN NULL ELSE (i % 4) * 1.5 END AS tenure,
+           (ARRAY['north', 'south', 'east', 'west', NULL])[1 + i % 5] AS region, NULL::int AS segment
+      FROM generate_series(1, 3000) i`);
+  await t.pool.query(`ALTER TABLE public.customers ADD PRIMARY KEY (id)`);
+  await t.pool.query(`CALL ml_train('seg', 'kmeans', 'SELECT spend, visits, tenure, region FROM public.customers', '{"num_clusters": 5, "seed": 3}')`);
+});
+afterAll(async () => t?.close());
+
+describe('ml_scoring_expression', () => {
+  it('gives the generated function’s segment on every row, NULLs and categories included', async () => {
+    const [{ expr }] = await rows<{ expr: string }>(t.pool, `SELECT ml_scoring_expression('seg') AS expr`);
+    expect(expr).not.toMatch(/seg_predict|ml\./);
+    const [{ differ, n }] = await rows<{ differ: number; n: number }>(t.pool,
+      `SELECT count(*) FILTER (WHERE (${expr}) IS DISTINCT FROM seg_predict(spend, visits, tenure, region))::int AS differ, count(*)::int AS n FROM public.customers`);
+    expect(n).toBe(3000);
+    expect(differ).toBe(0);
+    expect((await errorOf(t.pool, `SELECT ml_scoring_expression('nope')`)).message).toMatch(/model "nope" does not exist/);
+  });
+
+  it('postgres_fdw evaluates it on the remote server, in a GROUP BY and as a direct UPDATE; the generated function stays local', async () => {
+    const u = new URL(t.url);
+    await t.pool.query(`CREATE EXTENSION IF NOT EXISTS postgres_fdw`);
+    await t.pool.query(`CREATE SERVER shard FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '${u.hostname}', port '${u.port}', dbname '${u.pathname.slice(1)}')`);
+    await t.pool.query(`CREATE USER MAPPING FOR CURRENT_USER SERVER shard OPTIONS (user '${decodeURIComponent(u.username)}', password '${decodeURIComponent(u.password)}')`);
+    await t.pool.query(`CREATE FOREIGN TABLE public.remote_customers (id int, spend float8, visits float8, tenure numeric, region text, segment int)
+                          SERVER shard OPTIONS (schema_name 'public', table_name 'customers')`);
+    const [{ expr }] = await rows<{ expr: string }>(t.pool, `SELECT ml_scoring_expression('seg') AS expr`);
+    const plan = async (sql: string) => JSON.stringify((await rows<{ 'QUERY PLAN': unknown }>(t.pool, `EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`))[0]!['QUERY PLAN']);
+    // segment sizes: the expression and the GROUP BY run on the server; only k rows come back
+    const sizes = await plan(`SELECT ${expr} AS segment, count(*) FROM public.remote_customers GROUP BY 1`);
+    expect(sizes).toMatch(/"Remote SQL":"SELECT \(CASE WHEN [^"]*, count\(\*\) FROM public.customers GROUP BY 1"/);
+    const local = await plan(`SELECT seg_predict(spend, visits, tenure, region), count(*) FROM public.remote_customers GROUP BY 1`);
+    expect(local).not.toMatch(/"Remote SQL":"[^"]*seg_predict/);
+    expect(local).not.toMatch(/"Remote SQL":"[^"]*GROUP BY/);
+    const update = await plan(`UPDATE public.remote_customers SET segment = ${expr}`);
+    expect(update).toMatch(/"Operation":"Update"/);
+    expect(update).toMatch(/"Remote SQL":"UPDATE public.customers SET segment = \(?CASE WHEN /); // a direct modification on the server
+    await t.pool.query(`UPDATE public.remote_customers SET segment = ${expr}`);
+    const [{ differ }] = await rows<{ differ: number }>(t.pool,
+      `SELECT count(*) FILTER (WHERE segment IS DISTINCT FROM seg_predict(spend, visits, tenure, region))::int AS differ FROM public.customers`);
+    expect(differ).toBe(0);
+  });
+});
