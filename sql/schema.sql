@@ -373,7 +373,7 @@ FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS
 FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
   -- body: 91 lines, md5 0f6e394163d9f66b37b4abd8191d5c12
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 126 lines, md5 7f2de7483c49781f5c02cf20cf6779a9
+  -- body: 144 lines, md5 1ef7e5bf882bc928489e037f18cf80e6
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 24 lines, md5 0a0e491e1d23dc7bdfaccfaa3247d50d
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp

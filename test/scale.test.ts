@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSpace } from '../src/models/kmeans/geometry.ts';
+import { lloyd } from '../src/models/kmeans/lloyd.ts';
 import { errorOf, freshDatabase, rows, type TestDb } from './helpers.ts';
 
 // Scoring where the data lives: ml_scoring_expression gives a k-means model's segment as one
@@ -54,5 +56,45 @@ describe('ml_scoring_expression', () => {
     const [{ differ }] = await rows<{ differ: number }>(t.pool,
       `SELECT count(*) FILTER (WHERE segment IS DISTINCT FROM seg_predict(spend, visits, tenure, region))::int AS differ FROM public.customers`);
     expect(differ).toBe(0);
+  });
+});
+
+describe('k-means in the database (training_mode in_database)', () => {
+  it('moves the sample model’s centroids by Lloyd steps over every row as aggregates: the in-memory Lloyd from the same initial centroids ends at the same centroids (1e-9)', async () => {
+    await t.pool.query(`CREATE TABLE public.many AS
+      SELECT i AS id, (i % 5) * 2 + sin(i * 0.37) AS a, (i % 3) + cos(i * 1.1) AS b,
+             CASE WHEN i % 13 = 0 THEN NULL ELSE (i % 7) * 0.5 END AS c, (ARRAY['x', 'y', 'z'])[1 + i % 3] AS cat
+        FROM generate_series(1, 130000) i`);
+    await t.pool.query(`CALL ml_train('many', 'kmeans', 'SELECT a, b, c, cat FROM public.many', '{"num_clusters": 4, "training_mode": "in_database", "seed": 5}')`);
+    const [{ artifact, metrics }] = await rows<{ artifact: { centroids: number[][]; features: any[]; dims: number }; metrics: any }>(t.pool,
+      `SELECT m.artifact, m.metrics FROM ml.models m WHERE model_name = 'many'`);
+    expect(metrics.training_mode).toBe('in_database');
+    expect(metrics.rows).toBe(130000);
+    expect(metrics.sample_rows).toBeLessThan(130000); // the sidecar held a sample, not the rows
+    // every row in the model's space, as the model's own feature preparation defines it
+    const data = await rows<{ a: number; b: number; c: number | null; cat: string }>(t.pool, 'SELECT a, b, c, cat FROM public.many');
+    const d = artifact.dims;
+    const X = new Float64Array(data.length * d);
+    data.forEach((r, i) => {
+      for (const f of artifact.features) {
+        if (f.kind === 'numeric') {
+          const x = (r as any)[f.name] ?? f.mean;
+          X[i * d + f.offset] = (x - f.mean) / f.scale;
+        } else X[i * d + f.offset + f.categories.indexOf((r as any)[f.name])] = 1;
+      }
+    });
+    const init = Float64Array.from((metrics.initial_centroids as number[][]).flat());
+    const ref = await lloyd(makeSpace(X, data.length, d, 'euclidean'), init, 4, { maxIterations: 300, earlyStop: true, minRelProgress: 0.00001 });
+    const got = artifact.centroids.flat();
+    got.forEach((v, i) => expect(Math.abs(v - ref.centroids[i]!)).toBeLessThan(1e-9));
+    const sizes = new Array(4).fill(0);
+    for (const l of ref.labels) sizes[l]++;
+    expect(metrics.cluster_sizes).toEqual(sizes);
+    expect(metrics.mean_squared_distance).toBeCloseTo(ref.loss, 9);
+    const info = await rows<{ iteration: number; duration_ms: number }>(t.pool, `SELECT iteration, duration_ms FROM ml_training_info('many')`);
+    expect(info.length).toBe(ref.iterations.length); // one aggregate per Lloyd step, with its time
+    expect(info.every((i) => i.duration_ms > 0)).toBe(true);
+    expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database"}')`)).message).toMatch(/give one num_clusters/);
+    expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database", "num_clusters": 3, "batch_size": 5000}')`)).message).toMatch(/"batch_size" cannot be combined with "training_mode": "in_database"/);
   });
 });

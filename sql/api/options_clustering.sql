@@ -64,7 +64,25 @@ BEGIN
   END IF;
   IF model_type = 'kmeans' THEN
     known := known || ARRAY['num_clusters', 'kmeans_init_method', 'kmeans_init_col', 'max_iterations', 'early_stop', 'min_rel_progress',
-                            'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs', 'batch_size'];
+                            'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs', 'batch_size', 'training_mode'];
+  END IF;
+  -- training_mode in_database: fitted on a sample, then each Lloyd step over every row is one
+  -- aggregate in the database (src/jobs/kmeans-in-database.ts)
+  IF model_type = 'kmeans' AND options ? 'training_mode' THEN
+    PERFORM ml.opt_enum(options, 'training_mode', ARRAY['in_memory', 'in_database']);
+    IF lower(options ->> 'training_mode') = 'in_database' THEN
+      IF jsonb_typeof(options -> 'num_clusters') IS DISTINCT FROM 'number' THEN
+        PERFORM ml.invalid('"training_mode": "in_database" trains one k: give one num_clusters (choose k on a sample of the rows first)');
+      END IF;
+      FOREACH k IN ARRAY ARRAY['batch_size', 'warm_start', 'output_table', 'kmeans_init_col'] LOOP
+        IF options ? k THEN
+          PERFORM ml.invalid(format('option "%s" cannot be combined with "training_mode": "in_database" yet; remove one of them', k));
+        END IF;
+      END LOOP;
+      IF lower(coalesce(options ->> 'distance_type', 'euclidean')) <> 'euclidean' THEN
+        PERFORM ml.invalid('"training_mode": "in_database" measures Euclidean distance; remove "distance_type" or train in memory');
+      END IF;
+    END IF;
   END IF;
   IF model_type = 'kmeans' AND options ? 'batch_size' THEN
     PERFORM ml.opt_int(options, 'batch_size', 1000, 10000000);

@@ -220,6 +220,23 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   }
 }
 
+/**
+ * Rows of a query over the training function, in a reader session: `sql` gets the function's
+ * call (qualified and quoted) and must be built by the sidecar only (in_database k-means).
+ */
+export async function aggregateRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, sql: (from: string) => string): Promise<T[]> {
+  const reader = await openReader(req.source, req.statementTimeoutMs);
+  try {
+    const { rows } = await reader.client.query(sql(reader.from));
+    await reader.client.query('COMMIT');
+    return rows as T[];
+  } catch (err) {
+    throw explain(err);
+  } finally {
+    await reader.close();
+  }
+}
+
 /** The number of rows of a training view, counted as loading reads them. */
 export async function countRows(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>): Promise<number> {
   const reader = await openReader(req.source, req.statementTimeoutMs);

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { planStreaming, refineByStreaming } from './stream-kmeans.ts';
+import { planStreaming, refineByStreaming, STREAM_SAMPLE_ROWS } from './stream-kmeans.ts';
+import { refineInDatabase } from './kmeans-in-database.ts';
 import { clusteringMetrics } from '../metrics/clustering.ts';
 import { makeSpace } from '../models/kmeans/geometry.ts';
 import { assign } from '../models/kmeans/lloyd.ts';
@@ -35,7 +36,8 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const seed = s.seed ?? randomInt(0, 2 ** 31 - 1);
   const timeoutMs = deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now());
   // Streaming mode: count the rows, then train on a uniform sample (the same one for a seed).
-  const plan = s.batchSize === null ? null : await planStreaming(ctx, s.batchSize, timeoutMs);
+  // In-database mode: the same sample, then Lloyd steps as aggregates over every row.
+  const plan = s.batchSize === null && !s.inDatabase ? null : await planStreaming(ctx, s.batchSize ?? STREAM_SAMPLE_ROWS, timeoutMs);
   const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: s.exclude,
     standardize: s.standardize,
@@ -97,7 +99,10 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   }
   // Streaming: the sample's model moves by mini-batches over every row and is measured on them;
   // the sample's labels then follow the final centroids (anomaly radii, profiles, surrogate).
-  const streamed = plan && plan.where ? await refineByStreaming(ctx, { spec, exclude: s.exclude, batchSize: s.batchSize!, statementTimeoutMs: timeoutMs, model: trained[0]! }) : null;
+  const inDatabase = s.inDatabase
+    ? await refineInDatabase(ctx, { spec, model: trained[0]!, statementTimeoutMs: timeoutMs, maxIterations: s.maxIterations, earlyStop: s.earlyStop, minRelProgress: s.minRelProgress })
+    : null;
+  const streamed = inDatabase ?? (plan && plan.where ? await refineByStreaming(ctx, { spec, exclude: s.exclude, batchSize: s.batchSize!, statementTimeoutMs: timeoutMs, model: trained[0]! }) : null);
   if (streamed) {
     const m = trained[0]!;
     assign(m.space, m.centroids, m.k, m.labels, m.dist2);
@@ -199,9 +204,16 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
       ...(plan
         ? { rows: plan.totalRows, sample_rows: n, batch_size: s.batchSize, streamed_rows: streamed?.rows ?? 0, stream_seconds: streamed?.seconds ?? 0, cluster_sizes: streamed?.cluster_sizes }
         : {}),
+      ...(inDatabase
+        ? {
+            training_mode: 'in_database', rows: inDatabase.rows, batch_size: undefined, streamed_rows: undefined, stream_seconds: undefined,
+            in_database_seconds: inDatabase.seconds, in_database_iterations: inDatabase.iterations.length, in_database_converged: inDatabase.converged,
+            bytes_per_iteration: inDatabase.bytesPerIteration, initial_centroids: inDatabase.initialCentroids,
+          }
+        : {}),
     },
     options: resolvedOptions,
-    trainingInfo: served.iterations,
+    trainingInfo: inDatabase ? inDatabase.iterations : served.iterations,
     trainingRun,
     featureStats: stats,
     output: output ? { table: output, kept: data.kept, labels: served.labels } : undefined,

@@ -34,6 +34,7 @@ export interface KmeansSettings {
   categories: CategoryOptions;
   maxRuntimeSeconds: number | null; // Redshift ML's MAX_RUNTIME: stop and keep the best so far
   batchSize: number | null; // streaming mode: fit on a sample, then mini-batches over every row
+  inDatabase: boolean; // training_mode in_database: fit on a sample, then Lloyd steps as aggregates in the database
 }
 
 type Options = Record<string, unknown>;
@@ -55,6 +56,7 @@ export function kmeansSettings(o: Options): KmeansSettings {
     categories: categoryOptions(o),
     maxRuntimeSeconds: typeof o.max_runtime === 'number' ? o.max_runtime : null,
     batchSize: typeof o.batch_size === 'number' ? o.batch_size : null,
+    inDatabase: o.training_mode === 'in_database',
   };
 }
 

@@ -1,0 +1,164 @@
+import { aggregateRows } from '../data/load.ts';
+import { quoteIdent } from '../db/connect.ts';
+import type { FeatureSpec } from '../features/prepare.ts';
+import { categoryPosition, num } from '../models/compile.ts';
+import type { IterationInfo } from '../models/kmeans/lloyd.ts';
+import type { StreamedMetrics } from '../models/kmeans/minibatch.ts';
+import type { KmeansModel } from '../models/kmeans/train.ts';
+import { UserError } from '../util/errors.ts';
+import type { JobContext } from './context.ts';
+
+// k-means where the rows are (option "training_mode": "in_database"): the model fitted on a
+// sample in memory (as streaming does) gives the initial centroids, then each Lloyd step over
+// every row is one aggregate in the database: the nearest centroid as CASE comparisons of
+// squared distances, GROUP BY it, count and sum per model-space dimension. Only k x (d + 3)
+// numbers come back per step, whatever the rows; the sidecar holds the sample only. The
+// aggregate reads the training function in a reader session, like every read of a job.
+
+export interface InDatabaseResult extends StreamedMetrics {
+  seconds: number;
+  iterations: IterationInfo[];
+  converged: boolean;
+  initialCentroids: number[][];
+  bytesPerIteration: number;
+}
+
+/** Each model-space dimension as an SQL expression over the row's columns (as transform() computes it). */
+export function modelSpaceSql(spec: FeatureSpec, row: string): string[] {
+  const dims: string[] = new Array(spec.dims);
+  for (const f of spec.features) {
+    const col = `${row}.${quoteIdent(f.name)}`;
+    if (f.kind === 'numeric') {
+      const x = `CASE WHEN ${col} IS NULL THEN ${num(f.mean)} ELSE (${col})::float8 END`;
+      dims[f.offset] = `((${x}) - ${num(f.mean)}) * ${num(1 / f.scale)}`;
+    } else {
+      if (f.encoding === 'label') throw new UserError(`column "${f.name}" is label-encoded; in_database k-means takes one-hot categories`);
+      const position = categoryPosition(col, f, 1, 0);
+      f.categories.forEach((_, j) => (dims[f.offset + j] = `CASE WHEN (${position}) = ${j + 1} THEN 1.0::float8 ELSE 0.0::float8 END`));
+    }
+  }
+  return dims;
+}
+
+/** One Lloyd step's SQL: per nearest centroid (1-based) its rows, per-dimension sums, sum of squared and of plain distances. */
+function stepSql(from: string, dims: string[], C: Float64Array, k: number): string {
+  const d = dims.length;
+  const v = dims.map((e, j) => `${e} AS v${j + 1}`).join(', ');
+  const dist = Array.from({ length: k }, (_, c) => {
+    const terms = Array.from({ length: d }, (_, j) => `(v${j + 1} - ${num(C[c * d + j]!)}) * (v${j + 1} - ${num(C[c * d + j]!)})`);
+    return `${terms.join(' + ')} AS d${c + 1}`;
+  }).join(', ');
+  // the first centroid at most as far as every later one: the first nearest, as assign() picks it
+  const whens = Array.from({ length: k - 1 }, (_, c) => `WHEN ${Array.from({ length: k - c - 1 }, (_, m) => `d${c + 1} <= d${c + m + 2}`).join(' AND ')} THEN ${c + 1}`);
+  const nearest = k === 1 ? '1' : `CASE ${whens.join(' ')} ELSE ${k} END`;
+  const dmin = k === 1 ? 'd1' : `CASE ${Array.from({ length: k }, (_, c) => `WHEN c = ${c + 1} THEN d${c + 1}`).join(' ')} END`;
+  const sums = Array.from({ length: d }, (_, j) => `sum(v${j + 1})`).join(', ');
+  return `SELECT c, count(*)::float8 AS n, ARRAY[${sums}]::float8[] AS sums, sum(dmin) AS within, sum(sqrt(dmin)) AS spread
+            FROM (SELECT *, ${dmin} AS dmin FROM (SELECT *, ${nearest} AS c FROM (SELECT *, ${dist} FROM (SELECT ${v} FROM ${from} q) a) b) e) s
+           GROUP BY c`;
+}
+
+interface Step {
+  counts: Float64Array;
+  sums: Float64Array;
+  within: Float64Array;
+  spread: Float64Array;
+}
+
+async function step(ctx: JobContext, timeoutMs: number, dims: string[], C: Float64Array, k: number): Promise<Step> {
+  const d = dims.length;
+  const rows = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
+    { source: ctx.source, statementTimeoutMs: timeoutMs },
+    (from) => stepSql(from, dims, C, k),
+  );
+  const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k) };
+  for (const r of rows) {
+    const c = r.c - 1;
+    out.counts[c] = r.n;
+    out.within[c] = r.within;
+    out.spread[c] = r.spread;
+    for (let j = 0; j < d; j++) out.sums[c * d + j] = r.sums[j]!;
+  }
+  return out;
+}
+
+/**
+ * Moves the model's centroids by full Lloyd steps over every row, in the database, until no
+ * centroid moves, the loss improves by less than min_rel_progress (early_stop), or
+ * max_iterations; then measures them on every row. The centroids are updated in place.
+ */
+export async function refineInDatabase(
+  ctx: JobContext,
+  o: { spec: FeatureSpec; model: KmeansModel; statementTimeoutMs: number; maxIterations: number; earlyStop: boolean; minRelProgress: number },
+): Promise<InDatabaseResult> {
+  const started = performance.now();
+  const { model, spec } = o;
+  const { k } = model;
+  const d = spec.dims;
+  const dims = modelSpaceSql(spec, 'q');
+  const C = model.centroids;
+  const initialCentroids = Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d)));
+  const iterations: IterationInfo[] = [];
+  let prevLoss = Infinity;
+  let converged = false;
+  let last: Step | null = null;
+  for (let it = 0; it < o.maxIterations; it++) {
+    const t0 = performance.now();
+    const s = await step(ctx, o.statementTimeoutMs, dims, C, k);
+    const n = s.counts.reduce((a, b) => a + b, 0);
+    if (n === 0) throw new UserError('the training query returned no rows');
+    const loss = s.within.reduce((a, b) => a + b, 0) / n;
+    const info: IterationInfo = {
+      iteration: it,
+      loss,
+      durationMs: performance.now() - t0,
+      clusterInfo: Array.from({ length: k }, (_, c) => ({ centroid_id: c + 1, cluster_radius: s.counts[c]! > 0 ? Math.sqrt(s.within[c]! / s.counts[c]!) : 0, cluster_size: s.counts[c]! })),
+    };
+    iterations.push(info);
+    last = s;
+    await ctx.checkpoint({ phase: 'train in database', iteration: it, loss });
+    if (o.earlyStop && it > 0 && prevLoss > 0 && (prevLoss - loss) / prevLoss < o.minRelProgress) break;
+    if (it === o.maxIterations - 1) break;
+    prevLoss = loss;
+    // the members' means; an empty cluster keeps its centroid
+    let moved = false;
+    for (let c = 0; c < k; c++) {
+      if (s.counts[c] === 0) continue;
+      for (let j = 0; j < d; j++) {
+        const v = s.sums[c * d + j]! / s.counts[c]!;
+        if (v !== C[c * d + j]) moved = true;
+        C[c * d + j] = v;
+      }
+    }
+    if (!moved) {
+      converged = true;
+      break;
+    }
+  }
+  const s = last!;
+  const n = s.counts.reduce((a, b) => a + b, 0);
+  // Davies-Bouldin from the mean distance of each cluster's rows and the centroid distances;
+  // Calinski-Harabasz from the between- and within-cluster sums of squares
+  const avg = Array.from({ length: k }, (_, c) => (s.counts[c]! > 0 ? s.spread[c]! / s.counts[c]! : 0));
+  const live = Array.from({ length: k }, (_, c) => c).filter((c) => s.counts[c]! > 0);
+  const dist = (a: number, b: number) => Math.sqrt(Array.from({ length: d }, (_, j) => (C[a * d + j]! - C[b * d + j]!) ** 2).reduce((x, y) => x + y, 0));
+  const db = live.length > 1 ? live.reduce((acc, a) => acc + Math.max(...live.filter((b) => b !== a).map((b) => (avg[a]! + avg[b]!) / Math.max(dist(a, b), 1e-300))), 0) / live.length : null;
+  const mean = new Float64Array(d);
+  for (const c of live) for (let j = 0; j < d; j++) mean[j] += s.sums[c * d + j]! / n;
+  let between = 0;
+  for (const c of live) for (let j = 0; j < d; j++) between += s.counts[c]! * (s.sums[c * d + j]! / s.counts[c]! - mean[j]!) ** 2;
+  const within = s.within.reduce((a, b) => a + b, 0);
+  const ch = live.length > 1 && n > live.length && within > 0 ? (between / (live.length - 1)) / (within / (n - live.length)) : null;
+  return {
+    rows: n,
+    mean_squared_distance: within / n,
+    davies_bouldin_index: db,
+    calinski_harabasz_score: ch,
+    cluster_sizes: Array.from(s.counts),
+    seconds: (performance.now() - started) / 1000,
+    iterations,
+    converged,
+    initialCentroids,
+    bytesPerIteration: k * (d + 4) * 8,
+  };
+}
