@@ -95,6 +95,10 @@ describe('k-means in the database (training_mode in_database)', () => {
     expect(info.length).toBe(ref.iterations.length); // one aggregate per Lloyd step, with its time
     expect(info.every((i) => i.duration_ms > 0)).toBe(true);
     expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database"}')`)).message).toMatch(/give one num_clusters/);
+    // a column of a user's type (its owner's casts could come along) is refused, with the fix
+    await t.pool.query(`CREATE TYPE public.tier AS ENUM ('x', 'y', 'z'); CREATE TABLE public.typed AS SELECT a, cat::public.tier AS tier FROM public.many LIMIT 5000`);
+    expect((await errorOf(t.pool, `CALL ml_train('typed', 'kmeans', 'SELECT a, tier FROM public.typed', '{"training_mode": "in_database", "num_clusters": 2}')`)).message)
+      .toMatch(/column "tier" has a type of its own; "training_mode": "in_database" reads PostgreSQL's types only/);
     expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database", "num_clusters": 3, "batch_size": 5000}')`)).message).toMatch(/"batch_size" cannot be combined with "training_mode": "in_database"/);
   });
 });

@@ -224,12 +224,12 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
  * Rows of a query over the training function, in a reader session: `sql` gets the function's
  * call (qualified and quoted) and must be built by the sidecar only (in_database k-means).
  */
-export async function aggregateRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, sql: (from: string) => string): Promise<T[]> {
+export async function aggregateRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, sql: (from: string) => string): Promise<{ rows: T[]; types: number[] }> {
   const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
-    const { rows } = await reader.client.query(sql(reader.from));
+    const r = await reader.client.query(sql(reader.from));
     await reader.client.query('COMMIT');
-    return rows as T[];
+    return { rows: r.rows as T[], types: r.fields.map((f) => f.dataTypeID) };
   } catch (err) {
     throw explain(err);
   } finally {

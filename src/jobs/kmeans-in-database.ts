@@ -40,6 +40,26 @@ export function modelSpaceSql(spec: FeatureSpec, row: string): string[] {
   return dims;
 }
 
+/**
+ * The aggregate casts and compares the feature columns in the reader session: only PostgreSQL's
+ * own types may be used there (a user's type could bring its owner's cast or operator along,
+ * which the loader never runs either: docs/security.md).
+ */
+async function assertBuiltinTypes(ctx: JobContext, timeoutMs: number, spec: FeatureSpec): Promise<void> {
+  const names = spec.features.map((f) => f.name);
+  const { types } = await aggregateRows({ source: ctx.source, statementTimeoutMs: timeoutMs }, (from) => `SELECT ${names.map((n) => `q.${quoteIdent(n)}`).join(', ')} FROM ${from} q LIMIT 0`);
+  const { rows } = await ctx.pool.query<{ oid: number; builtin: boolean }>(
+    `SELECT t.oid::int AS oid, (t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b') AS builtin FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[])`,
+    [types],
+  );
+  const builtin = new Map(rows.map((r) => [r.oid, r.builtin]));
+  names.forEach((n, i) => {
+    if (!builtin.get(types[i]!)) {
+      throw new UserError(`column "${n}" has a type of its own; "training_mode": "in_database" reads PostgreSQL's types only: cast it in the query (e.g. "${n}"::float8 or ::text)`);
+    }
+  });
+}
+
 /** One Lloyd step's SQL: per nearest centroid (1-based) its rows, per-dimension sums, sum of squared and of plain distances. */
 function stepSql(from: string, dims: string[], C: Float64Array, k: number): string {
   const d = dims.length;
@@ -67,7 +87,7 @@ interface Step {
 
 async function step(ctx: JobContext, timeoutMs: number, dims: string[], C: Float64Array, k: number): Promise<Step> {
   const d = dims.length;
-  const rows = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
+  const { rows } = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
     (from) => stepSql(from, dims, C, k),
   );
@@ -95,6 +115,7 @@ export async function refineInDatabase(
   const { model, spec } = o;
   const { k } = model;
   const d = spec.dims;
+  await assertBuiltinTypes(ctx, o.statementTimeoutMs, spec);
   const dims = modelSpaceSql(spec, 'q');
   const C = model.centroids;
   const initialCentroids = Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d)));
