@@ -445,7 +445,7 @@ FUNCTION @api@.ml_rfm(transactions_query text, options jsonb, customer_type anye
 FUNCTION @api@.ml_roc_curve(model_name text, query text DEFAULT NULL::text, thresholds double precision[] DEFAULT NULL::double precision[], options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(threshold double precision, recall double precision, false_positive_rate double precision, true_positives bigint, false_positives bigint, true_negatives bigint, false_negatives bigint) LANGUAGE plpgsql
   -- body: 32 lines, md5 233c26a954e8b02059fa2bbea626f992
 FUNCTION @api@.ml_scoring_expression(model_name text) RETURNS text LANGUAGE plpgsql STABLE
-  -- body: 13 lines, md5 87c55dcea40b9234d358f5577a080f03
+  -- body: 13 lines, md5 97853ebf8f573f1e625a1dba01292ed6
 FUNCTION @api@.ml_segment_summary(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql
   -- body: 6 lines, md5 eb5ff20e9ec2a5437d8633830e607f94
 FUNCTION @api@.ml_segment_summary_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, top_over jsonb, top_under jsonb, description text) LANGUAGE plpgsql

@@ -32,6 +32,9 @@ describe('ml_scoring_expression', () => {
     expect(n).toBe(3000);
     expect(differ).toBe(0);
     expect((await errorOf(t.pool, `SELECT ml_scoring_expression('nope')`)).message).toMatch(/model "nope" does not exist/);
+    // its text grows with k^2: a model of more clusters keeps none, and says what to use instead
+    await t.pool.query(`CALL ml_train('wide_k', 'kmeans', 'SELECT spend, visits FROM public.customers', '{"num_clusters": 40, "seed": 1}')`);
+    expect((await errorOf(t.pool, `SELECT ml_scoring_expression('wide_k')`)).message).toMatch(/too large for one \(more than 32 clusters/);
   });
 
   it('postgres_fdw evaluates it on the remote server, in a GROUP BY and as a direct UPDATE; the generated function stays local', async () => {
@@ -96,9 +99,12 @@ describe('k-means in the database (training_mode in_database)', () => {
     expect(info.every((i) => i.duration_ms > 0)).toBe(true);
     expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database"}')`)).message).toMatch(/give one num_clusters/);
     // a column of a user's type (its owner's casts could come along) is refused, with the fix
+    // the step's text and work are bounded: too many clusters is refused before any step runs
+    expect((await errorOf(t.pool, `CALL ml_train('many_k', 'kmeans', 'SELECT a, b FROM public.many', '{"training_mode": "in_database", "num_clusters": 300}')`)).message)
+      .toMatch(/takes at most 256 clusters \(got 300\)/);
     await t.pool.query(`CREATE TYPE public.tier AS ENUM ('x', 'y', 'z'); CREATE TABLE public.typed AS SELECT a, cat::public.tier AS tier FROM public.many LIMIT 5000`);
     expect((await errorOf(t.pool, `CALL ml_train('typed', 'kmeans', 'SELECT a, tier FROM public.typed', '{"training_mode": "in_database", "num_clusters": 2}')`)).message)
-      .toMatch(/column "tier" has a type of its own; "training_mode": "in_database" reads PostgreSQL's types only/);
+      .toMatch(/column "tier" has a type "training_mode": "in_database" does not read/);
     expect((await errorOf(t.pool, `SELECT ml_create_model('x', 'kmeans', 'SELECT a FROM public.many', '{"training_mode": "in_database", "num_clusters": 3, "batch_size": 5000}')`)).message).toMatch(/"batch_size" cannot be combined with "training_mode": "in_database"/);
   });
 });

@@ -162,7 +162,7 @@ BEGIN
     PERFORM ml.invalid(format('ml_scoring_expression is for k-means models; "%s" is a %s model: score it with its generated function, created on each shard (docs/scale.md)', m.model_name, m.model_type));
   END IF;
   IF e IS NULL THEN
-    PERFORM ml.invalid(format('model "%s" version %s was trained before models kept a scoring expression; train it again', m.model_name, m.version));
+    PERFORM ml.invalid(format('model "%s" version %s has no scoring expression: it was trained before models kept one, or it is too large for one (more than 32 clusters, or over 1 MB of text with its categories); score it with its generated function, created on each shard (docs/scale.md)', m.model_name, m.version));
   END IF;
   RETURN e;
 END $$;

@@ -227,6 +227,8 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
 export async function aggregateRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, sql: (from: string) => string): Promise<{ rows: T[]; types: number[] }> {
   const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
+    // a long generated expression would keep the JIT compiler busy, and it cannot be cancelled
+    await reader.client.query('SET LOCAL jit = off');
     const r = await reader.client.query(sql(reader.from));
     await reader.client.query('COMMIT');
     return { rows: r.rows as T[], types: r.fields.map((f) => f.dataTypeID) };

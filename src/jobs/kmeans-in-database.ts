@@ -23,21 +23,81 @@ export interface InDatabaseResult extends StreamedMetrics {
   bytesPerIteration: number;
 }
 
-/** Each model-space dimension as an SQL expression over the row's columns (as transform() computes it). */
-export function modelSpaceSql(spec: FeatureSpec, row: string): string[] {
+/** Model-space dimensions beyond which a step's query is refused (its text and its sums grow with them). */
+const MAX_DIMS = 1000;
+const MAX_CLUSTERS = 256;
+
+/**
+ * The row in model space as SQL over the row's columns (as transform() computes it): `inner`
+ * computes each categorical feature's position once (b<i>), `dims` reads them, so the text grows
+ * with the categories, not their square.
+ */
+export function modelSpaceSql(spec: FeatureSpec, row: string): { inner: string[]; dims: string[] } {
+  const inner: string[] = [];
   const dims: string[] = new Array(spec.dims);
-  for (const f of spec.features) {
+  spec.features.forEach((f, i) => {
     const col = `${row}.${quoteIdent(f.name)}`;
     if (f.kind === 'numeric') {
-      const x = `CASE WHEN ${col} IS NULL THEN ${num(f.mean)} ELSE (${col})::float8 END`;
-      dims[f.offset] = `((${x}) - ${num(f.mean)}) * ${num(1 / f.scale)}`;
+      inner.push(`CASE WHEN ${col} IS NULL THEN ${num(f.mean)} ELSE (${col})::float8 END AS x${i + 1}`);
+      dims[f.offset] = `(x${i + 1} - ${num(f.mean)}) * ${num(1 / f.scale)}`;
     } else {
       if (f.encoding === 'label') throw new UserError(`column "${f.name}" is label-encoded; in_database k-means takes one-hot categories`);
-      const position = categoryPosition(col, f, 1, 0);
-      f.categories.forEach((_, j) => (dims[f.offset + j] = `CASE WHEN (${position}) = ${j + 1} THEN 1.0::float8 ELSE 0.0::float8 END`));
+      inner.push(`${categoryPosition(col, f, 1, 0)} AS x${i + 1}`);
+      f.categories.forEach((_, j) => (dims[f.offset + j] = `CASE WHEN x${i + 1} = ${j + 1} THEN 1.0::float8 ELSE 0.0::float8 END`));
     }
+  });
+  return { inner, dims };
+}
+
+/**
+ * One Lloyd step's SQL: per nearest centroid (1-based) its rows, per-dimension sums, sum of
+ * squared and of plain distances. OFFSET 0 keeps each layer a subquery: pulled up, the row's
+ * model-space expressions would be repeated inside every distance (3x slower, measured). The
+ * nearest centroid is CASE least(...) WHEN ...: linear in k (the aggregate reads the training
+ * function on this server; nothing here is shipped elsewhere).
+ */
+function stepSql(from: string, space: { inner: string[]; dims: string[] }, C: Float64Array, k: number): string {
+  const { inner, dims } = space;
+  const d = dims.length;
+  const v = dims.map((e, j) => `${e} AS v${j + 1}`).join(', ');
+  const dist = Array.from({ length: k }, (_, c) => {
+    const terms = Array.from({ length: d }, (_, j) => `(v${j + 1} - ${num(C[c * d + j]!)}) * (v${j + 1} - ${num(C[c * d + j]!)})`);
+    return `${terms.join(' + ')} AS d${c + 1}`;
+  }).join(', ');
+  const ds = Array.from({ length: k }, (_, c) => `d${c + 1}`);
+  const nearest = k === 1 ? '1' : `CASE least(${ds.join(', ')}) ${ds.map((x, c) => `WHEN ${x} THEN ${c + 1}`).join(' ')} END`;
+  const sums = Array.from({ length: d }, (_, j) => `sum(v${j + 1})`).join(', ');
+  return `SELECT c, count(*)::float8 AS n, ARRAY[${sums}]::float8[] AS sums, sum(dmin) AS within, sum(sqrt(dmin)) AS spread
+            FROM (SELECT *, ${nearest} AS c, least(${ds.join(', ')}) AS dmin
+                    FROM (SELECT *, ${dist} FROM (SELECT ${v} FROM (SELECT ${inner.join(', ')} FROM ${from} q OFFSET 0) r OFFSET 0) a OFFSET 0) b) s
+           GROUP BY c`;
+}
+
+interface Step {
+  counts: Float64Array;
+  sums: Float64Array;
+  within: Float64Array;
+  spread: Float64Array;
+}
+
+async function step(ctx: JobContext, timeoutMs: number, space: { inner: string[]; dims: string[] }, C: Float64Array, k: number): Promise<Step> {
+  const d = space.dims.length;
+  const { rows } = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
+    { source: ctx.source, statementTimeoutMs: timeoutMs },
+    (from) => stepSql(from, space, C, k),
+  );
+  const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k) };
+  for (const r of rows) {
+    const c = r.c - 1;
+    out.counts[c] = r.n;
+    out.within[c] = r.within;
+    out.spread[c] = r.spread;
+    for (let j = 0; j < d; j++) out.sums[c * d + j] = r.sums[j]!;
   }
-  return dims;
+  if (![...out.sums, ...out.within].every(Number.isFinite)) {
+    throw new UserError('a feature column holds NaN, infinite or overflowing values in rows the sample did not see; filter them out in the training query (e.g. WHERE x <> \'NaN\' AND x NOT IN (\'Infinity\', \'-Infinity\'))');
+  }
+  return out;
 }
 
 /**
@@ -49,61 +109,17 @@ async function assertBuiltinTypes(ctx: JobContext, timeoutMs: number, spec: Feat
   const names = spec.features.map((f) => f.name);
   const { types } = await aggregateRows({ source: ctx.source, statementTimeoutMs: timeoutMs }, (from) => `SELECT ${names.map((n) => `q.${quoteIdent(n)}`).join(', ')} FROM ${from} q LIMIT 0`);
   const { rows } = await ctx.pool.query<{ oid: number; builtin: boolean }>(
-    `SELECT t.oid::int AS oid, (t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b') AS builtin FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[])`,
+    `SELECT t.oid::int AS oid, (t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b'
+            AND t.typname IN ('int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'text', 'varchar', 'bpchar', 'bool', 'date')) AS builtin
+       FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[])`,
     [types],
   );
   const builtin = new Map(rows.map((r) => [r.oid, r.builtin]));
   names.forEach((n, i) => {
     if (!builtin.get(types[i]!)) {
-      throw new UserError(`column "${n}" has a type of its own; "training_mode": "in_database" reads PostgreSQL's types only: cast it in the query (e.g. "${n}"::float8 or ::text)`);
+      throw new UserError(`column "${n}" has a type "training_mode": "in_database" does not read (it takes PostgreSQL's numbers, text, boolean and date): cast it in the query (e.g. "${n}"::float8 or ::text)`);
     }
   });
-}
-
-/**
- * One Lloyd step's SQL: per nearest centroid (1-based) its rows, per-dimension sums, sum of
- * squared and of plain distances. OFFSET 0 keeps each layer a subquery: pulled up, the row's
- * model-space expressions would be repeated inside every distance (3x slower, measured).
- */
-function stepSql(from: string, dims: string[], C: Float64Array, k: number): string {
-  const d = dims.length;
-  const v = dims.map((e, j) => `${e} AS v${j + 1}`).join(', ');
-  const dist = Array.from({ length: k }, (_, c) => {
-    const terms = Array.from({ length: d }, (_, j) => `(v${j + 1} - ${num(C[c * d + j]!)}) * (v${j + 1} - ${num(C[c * d + j]!)})`);
-    return `${terms.join(' + ')} AS d${c + 1}`;
-  }).join(', ');
-  // the first centroid at most as far as every later one: the first nearest, as assign() picks it
-  const whens = Array.from({ length: k - 1 }, (_, c) => `WHEN ${Array.from({ length: k - c - 1 }, (_, m) => `d${c + 1} <= d${c + m + 2}`).join(' AND ')} THEN ${c + 1}`);
-  const nearest = k === 1 ? '1' : `CASE ${whens.join(' ')} ELSE ${k} END`;
-  const dmin = k === 1 ? 'd1' : `CASE ${Array.from({ length: k }, (_, c) => `WHEN c = ${c + 1} THEN d${c + 1}`).join(' ')} END`;
-  const sums = Array.from({ length: d }, (_, j) => `sum(v${j + 1})`).join(', ');
-  return `SELECT c, count(*)::float8 AS n, ARRAY[${sums}]::float8[] AS sums, sum(dmin) AS within, sum(sqrt(dmin)) AS spread
-            FROM (SELECT *, ${dmin} AS dmin FROM (SELECT *, ${nearest} AS c FROM (SELECT *, ${dist} FROM (SELECT ${v} FROM ${from} q OFFSET 0) a OFFSET 0) b OFFSET 0) e) s
-           GROUP BY c`;
-}
-
-interface Step {
-  counts: Float64Array;
-  sums: Float64Array;
-  within: Float64Array;
-  spread: Float64Array;
-}
-
-async function step(ctx: JobContext, timeoutMs: number, dims: string[], C: Float64Array, k: number): Promise<Step> {
-  const d = dims.length;
-  const { rows } = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
-    { source: ctx.source, statementTimeoutMs: timeoutMs },
-    (from) => stepSql(from, dims, C, k),
-  );
-  const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k) };
-  for (const r of rows) {
-    const c = r.c - 1;
-    out.counts[c] = r.n;
-    out.within[c] = r.within;
-    out.spread[c] = r.spread;
-    for (let j = 0; j < d; j++) out.sums[c * d + j] = r.sums[j]!;
-  }
-  return out;
 }
 
 /**
@@ -119,6 +135,8 @@ export async function refineInDatabase(
   const { model, spec } = o;
   const { k } = model;
   const d = spec.dims;
+  if (d > MAX_DIMS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_DIMS} model-space dimensions (numeric columns plus kept categories); this model has ${d}: lower "max_categories" or train in memory`);
+  if (k > MAX_CLUSTERS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_CLUSTERS} clusters (got ${k})`);
   await assertBuiltinTypes(ctx, o.statementTimeoutMs, spec);
   const dims = modelSpaceSql(spec, 'q');
   const C = model.centroids;

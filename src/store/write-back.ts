@@ -102,7 +102,7 @@ export async function writeModel(ctx: StoreContext, w: ModelWrite): Promise<void
         await restrictExecute(client, `${nearest}(${argumentTypes(w.spec)})`, roles);
         await recordFunction(client, `${nearest}(${argumentTypes(w.spec)})`, w.modelId, t.trialId, 'internal');
       }
-      if (!compiled.groups && 'centroid_distances' in t.artifact) t.artifact.scoring_expression = scoringExpression(compiled);
+      if (!compiled.groups && 'centroid_distances' in t.artifact && t.isOptimal) t.artifact.scoring_expression = scoringExpression(compiled) ?? undefined;
       const projection = t.artifact.projection;
       if (projection) {
         projection.function = generatedName(w.modelId, t, 'projection');

@@ -164,6 +164,10 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS ${plpgsql(m.spec, declare, body)}`;
 }
 
 /** The user's function (Redshift ML's FUNCTION clause): the nearest centroid's id, 1..k (-1: noise). */
+/** Beyond these, a model keeps no scoring expression (ml_scoring_expression says why). */
+export const MAX_EXPRESSION_CLUSTERS = 32;
+const MAX_EXPRESSION_CHARS = 1_000_000;
+
 /** The part of each centroid's distance that differs between centroids (what the argmin needs). */
 function centroidScores(m: CompiledKmeans, t: Terms): string[] {
   return t.linear.map((lin, c) => {
@@ -180,10 +184,13 @@ function centroidScores(m: CompiledKmeans, t: Terms): string[] {
  * same segment: the first centroid whose score is at most every later one's is the first
  * smallest. Its text grows with k^2 x the model's dimensions.
  */
-export function scoringExpression(m: CompiledKmeans): string {
+export function scoringExpression(m: CompiledKmeans): string | null {
   if (m.groups) throw new Error('scoringExpression is for k-means models');
+  // its text grows with k^2: kept for models where it stays small (else null: use the function)
+  if (m.k > MAX_EXPRESSION_CLUSTERS) return null;
   const e = centroidScores(m, terms(m, true)).map((x) => `(${x})`);
   if (e.length === 1) return '1';
+  if (e.reduce((s, x) => s + x.length, 0) * m.k > MAX_EXPRESSION_CHARS) return null;
   const whens = e.slice(0, -1).map((ei, i) => `WHEN ${e.slice(i + 1).map((ej) => `${ei} <= ${ej}`).join(' AND ')} THEN ${i + 1}`);
   return `CASE ${whens.join(' ')} ELSE ${e.length} END`;
 }
