@@ -334,6 +334,8 @@ FUNCTION ml.request_schema(p_role name) RETURNS name LANGUAGE plpgsql SECURITY D
   -- body: 23 lines, md5 0349b15ab1b83a343631080485160345
 FUNCTION ml.require_label(m ml.models, t ml.trials, q text) RETURNS void LANGUAGE plpgsql
   -- body: 7 lines, md5 fdf61c174010c85d18f9f1f0f8db119d
+FUNCTION ml.require_model_type(m ml.models, fn text, types text[], described text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
+  -- body: 6 lines, md5 009654d65a6ac752b5bdc178a5fc5ff5
 FUNCTION ml.require_supervised(m ml.models, t ml.trials, what text, binary_only boolean DEFAULT false) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 10 lines, md5 aa1814684d73fdb7a9c3607b4d37677f
 FUNCTION ml.resolve_model(spec text) RETURNS ml.models LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
@@ -425,17 +427,17 @@ FUNCTION @api@.ml_predict(model_name text, query text, options jsonb DEFAULT '{}
 FUNCTION @api@.ml_predicted_vs_actual(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(actual double precision, predicted double precision) LANGUAGE plpgsql
   -- body: 18 lines, md5 54db2cec9aba3a2ef9d899de9c463ff0
 FUNCTION @api@.ml_principal_component_info(model_name text) RETURNS TABLE(principal_component_id integer, eigenvalue double precision, explained_variance_ratio double precision, cumulative_explained_variance_ratio double precision) LANGUAGE plpgsql STABLE
-  -- body: 15 lines, md5 282cca9e5a235560b9ab67c06c5ddfbf
+  -- body: 13 lines, md5 b5fb7b9e1a27545f5f00dc2a71373b4b
 FUNCTION @api@.ml_principal_components(model_name text) RETURNS TABLE(principal_component_id integer, feature text, numerical_value double precision, categorical_value jsonb) LANGUAGE plpgsql STABLE
-  -- body: 18 lines, md5 fa5467bc74d0eb670fea092362f31568
+  -- body: 16 lines, md5 3019b11fc51e1540e39b4abc44d4316d
 FUNCTION @api@.ml_probability_alive_matrix(model_name text, age double precision DEFAULT NULL::double precision, max_frequency integer DEFAULT NULL::integer, steps integer DEFAULT 20) RETURNS TABLE(frequency integer, recency double precision, p_alive double precision) LANGUAGE plpgsql
-  -- body: 19 lines, md5 95da94b4a635c777cc0583dd066159ba
+  -- body: 17 lines, md5 55770b23234d00562a07965c7a68c1c2
 FUNCTION @api@.ml_profile(segments_query text, segment_column text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 6 lines, md5 fc4e6e2781b2df1c005c99f135e2d744
 FUNCTION @api@.ml_profile_model(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(segment text, segment_size bigint, segment_share double precision, feature text, category text, segment_value double precision, baseline_value double precision, index double precision, std_diff double precision, rank integer) LANGUAGE plpgsql
   -- body: 4 lines, md5 a9d79837829bba498ccab486263caa08
 FUNCTION @api@.ml_project(model_name text, query text DEFAULT NULL::text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(x double precision, y double precision, centroid_id integer, input jsonb, membership_probability double precision, outlier_score double precision) LANGUAGE plpgsql
-  -- body: 45 lines, md5 2df4b7df8ca9b2556ff508d887532113
+  -- body: 43 lines, md5 470f402b720f5278d1cd0fca14ef8560
 FUNCTION @api@.ml_revoke(model_name text, role name) RETURNS boolean LANGUAGE sql
   -- body: 1 lines, md5 12b6ef5261d5bf36fcb87a41c0a76be5
 FUNCTION @api@.ml_rfm(transactions_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(customer_id text, frequency double precision, recency double precision, age double precision, monetary_value double precision, first_purchase date, last_purchase date, holdout_frequency double precision, holdout_monetary_value double precision, r_score integer, f_score integer, m_score integer, rfm_segment text) LANGUAGE sql

@@ -159,9 +159,7 @@ DECLARE
   tt float8 := coalesce(age, (m.metrics ->> 'max_age')::float8);
   fmax int := coalesce(max_frequency, least((m.metrics ->> 'max_frequency')::int, 100));
 BEGIN
-  IF m.model_type <> 'clv' THEN
-    PERFORM ml.invalid(format('ml_probability_alive_matrix is for clv models; "%s" is a %s model', m.model_name, m.model_type));
-  END IF;
+  PERFORM ml.require_model_type(m, 'ml_probability_alive_matrix', ARRAY['clv'], 'clv');
   IF tt IS NULL OR tt <= 0 OR fmax IS NULL OR fmax < 0 OR fmax > 1000 OR steps IS NULL OR steps < 1 OR steps > 1000 THEN
     PERFORM ml.invalid('ml_probability_alive_matrix needs age > 0, max_frequency in 0..1000 and steps in 1..1000 (a model trained before they were kept needs both given)');
   END IF;

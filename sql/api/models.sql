@@ -86,6 +86,15 @@ BEGIN
     HINT = 'wait for the training job with ml_wait(job_id), or see the error in ml_models';
 END $$;
 
+-- Raised when a function meant for some model types is called on a model of another.
+CREATE OR REPLACE FUNCTION ml.require_model_type(m ml.models, fn text, types text[], described text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, ml, pg_temp AS $$
+BEGIN
+  IF NOT m.model_type = ANY (types) THEN
+    PERFORM ml.invalid(format('%s is for %s models; "%s" is a %s model', fn, described, m.model_name, m.model_type));
+  END IF;
+END $$;
+
 -- The trial a call looks at: options->'trial_id', else the optimal one (what the model serves).
 CREATE OR REPLACE FUNCTION ml.model_trial(m ml.models, options jsonb, allowed text[] DEFAULT '{}') RETURNS ml.trials
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$

@@ -10,9 +10,7 @@ DECLARE
   m ml.models := ml.resolve_model(model_name);
   a jsonb := m.artifact;
 BEGIN
-  IF m.model_type <> 'pca' THEN
-    PERFORM ml.invalid(format('ml_principal_components is for pca models; "%s" is a %s model', m.model_name, m.model_type));
-  END IF;
+  PERFORM ml.require_model_type(m, 'ml_principal_components', ARRAY['pca'], 'pca');
   RETURN QUERY
     SELECT c.i::int, f ->> 'name',
            CASE WHEN f ->> 'kind' = 'numeric' THEN (c.w ->> (f ->> 'offset')::int)::float8 END,
@@ -34,9 +32,7 @@ DECLARE
   m ml.models := ml.resolve_model(model_name);
   a jsonb := m.artifact;
 BEGIN
-  IF m.model_type <> 'pca' THEN
-    PERFORM ml.invalid(format('ml_principal_component_info is for pca models; "%s" is a %s model', m.model_name, m.model_type));
-  END IF;
+  PERFORM ml.require_model_type(m, 'ml_principal_component_info', ARRAY['pca'], 'pca');
   RETURN QUERY
     SELECT e.i::int, e.v::text::float8, (a -> 'explained_variance_ratio' ->> (e.i::int - 1))::float8,
            sum((a -> 'explained_variance_ratio' ->> (e.i::int - 1))::float8) OVER (ORDER BY e.i)
@@ -69,9 +65,7 @@ DECLARE
   p jsonb := m.artifact -> 'projection';
 BEGIN
   PERFORM ml.opt_int(options, 'max_rows', 1, 100000000);
-  IF m.model_type NOT IN ('kmeans', 'hdbscan', 'pca') THEN
-    PERFORM ml.invalid(format('ml_project is for clustering and pca models; "%s" is a %s model', m.model_name, m.model_type));
-  END IF;
+  PERFORM ml.require_model_type(m, 'ml_project', ARRAY['kmeans', 'hdbscan', 'pca'], 'clustering and pca');
   IF m.model_type <> 'pca' AND p IS NULL THEN
     PERFORM ml.invalid(format('model "%s" version %s was trained before models kept a projection; train it again (CALL ml_train(...)) to use ml_project', m.model_name, m.version));
   END IF;
