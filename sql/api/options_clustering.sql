@@ -67,12 +67,15 @@ BEGIN
                             'warm_start', 'n_init', 'hparam_tuning_objective', 'stable_ids', 'stability_runs', 'batch_size', 'training_mode'];
   END IF;
   -- training_mode in_database: fitted on a sample, then each Lloyd step over every row is one
-  -- aggregate in the database (src/jobs/kmeans-in-database.ts)
+  -- aggregate in the database (sql/api/in_database.sql, src/jobs/kmeans-in-database.ts)
   IF model_type = 'kmeans' AND options ? 'training_mode' THEN
     PERFORM ml.opt_enum(options, 'training_mode', ARRAY['in_memory', 'in_database']);
     IF lower(options ->> 'training_mode') = 'in_database' THEN
       IF jsonb_typeof(options -> 'num_clusters') IS DISTINCT FROM 'number' THEN
         PERFORM ml.invalid('"training_mode": "in_database" trains one k: give one num_clusters (choose k on a sample of the rows first)');
+      END IF;
+      IF (options ->> 'num_clusters')::numeric > 256 THEN
+        PERFORM ml.invalid(format('"training_mode": "in_database" takes at most 256 clusters (got %s)', options ->> 'num_clusters'));
       END IF;
       FOREACH k IN ARRAY ARRAY['batch_size', 'warm_start', 'output_table', 'kmeans_init_col'] LOOP
         IF options ? k THEN

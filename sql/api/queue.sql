@@ -45,8 +45,11 @@ REVOKE ALL ON FUNCTION ml.lock_model_name(text) FROM PUBLIC;
 -- The one way a training request enters the queue: validates everything again (it may be
 -- called directly), and takes the requester from the training function's owner, whom the
 -- session must be able to act as.
+-- (the step's queries were added for in-database k-means: the old signature goes)
+DROP FUNCTION IF EXISTS ml.enqueue_training(regprocedure, text, float8, text, text, jsonb, text, text);
 CREATE OR REPLACE FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate float8,
-                                    p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text)
+                                    p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text,
+                                    p_step_queries text[] DEFAULT NULL, p_step_fenced boolean DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   requester name;
@@ -89,9 +92,9 @@ BEGIN
 
   INSERT INTO ml.models (model_name, version, model_type, options, function_name, owner)
   VALUES (p_model, ver, mtype, opts, fn, requester) RETURNING id INTO mid;
-  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, query_sql, estimated_rows)
+  INSERT INTO ml.jobs (kind, model_id, training_query, requested_by, query_function, query_token, query_sql, estimated_rows, step_queries, step_fenced)
   VALUES ('train', mid, p_query, requester, p_function, p_token, p_query_sql,
-          CASE WHEN p_estimate BETWEEN 0 AND 1e12 THEN p_estimate ELSE 0 END) RETURNING id INTO jid;
+          CASE WHEN p_estimate BETWEEN 0 AND 1e12 THEN p_estimate ELSE 0 END, p_step_queries, p_step_fenced) RETURNING id INTO jid;
   UPDATE ml.models SET job_id = jid WHERE id = mid;
   RETURN jid;
 END $$;
@@ -112,9 +115,13 @@ DECLARE
   msg text;
   hnt text;
   features bigint;
+  opts jsonb;
+  fn regprocedure;
+  steps text[];
+  fenced boolean;
 BEGIN
   BEGIN
-    PERFORM ml.validate_request(model_name, model_type, options);
+    opts := ml.validate_request(model_name, model_type, options);
   EXCEPTION WHEN invalid_parameter_value THEN
     -- raised again from here: one CONTEXT line in psql instead of one per nested checker
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
@@ -162,8 +169,15 @@ BEGIN
   END IF;
   bound := ml.bound_query(v);
   estimate := ml.estimated_rows(v);
-  RETURN ml.enqueue_training(ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false)), token,
-                             estimate, model_name, model_type, options, training_query, bound);
+  -- in-database k-means: the Lloyd step's aggregate, in a function of the caller's (in_database.sql)
+  IF pg_catalog.lower(opts OPERATOR(pg_catalog.->>) 'training_mode') OPERATOR(pg_catalog.=) 'in_database' THEN
+    SELECT p.queries, p.fenced INTO steps, fenced FROM ml.step_plan(v, token, bound) p;
+  END IF;
+  fn := ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false));
+  IF steps IS NOT NULL THEN
+    PERFORM ml.make_step_function(fn, token, steps, fenced, opts, pg_catalog.current_schemas(false));
+  END IF;
+  RETURN ml.enqueue_training(fn, token, estimate, model_name, model_type, options, training_query, bound, steps, fenced);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS
   'sqlml: enqueue the training of a new version of a model; returns the job id (see ml_wait, ml_jobs)';

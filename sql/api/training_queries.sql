@@ -92,8 +92,8 @@ DECLARE f regprocedure;
 BEGIN
   FOR f IN
     SELECT x.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
-      JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner AND x.pronargs = 0
-                    AND x.proname IN (p.proname, 'k_' || j.query_token)
+      JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner
+                    AND (x.pronargs = 0 AND x.proname IN (p.proname, 'k_' || j.query_token) OR x.pronargs = 9 AND x.proname = 'a_' || j.query_token)
      WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP
@@ -128,6 +128,14 @@ BEGIN
   RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
 END $$;
 
+-- The search_path of a caller's training functions: the caller's schemas, between the catalog
+-- and pg_temp: functions the query calls (which may name objects unqualified) find what they
+-- find in the caller's own session.
+CREATE OR REPLACE FUNCTION ml.training_search_path(p_schemas name[]) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp')
+$$;
+
 -- Makes the caller's training function (and its count) from the view's columns and the bound
 -- query, drops the view, and lets the reader role (only) execute them. Returns the training function.
 CREATE OR REPLACE FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure
@@ -139,15 +147,13 @@ DECLARE
   f regprocedure;
 BEGIN
   EXECUTE format('DROP VIEW %s', p_view);
-  -- The caller's schemas, between the catalog and pg_temp: functions the query calls (which may
-  -- name objects unqualified) find what they find in the caller's own session.
   EXECUTE format('CREATE FUNCTION %I.%I() RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'q_' || p_token, columns,
-                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.training_search_path(p_schemas),
                  ml.reader_function_body(p_bound, p_token));
   EXECUTE format('CREATE FUNCTION %I.%I() RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'k_' || p_token,
-                 concat_ws(', ', 'pg_catalog', (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(p_schemas) WITH ORDINALITY AS u(x, o)), 'pg_temp'),
+                 ml.training_search_path(p_schemas),
                  ml.count_function_body(p_bound, p_token));
   FOREACH f IN ARRAY ARRAY[to_regprocedure(format('%I.%I()', s, 'k_' || p_token)), to_regprocedure(format('%I.%I()', s, 'q_' || p_token))] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);

@@ -220,18 +220,40 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
   }
 }
 
+/** The step function's arguments (sql/api/in_database.sql, ml.make_step_function). */
+const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]'];
+
 /**
- * Rows of a query over the training function, in a reader session: `sql` gets the function's
- * call (qualified and quoted) and must be built by the sidecar only (in_database k-means).
+ * The rows of a job's step function (in-database k-means: one Lloyd step's aggregate), in a
+ * reader session, after checking that its text is still the one ml_create_model made for the
+ * job's queries, columns and number of clusters. Only values are sent: `params` by position.
  */
-export async function aggregateRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, sql: (from: string) => string): Promise<{ rows: T[]; types: number[] }> {
+export async function stepRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, params: unknown[], o: { jit: boolean }): Promise<T[]> {
+  const { rows } = await req.source.main.query<{ call: string | null; owner: string | null; intact: boolean | null }>(
+    `SELECT format('%I.%I', n.nspname, a.proname) AS call, pg_get_userbyid(a.proowner)::text AS owner,
+            a.prosecdef AND a.proowner = p.proowner
+              AND a.prosrc = ml.step_function_body(j.step_queries, j.query_token, p.oid::regprocedure, m.options -> 'exclude',
+                                                   (m.options ->> 'num_clusters')::int, j.step_fenced) AS intact
+       FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id JOIN pg_proc p ON p.oid = j.query_function
+       LEFT JOIN pg_proc a ON a.pronamespace = p.pronamespace AND a.proname = 'a_' || j.query_token
+                        AND pg_get_function_identity_arguments(a.oid) = $3
+       LEFT JOIN pg_namespace n ON n.oid = a.pronamespace
+      WHERE j.query_function = $1::oid AND j.query_token = $2 AND j.kind = 'train' AND j.step_queries IS NOT NULL`,
+    [req.source.fn, req.source.token, STEP_ARGUMENTS.join(', ')],
+  );
+  const found = rows[0];
+  if (!found?.call) throw new UserError('the step function of this in-database training no longer exists (it was dropped); train again with ml_create_model');
+  if (found.owner !== req.source.role || !found.intact) {
+    throw new UserError(`the step function of this training query (${found.call}) was changed after ml_create_model made it; train again with ml_create_model`);
+  }
   const reader = await openReader(req.source, req.statementTimeoutMs);
   try {
-    // a long generated expression would keep the JIT compiler busy, and it cannot be cancelled
-    await reader.client.query('SET LOCAL jit = off');
-    const r = await reader.client.query(sql(reader.from));
+    // a long generated expression keeps the JIT compiler busy, and it cannot be cancelled
+    if (!o.jit) await reader.client.query('SET LOCAL jit = off');
+    const placeholders = STEP_ARGUMENTS.map((t, i) => `$${i + 1}::${t}`).join(', ');
+    const r = await reader.client.query(`SELECT * FROM ${found.call}(${placeholders})`, params);
     await reader.client.query('COMMIT');
-    return { rows: r.rows as T[], types: r.fields.map((f) => f.dataTypeID) };
+    return r.rows as T[];
   } catch (err) {
     throw explain(err);
   } finally {

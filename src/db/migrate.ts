@@ -15,7 +15,7 @@ const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql')
 const INSTALL_LOCK = 7346101;
 
 /** The api files, in the order they depend on each other (views need sharing's functions, ml_wait the ml_jobs view). */
-export const API_FILES = ['options', 'options_clustering', 'options_supervised', 'sharing', 'models', 'training_queries', 'queue', 'predict', 'evaluate', 'explain', 'profile', 'explore', 'rfm', 'clv', 'pca'];
+export const API_FILES = ['options', 'options_clustering', 'options_supervised', 'sharing', 'models', 'training_queries', 'in_database', 'queue', 'predict', 'evaluate', 'explain', 'profile', 'explore', 'rfm', 'clv', 'pca'];
 
 export interface Migration {
   version: number;

@@ -1,7 +1,5 @@
-import { aggregateRows } from '../data/load.ts';
-import { quoteIdent } from '../db/connect.ts';
+import { stepRows } from '../data/load.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
-import { categoryPosition, num } from '../models/compile.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import type { StreamedMetrics } from '../models/kmeans/minibatch.ts';
 import type { KmeansModel } from '../models/kmeans/train.ts';
@@ -10,10 +8,10 @@ import type { JobContext } from './context.ts';
 
 // k-means where the rows are (option "training_mode": "in_database"): the model fitted on a
 // sample in memory (as streaming does) gives the initial centroids, then each Lloyd step over
-// every row is one aggregate in the database: the nearest centroid as CASE comparisons of
-// squared distances, GROUP BY it, count and sum per model-space dimension. Only k x (d + 3)
-// numbers come back per step, whatever the rows; the sidecar holds the sample only. The
-// aggregate reads the training function in a reader session, like every read of a job.
+// every row is one aggregate in the database, in the requester's step function that
+// ml_create_model made (sql/api/in_database.sql): nearest centroid, GROUP BY it, count and sums.
+// The sidecar sends the centroids and the model's centring as values and gets k x (d + 3)
+// numbers back per step (per foreign partition), whatever the rows; it holds the sample only.
 
 export interface InDatabaseResult extends StreamedMetrics {
   seconds: number;
@@ -25,52 +23,68 @@ export interface InDatabaseResult extends StreamedMetrics {
 
 /** Model-space dimensions beyond which a step's query is refused (its text and its sums grow with them). */
 const MAX_DIMS = 1000;
-const MAX_CLUSTERS = 256;
 
-/**
- * The row in model space as SQL over the row's columns (as transform() computes it): `inner`
- * computes each categorical feature's position once (b<i>), `dims` reads them, so the text grows
- * with the categories, not their square.
- */
-export function modelSpaceSql(spec: FeatureSpec, row: string): { inner: string[]; dims: string[] } {
-  const inner: string[] = [];
-  const dims: string[] = new Array(spec.dims);
-  spec.features.forEach((f, i) => {
-    const col = `${row}.${quoteIdent(f.name)}`;
-    if (f.kind === 'numeric') {
-      inner.push(`CASE WHEN ${col} IS NULL THEN ${num(f.mean)} ELSE (${col})::float8 END AS x${i + 1}`);
-      dims[f.offset] = `(x${i + 1} - ${num(f.mean)}) * ${num(1 / f.scale)}`;
-    } else {
-      if (f.encoding === 'label') throw new UserError(`column "${f.name}" is label-encoded; in_database k-means takes one-hot categories`);
-      inner.push(`${categoryPosition(col, f, 1, 0)} AS x${i + 1}`);
-      f.categories.forEach((_, j) => (dims[f.offset + j] = `CASE WHEN x${i + 1} = ${j + 1} THEN 1.0::float8 ELSE 0.0::float8 END`));
-    }
-  });
-  return { inner, dims };
+/** The step function's columns as it reads them: 'n' numeric, 't' text or boolean, 'd' date. */
+interface StepColumn {
+  col: string;
+  kind: 'n' | 't' | 'd';
 }
 
-/**
- * One Lloyd step's SQL: per nearest centroid (1-based) its rows, per-dimension sums, sum of
- * squared and of plain distances. OFFSET 0 keeps each layer a subquery: pulled up, the row's
- * model-space expressions would be repeated inside every distance (3x slower, measured). The
- * nearest centroid is CASE least(...) WHEN ...: linear in k (the aggregate reads the training
- * function on this server; nothing here is shipped elsewhere).
- */
-function stepSql(from: string, space: { inner: string[]; dims: string[] }, C: Float64Array, k: number): string {
-  const { inner, dims } = space;
-  const d = dims.length;
-  const v = dims.map((e, j) => `${e} AS v${j + 1}`).join(', ');
-  const dist = Array.from({ length: k }, (_, c) => {
-    const terms = Array.from({ length: d }, (_, j) => `(v${j + 1} - ${num(C[c * d + j]!)}) * (v${j + 1} - ${num(C[c * d + j]!)})`);
-    return `${terms.join(' + ')} AS d${c + 1}`;
-  }).join(', ');
-  const ds = Array.from({ length: k }, (_, c) => `d${c + 1}`);
-  const nearest = k === 1 ? '1' : `CASE least(${ds.join(', ')}) ${ds.map((x, c) => `WHEN ${x} THEN ${c + 1}`).join(' ')} END`;
-  const sums = Array.from({ length: d }, (_, j) => `sum(v${j + 1})`).join(', ');
-  return `SELECT c, count(*)::float8 AS n, ARRAY[${sums}]::float8[] AS sums, sum(dmin) AS within, sum(sqrt(dmin)) AS spread
-            FROM (SELECT *, ${nearest} AS c, least(${ds.join(', ')}) AS dmin
-                    FROM (SELECT *, ${dist} FROM (SELECT ${v} FROM (SELECT ${inner.join(', ')} FROM ${from} q OFFSET 0) r OFFSET 0) a OFFSET 0) b) s
-           GROUP BY c`;
+async function stepColumns(ctx: JobContext): Promise<StepColumn[]> {
+  const { rows } = await ctx.pool.query<StepColumn>(
+    `SELECT s.col, s.kind FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
+            ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude') s
+      WHERE j.query_function = $1::oid AND j.kind = 'train' ORDER BY s.ord`,
+    [ctx.source.fn],
+  );
+  return rows;
+}
+
+/** Where the step's numeric and categorical columns land in model space (0: nowhere, a column the model dropped). */
+interface Layout {
+  mean: number[];
+  inverseScale: number[];
+  numericDim: number[];
+  categories: string[];
+  categoryDim: number[];
+  nullDim: number[];
+  otherDim: number[];
+  /** the model-space dimensions of categories */
+  categoryDims: number[];
+}
+
+function layout(spec: FeatureSpec, columns: StepColumn[]): Layout {
+  const byName = new Map(spec.features.map((f) => [f.name, f]));
+  const out: Layout = { mean: [], inverseScale: [], numericDim: [], categories: [], categoryDim: [], nullDim: [], otherDim: [], categoryDims: [] };
+  let r = 0;
+  for (const c of columns) {
+    const f = byName.get(c.col);
+    if (c.kind === 'n') {
+      if (f && f.kind !== 'numeric') throw new Error(`column "${c.col}": the step reads a number, the model a category`);
+      out.mean.push(f ? f.mean : 0);
+      out.inverseScale.push(f ? 1 / f.scale : 0);
+      out.numericDim.push(f ? f.offset + 1 : 0);
+      continue;
+    }
+    r++;
+    if (f && f.kind !== 'categorical') throw new Error(`column "${c.col}": the step reads a category, the model a number`);
+    if (f?.kind === 'categorical' && f.encoding === 'label') throw new UserError(`column "${f.name}" is label-encoded; in_database k-means takes one-hot categories`);
+    // as categoryPosition(): a kept category, else (other) when the column has one, else no dimension
+    const kept = f?.kind === 'categorical' ? (f.other ? f.categories.slice(0, -1) : f.categories) : [];
+    const other = f?.kind === 'categorical' && f.other ? f.offset + kept.length + 1 : 0;
+    let nullDim = other;
+    kept.forEach((value, j) => {
+      if (value === null) nullDim = f!.offset + j + 1;
+      else {
+        out.categories.push(`${r}:${value}`);
+        out.categoryDim.push(f!.offset + j + 1);
+      }
+    });
+    out.nullDim.push(nullDim);
+    out.otherDim.push(other);
+    if (f?.kind === 'categorical') for (let j = 0; j < f.categories.length; j++) out.categoryDims.push(f.offset + j + 1);
+  }
+  return out;
 }
 
 interface Step {
@@ -80,46 +94,32 @@ interface Step {
   spread: Float64Array;
 }
 
-async function step(ctx: JobContext, timeoutMs: number, space: { inner: string[]; dims: string[] }, C: Float64Array, k: number): Promise<Step> {
-  const d = space.dims.length;
-  const { rows } = await aggregateRows<{ c: number; n: number; sums: number[]; within: number; spread: number }>(
+/** One Lloyd step over every row: the step function's rows folded into per-centroid counts and sums. */
+async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Array, k: number, d: number): Promise<Step> {
+  // centroids as [1:k][0:d], column 0 all zeros (the dimension of nothing)
+  const centroids = `[1:${k}][0:${d}]={${Array.from({ length: k }, (_, c) => `{0,${Array.from(C.subarray(c * d, c * d + d)).join(',')}}`).join(',')}}`;
+  const squares = Array.from({ length: k }, (_, c) => L.categoryDims.reduce((acc, j) => acc + C[c * d + j - 1]! ** 2, 0));
+  const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; within: number; spread: number }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
-    (from) => stepSql(from, space, C, k),
+    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares],
+    { jit: k * d <= 256 },
   );
   const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k) };
   for (const r of rows) {
     const c = r.c - 1;
-    out.counts[c] = r.n;
-    out.within[c] = r.within;
-    out.spread[c] = r.spread;
-    for (let j = 0; j < d; j++) out.sums[c * d + j] = r.sums[j]!;
+    out.counts[c] += r.n;
+    out.within[c] += r.within;
+    out.spread[c] += r.spread;
+    r.sums.forEach((v, i) => {
+      const dim = L.numericDim[i]!;
+      if (dim > 0) out.sums[c * d + dim - 1] += v;
+    });
+    for (const g of r.cats) if (g > 0) out.sums[c * d + g - 1] += r.n;
   }
   if (![...out.sums, ...out.within].every(Number.isFinite)) {
     throw new UserError('a feature column holds NaN, infinite or overflowing values in rows the sample did not see; filter them out in the training query (e.g. WHERE x <> \'NaN\' AND x NOT IN (\'Infinity\', \'-Infinity\'))');
   }
   return out;
-}
-
-/**
- * The aggregate casts and compares the feature columns in the reader session: only PostgreSQL's
- * own types may be used there (a user's type could bring its owner's cast or operator along,
- * which the loader never runs either: docs/security.md).
- */
-async function assertBuiltinTypes(ctx: JobContext, timeoutMs: number, spec: FeatureSpec): Promise<void> {
-  const names = spec.features.map((f) => f.name);
-  const { types } = await aggregateRows({ source: ctx.source, statementTimeoutMs: timeoutMs }, (from) => `SELECT ${names.map((n) => `q.${quoteIdent(n)}`).join(', ')} FROM ${from} q LIMIT 0`);
-  const { rows } = await ctx.pool.query<{ oid: number; builtin: boolean }>(
-    `SELECT t.oid::int AS oid, (t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype = 'b'
-            AND t.typname IN ('int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'text', 'varchar', 'bpchar', 'bool', 'date')) AS builtin
-       FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[])`,
-    [types],
-  );
-  const builtin = new Map(rows.map((r) => [r.oid, r.builtin]));
-  names.forEach((n, i) => {
-    if (!builtin.get(types[i]!)) {
-      throw new UserError(`column "${n}" has a type "training_mode": "in_database" does not read (it takes PostgreSQL's numbers, text, boolean and date): cast it in the query (e.g. "${n}"::float8 or ::text)`);
-    }
-  });
 }
 
 /**
@@ -136,9 +136,7 @@ export async function refineInDatabase(
   const { k } = model;
   const d = spec.dims;
   if (d > MAX_DIMS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_DIMS} model-space dimensions (numeric columns plus kept categories); this model has ${d}: lower "max_categories" or train in memory`);
-  if (k > MAX_CLUSTERS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_CLUSTERS} clusters (got ${k})`);
-  await assertBuiltinTypes(ctx, o.statementTimeoutMs, spec);
-  const dims = modelSpaceSql(spec, 'q');
+  const L = layout(spec, await stepColumns(ctx));
   const C = model.centroids;
   const initialCentroids = Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d)));
   const iterations: IterationInfo[] = [];
@@ -147,7 +145,7 @@ export async function refineInDatabase(
   let last: Step | null = null;
   for (let it = 0; it < o.maxIterations; it++) {
     const t0 = performance.now();
-    const s = await step(ctx, o.statementTimeoutMs, dims, C, k);
+    const s = await step(ctx, o.statementTimeoutMs, L, C, k, d);
     const n = s.counts.reduce((a, b) => a + b, 0);
     if (n === 0) throw new UserError('the training query returned no rows');
     const loss = s.within.reduce((a, b) => a + b, 0) / n;

@@ -1,0 +1,227 @@
+-- In-database k-means ("training_mode": "in_database"): each Lloyd step is one aggregate over
+-- the training query, run where the rows are (docs/scale.md). The aggregate sits in a third
+-- function of the requester, made with the training function (same guard, owner and grants):
+-- its text is fixed at ml_create_model and takes the model (centroids, centring, categories)
+-- as parameters, so nothing a step sends is SQL text. Built-in operators and functions only,
+-- no COALESCE/LEAST (postgres_fdw ships neither), so that a foreign table's server runs it.
+
+-- The feature columns of a training function as the step reads them: numeric columns as
+-- float8 ('n'), text-like and boolean as text ('t'), dates as ISO text ('d'), as the loader does.
+CREATE OR REPLACE FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb)
+RETURNS TABLE (ord int, col text, kind text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE
+  c record;
+  i int := 0;
+BEGIN
+  FOR c IN
+    SELECT a.n, t.typname, t.typnamespace = 'pg_catalog'::regnamespace AS catalog
+      FROM pg_proc p, unnest(p.proargnames, p.proallargtypes, p.proargmodes) WITH ORDINALITY AS a(n, typ, mode, o)
+      JOIN pg_type t ON t.oid = a.typ
+     WHERE p.oid = p_function AND a.mode = 't'
+       AND NOT a.n = ANY (ARRAY(SELECT jsonb_array_elements_text(coalesce(p_exclude, '[]'))))
+     ORDER BY a.o
+  LOOP
+    i := i + 1;
+    ord := i;
+    col := c.n;
+    kind := CASE WHEN NOT c.catalog THEN NULL
+                 WHEN c.typname IN ('int2', 'int4', 'int8', 'float4', 'float8', 'numeric') THEN 'n'
+                 WHEN c.typname IN ('text', 'varchar', 'bpchar', 'bool') THEN 't'
+                 WHEN c.typname = 'date' THEN 'd' END;
+    IF kind IS NULL THEN
+      PERFORM ml.invalid(format('column "%s" has a type "training_mode": "in_database" does not read (it takes PostgreSQL''s numbers, text, boolean and date): cast it in the query (e.g. "%s"::float8 or ::text)', c.n, c.n));
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+-- The step function's body. Parameters, by position (a column of the query may have any name):
+--   $1 float8[] centroids, [1:k][0:d] (column 0 is 0: the dimension of a column the model dropped)
+--   $2 float8[] per numeric column: its mean (a NULL's value and the centre), $3 its 1 / scale,
+--   $4 int[] its model-space dimension (0: dropped)
+--   $5 text[] the kept categories as '<categorical column number>:<value>', $6 int[] their dimensions,
+--   $7 int[] per categorical column the dimension of NULL, $8 of a category not kept (0: none)
+--   $9 float8[] per centroid the sum of squares of its category dimensions
+-- Returns per nearest centroid (and per category dimension of each categorical column) the
+-- rows, the sums of the numeric dimensions, and the sums of squared and plain distances.
+-- p_fence keeps each layer a subquery (OFFSET 0) for a local table, whose planner would
+-- otherwise repeat the model-space expressions in every distance; a foreign table's aggregate
+-- is shipped only when the layers are pulled up into one query.
+CREATE OR REPLACE FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k int, p_fence boolean)
+RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+DECLARE
+  cols record;
+  nums text[] := '{}';     -- per numeric column: v<i> AS its model-space value
+  cats text[] := '{}';     -- per categorical column: g<j> AS its category's dimension
+  vs text[] := '{}';
+  gs text[] := '{}';
+  dists text[] := '{}';
+  dist text;
+  m int := 0;
+  r int := 0;
+  val text;
+  mn text;
+  fence text := CASE WHEN p_fence THEN ' OFFSET 0' ELSE '' END;
+  branches text[] := '{}';
+  q text;
+BEGIN
+  FOR cols IN SELECT * FROM ml.step_columns(p_function, p_exclude) ORDER BY ord LOOP
+    IF cols.kind = 'n' THEN
+      m := m + 1;
+      nums := nums || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+      vs := vs || format('v%s', m);
+    ELSE
+      r := r + 1;
+      val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::date AND ''9999-12-31''::date THEN to_char(q.%1$I, ''YYYY-MM-DD'') ELSE q.%1$I::text END', cols.col)
+                            ELSE format('q.%I::text', cols.col) END;
+      cats := cats || format('CASE WHEN q.%1$I IS NULL THEN $7[%2$s] WHEN array_position($5, %3$L || %4$s) IS NULL THEN $8[%2$s] ELSE $6[array_position($5, %3$L || %4$s)] END AS g%2$s',
+                             cols.col, r, r || ':', val);
+      gs := gs || format('g%s', r);
+    END IF;
+  END LOOP;
+  IF m + r = 0 THEN
+    PERFORM ml.invalid('no feature columns are left after "exclude": the training query must have at least one other column');
+  END IF;
+  IF p_k * (m + r) > 20000 THEN
+    PERFORM ml.invalid(format('"training_mode": "in_database" takes at most 20,000 clusters x feature columns (the step''s text grows with them); this model has %s x %s: train in memory', p_k, m + r));
+  END IF;
+  FOR c IN 1..p_k LOOP
+    dist := concat_ws(' + ',
+      (SELECT string_agg(format('(u.v%1$s - $1[%2$s][$4[%1$s]]) * (u.v%1$s - $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
+      format('$9[%s]', c),
+      (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN 1.0 - 2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+    dists := dists || format('%s AS d%s', dist, c);
+  END LOOP;
+  -- the smallest distance by nested float8smaller(), its centroid the first that has it
+  mn := 't.d' || p_k;
+  FOR c IN REVERSE p_k - 1..1 LOOP
+    mn := format('float8smaller(t.d%s, %s)', c, mn);
+  END LOOP;
+  FOREACH q IN ARRAY p_queries LOOP
+    branches := branches || format(
+      E'SELECT s.c, %s, count(*)::float8, %s, sum(s.dmin), sum(sqrt(s.dmin))\n'
+      '  FROM (SELECT %s, array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
+      '          FROM (SELECT u.*, %s\n'
+      '                  FROM (SELECT %s\n'
+      '                          FROM (\n%s\n) q%s) u%s) t) s\n'
+      ' GROUP BY %s',
+      CASE WHEN r = 0 THEN '''{}''::int[]' ELSE format('ARRAY[%s]::int[]', (SELECT string_agg('s.' || g, ', ') FROM unnest(gs) g)) END,
+      CASE WHEN m = 0 THEN '''{}''::float8[]' ELSE format('ARRAY[%s]::float8[]', (SELECT string_agg(format('sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
+      (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
+      (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
+      array_to_string(dists, E',\n                         '),
+      array_to_string(nums || cats, E',\n                         '),
+      ml.strip_query(q), fence, fence,
+      (SELECT string_agg(x, ', ') FROM unnest(ARRAY['s.c'] || (SELECT array_agg('s.' || g) FROM unnest(gs) g)) x));
+  END LOOP;
+  RETURN format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
+                p_token, array_to_string(branches, E'\n    UNION ALL\n'));
+END $$;
+
+-- The plan of a training view reads one partitioned table row by row (scans, filters, sorts;
+-- no aggregate, join, limit, window or set operation above them)?
+CREATE OR REPLACE FUNCTION ml.plan_is_row_wise(p_plan json) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+BEGIN
+  RETURN p_plan ->> 'Node Type' IN ('Append', 'Merge Append', 'Foreign Scan', 'Seq Scan', 'Index Scan', 'Index Only Scan',
+                                   'Bitmap Heap Scan', 'Bitmap Index Scan', 'BitmapAnd', 'BitmapOr', 'Subquery Scan', 'Result',
+                                   'Sort', 'Incremental Sort', 'Gather', 'Gather Merge')
+     AND coalesce(p_plan ->> 'Operation', 'Select') = 'Select'
+     AND coalesce(p_plan ->> 'Relations', '') NOT LIKE '%Aggregate%'
+     AND NOT EXISTS (SELECT 1 FROM json_array_elements(coalesce(p_plan -> 'Plans', '[]')) c WHERE NOT ml.plan_is_row_wise(c));
+END $$;
+
+-- The queries a step aggregates: the training query itself, or, when it reads one partitioned
+-- table with foreign partitions row by row, the same query once per partition (PostgreSQL 15-17
+-- do not ship a partial aggregate to a foreign partition, but ship a whole one over a foreign
+-- table). Each partition's query is the bound query with the partition named instead of the
+-- table, made into a view for a moment to check that it reads that partition only and has the
+-- same columns; anything else keeps the one query. Runs as the requester.
+CREATE OR REPLACE FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel oid;
+  relname text;
+  qualified text;
+  at int;
+  after text;
+  plan json;
+  leaf record;
+  out text[] := '{}';
+  rels oid[];
+  s name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view);
+  probe regclass;
+  part text;
+  same boolean;
+BEGIN
+  SELECT array_agg(DISTINCT d.refobjid) INTO rels FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+   WHERE w.ev_class = p_view AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> p_view;
+  IF cardinality(rels) IS DISTINCT FROM 1 THEN RETURN ARRAY[p_bound]; END IF;
+  rel := rels[1];
+  SELECT format('%I.%I', n.nspname, c.relname), c.relname INTO qualified, relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel AND c.relkind = 'p';
+  IF qualified IS NULL
+     OR NOT EXISTS (SELECT 1 FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf AND c.relkind = 'f')
+     OR (SELECT count(*) FROM pg_partition_tree(rel) t WHERE t.isleaf) > 64
+     OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified) THEN
+    RETURN ARRAY[p_bound];
+  END IF;
+  EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM %s', p_view) INTO plan;
+  IF NOT ml.plan_is_row_wise(plan -> 0 -> 'Plan') THEN RETURN ARRAY[p_bound]; END IF;
+  -- The deparsed FROM item is the table's name, then its alias when the query gave one (the
+  -- query's columns are qualified by it, or by the table's name when there is none).
+  at := strpos(p_bound, qualified);
+  after := substr(p_bound, at + length(qualified));
+  FOR leaf IN SELECT t.relid, format('%I.%I', n.nspname, c.relname) AS name
+                FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE t.isleaf ORDER BY t.relid LOOP
+    part := overlay(p_bound PLACING leaf.name || CASE WHEN after ~ '^ (?!TABLESAMPLE\M)[^\s]' THEN '' ELSE ' ' || quote_ident(relname) END
+                    FROM at FOR length(qualified));
+    BEGIN
+      EXECUTE format('CREATE VIEW %I.%I AS %s', s, 'p_' || p_token, part);
+      probe := to_regclass(format('%I.%I', s, 'p_' || p_token));
+      same := (SELECT array_agg(DISTINCT d.refobjid) FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+                WHERE w.ev_class = probe AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> probe) = ARRAY[leaf.relid]
+              AND (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = probe AND a.attnum > 0)
+                = (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = p_view AND a.attnum > 0);
+      EXECUTE format('DROP VIEW %s', probe);
+    EXCEPTION WHEN OTHERS THEN
+      same := false;
+    END;
+    IF NOT same THEN RETURN ARRAY[p_bound]; END IF;
+    out := out || part;
+  END LOOP;
+  RETURN out;
+END $$;
+
+-- What ml_create_model records for an in-database model: the step's queries, and whether the
+-- step keeps its layers apart (a single query that reads no foreign table; see step_function_body).
+CREATE OR REPLACE FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT fenced boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE plan json;
+BEGIN
+  queries := ml.step_queries(p_view, p_token, p_bound);
+  EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM %s', p_view) INTO plan;
+  fenced := cardinality(queries) = 1 AND plan::text NOT LIKE '%"Foreign Scan"%';
+END $$;
+
+-- Makes the requester's step function next to the training function p_function (same schema,
+-- owner, search_path and grants). Runs as the requester.
+CREATE OR REPLACE FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[])
+RETURNS regprocedure LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s name := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = p_function);
+  f regprocedure;
+BEGIN
+  EXECUTE format('CREATE FUNCTION %I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[])
+                  RETURNS TABLE (c int, cats int[], n float8, sums float8[], within float8, spread float8)
+                  LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
+                 s, 'a_' || p_token,
+                 ml.training_search_path(p_schemas),
+                 ml.step_function_body(p_queries, p_token, p_function, p_options -> 'exclude', (p_options ->> 'num_clusters')::int, p_fenced));
+  f := to_regprocedure(format('%I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[])', s, 'a_' || p_token));
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
+  RETURN f;
+END $$;
