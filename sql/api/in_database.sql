@@ -137,7 +137,8 @@ END $$;
 -- do not ship a partial aggregate to a foreign partition, but ship a whole one over a foreign
 -- table). Each partition's query is the bound query with the partition named instead of the
 -- table, made into a view for a moment to check that it reads that partition only and has the
--- same columns; anything else keeps the one query. Runs as the requester.
+-- same columns; anything else keeps the one query, as does a table with row security or a
+-- partition the requester may not read directly. Runs as the requester.
 CREATE OR REPLACE FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -164,6 +165,9 @@ BEGIN
   IF qualified IS NULL
      OR NOT EXISTS (SELECT 1 FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf AND c.relkind = 'f')
      OR (SELECT count(*) FROM pg_partition_tree(rel) t WHERE t.isleaf) > 64
+     -- read directly, a partition answers to its own privileges and row security, not the table's
+     OR EXISTS (SELECT 1 FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid
+                 WHERE c.relrowsecurity OR (t.isleaf AND NOT has_table_privilege(c.oid, 'SELECT')))
      OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified) THEN
     RETURN ARRAY[p_bound];
   END IF;
@@ -182,7 +186,7 @@ BEGIN
       EXECUTE format('CREATE VIEW %I.%I AS %s', s, 'p_' || p_token, part);
       probe := to_regclass(format('%I.%I', s, 'p_' || p_token));
       same := (SELECT array_agg(DISTINCT d.refobjid) FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
-                WHERE w.ev_class = probe AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> probe) = ARRAY[leaf.relid]
+                WHERE w.ev_class = probe AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> probe) = ARRAY[leaf.relid::oid]
               AND (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = probe AND a.attnum > 0)
                 = (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = p_view AND a.attnum > 0);
       EXECUTE format('DROP VIEW %s', probe);

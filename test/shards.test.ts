@@ -1,0 +1,158 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePool, type Pool } from '../src/db/connect.ts';
+import { startEmbedded, type EmbeddedServer } from '../src/db/embedded.ts';
+import { withUser } from '../src/db/roles.ts';
+import { makeSpace } from '../src/models/kmeans/geometry.ts';
+import { lloyd } from '../src/models/kmeans/lloyd.ts';
+import { freshDatabase, rows, type TestDb } from './helpers.ts';
+import { freePort } from './processes.ts';
+
+// In-database k-means on real sharding: three PostgreSQL servers, the test's database as the
+// coordinator and two shards, a table partitioned by hash whose partitions are postgres_fdw
+// foreign tables on the shards. An analyst (no superuser) trains on it; each Lloyd step's
+// aggregate runs on the shards (the Remote SQL has the GROUP BY, a handful of rows come back),
+// and the centroids are the in-memory Lloyd's from the same initial centroids.
+
+const ROWS = 60_000;
+let t: TestDb;
+let dir: string;
+const shards: EmbeddedServer[] = [];
+let analyst: Pool;
+const role = `shard_analyst_${randomBytes(3).toString('hex')}`;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sqlml-shards-'));
+  chmodSync(dir, 0o755); // the postgres system user must reach the data folders inside
+  for (const i of [1, 2]) shards.push(await startEmbedded({ dataDir: join(dir, `shard${i}`), port: await freePort(), persistent: false }));
+  t = await freshDatabase('shards');
+  await t.worker();
+  for (const [i, s] of shards.entries()) {
+    const c = makePool(s.url, 1);
+    await c.query(`CREATE TABLE public.customers_${i} (id int PRIMARY KEY, spend float8, visits float8, tenure numeric, region text)`);
+    await c.end();
+  }
+  await t.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; CREATE EXTENSION IF NOT EXISTS postgres_fdw`);
+  await t.pool.query(`CREATE TABLE public.customers (id int, spend float8, visits float8, tenure numeric, region text) PARTITION BY HASH (id)`);
+  for (const [i, s] of shards.entries()) {
+    const u = new URL(s.url);
+    await t.pool.query(`CREATE SERVER shard_${i} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '${u.hostname}', port '${u.port}', dbname 'postgres', async_capable 'true', batch_size '1000')`);
+    await t.pool.query(`CREATE USER MAPPING FOR PUBLIC SERVER shard_${i} OPTIONS (user 'postgres', password 'postgres')`);
+    await t.pool.query(`CREATE FOREIGN TABLE public.customers_p${i} PARTITION OF public.customers FOR VALUES WITH (MODULUS 2, REMAINDER ${i})
+                          SERVER shard_${i} OPTIONS (table_name 'customers_${i}')`);
+  }
+  // the rows go to the shards through the partitioned table (postgres_fdw inserts in batches)
+  await t.pool.query(`INSERT INTO public.customers
+    SELECT i, (i % 7) * 3 + sin(i * 1.7), (i % 5) + cos(i * 0.3), CASE WHEN i % 11 = 0 THEN NULL ELSE (i % 4) * 1.5 END,
+           (ARRAY['north', 'south', 'east', 'west', NULL])[1 + i % 5]
+      FROM generate_series(1, ${ROWS}) i`);
+  // the analyst reads the table and, as sqlml then runs one aggregate per partition, its partitions
+  await t.pool.query(`GRANT SELECT ON public.customers, public.customers_p0, public.customers_p1 TO ${role}`);
+  analyst = makePool(withUser(t.url, role, 'pw'), 2);
+}, 180_000);
+
+afterAll(async () => {
+  await analyst?.end();
+  await t?.close();
+  await t?.pool.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+  for (const s of shards) await s.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('in-database k-means on a table partitioned across two postgres_fdw shards', () => {
+  it('runs each Lloyd step on the shards and ends at the in-memory Lloyd’s centroids (1e-9)', async () => {
+    await analyst.query(`CALL ml_train('sharded', 'kmeans', 'SELECT spend, visits, tenure, region FROM public.customers', '{"num_clusters": 4, "training_mode": "in_database", "seed": 5}')`);
+    const [m] = await rows<{ artifact: { centroids: number[][]; features: any[]; dims: number }; metrics: any; step_queries: string[]; fn: string }>(t.pool,
+      `SELECT m.artifact, m.metrics, j.step_queries, format('%I.%I', n.nspname, 'a_' || j.query_token) AS fn
+         FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id JOIN pg_proc p ON p.oid = j.query_function JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE m.model_name = 'sharded'`);
+    expect(m!.metrics.training_mode).toBe('in_database');
+    expect(m!.metrics.rows).toBe(ROWS);
+    // one aggregate per foreign partition, each naming its partition
+    expect(m!.step_queries).toHaveLength(2);
+    expect(m!.step_queries[0]).toMatch(/public\.customers_p[01]/);
+    expect(m!.step_queries[1]).toMatch(/public\.customers_p[01]/);
+
+    // The step's own query, planned by the coordinator with the final centroids: each
+    // partition's aggregate is a Foreign Scan whose Remote SQL groups, and returns a few rows.
+    const [{ src }] = await rows<{ src: string }>(t.pool, `SELECT prosrc AS src FROM pg_proc WHERE oid = to_regproc($1)`, [m!.fn]);
+    const query = /RETURN QUERY\n([\s\S]*);\n {2}END IF;/.exec(src)![1]!;
+    const { artifact } = m!;
+    const d = artifact.dims;
+    const c = makePool(t.url, 1);
+    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[]) AS ${query}`);
+    const params = stepParameters(artifact);
+    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[]) AS call`, params)).rows;
+    const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
+    await c.end();
+    const foreign = scans(plan);
+    expect(foreign).toHaveLength(2);
+    for (const f of foreign) {
+      expect(f['Remote SQL']).toMatch(/GROUP BY/);
+      expect(f['Relations']).toMatch(/Aggregate on \(public\.customers_p[01]/);
+      expect(f['Actual Rows']).toBeLessThanOrEqual(4 * 6); // clusters x (regions + NULL), not the shard's ~30,000 rows
+    }
+
+    // the in-memory Lloyd from the same initial centroids, over every row
+    const data = await rows<{ spend: number; visits: number; tenure: string | null; region: string | null }>(t.pool, 'SELECT spend, visits, tenure, region FROM public.customers');
+    const X = new Float64Array(data.length * d);
+    data.forEach((r, i) => {
+      for (const f of artifact.features) {
+        const v = (r as any)[f.name];
+        if (f.kind === 'numeric') X[i * d + f.offset] = ((v === null ? f.mean : Number(v)) - f.mean) / f.scale;
+        else X[i * d + f.offset + f.categories.indexOf(v)] = 1;
+      }
+    });
+    const init = Float64Array.from((m!.metrics.initial_centroids as number[][]).flat());
+    const ref = await lloyd(makeSpace(X, data.length, d, 'euclidean'), init, 4, { maxIterations: 300, earlyStop: true, minRelProgress: 0.00001 });
+    artifact.centroids.flat().forEach((v, i) => expect(Math.abs(v - ref.centroids[i]!)).toBeLessThan(1e-9));
+    const sizes = new Array(4).fill(0);
+    for (const l of ref.labels) sizes[l]++;
+    expect(m!.metrics.cluster_sizes).toEqual(sizes);
+    // what comes back per step: per partition and centroid a row of sums, not rows
+    expect(m!.metrics.bytes_per_iteration).toBeLessThan(10_000);
+
+    // a generated function scores on the coordinator like any other
+    const [{ segments }] = await rows<{ segments: number }>(analyst, `SELECT count(DISTINCT sharded_predict(spend, visits, tenure, region))::int AS segments FROM public.customers`);
+    expect(segments).toBe(4);
+  });
+
+  it('keeps one query when the training query does not read the table row by row (LIMIT), and its step still runs', async () => {
+    await analyst.query(`CALL ml_train('limited', 'kmeans', 'SELECT c.spend, c.visits FROM public.customers c ORDER BY c.id LIMIT 20000', '{"num_clusters": 3, "training_mode": "in_database", "seed": 2}')`);
+    const [m] = await rows<{ n: number; metrics: any }>(t.pool,
+      `SELECT cardinality(j.step_queries) AS n, m.metrics FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id WHERE m.model_name = 'limited'`);
+    expect(m!.n).toBe(1);
+    expect(m!.metrics.rows).toBe(20000);
+  });
+
+  it('splits an aliased, filtered query per partition', async () => {
+    await analyst.query(`CALL ml_train('aliased', 'kmeans', 'SELECT c.spend, c.region FROM public.customers c WHERE c.visits > 1', '{"num_clusters": 3, "training_mode": "in_database", "seed": 2}')`);
+    const [m] = await rows<{ queries: string[]; metrics: any }>(t.pool,
+      `SELECT j.step_queries AS queries, m.metrics FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id WHERE m.model_name = 'aliased'`);
+    expect(m!.queries).toHaveLength(2);
+    const [{ n }] = await rows<{ n: number }>(t.pool, 'SELECT count(*)::int AS n FROM public.customers c WHERE c.visits > 1');
+    expect(m!.metrics.rows).toBe(n);
+  });
+});
+
+/** The step function's parameters for a model's final centroids (as src/jobs/kmeans-in-database.ts sends them). */
+function stepParameters(a: { centroids: number[][]; features: any[]; dims: number }): unknown[] {
+  const num = a.features.filter((f) => f.kind === 'numeric');
+  const region = a.features.find((f) => f.name === 'region');
+  const kept = region.categories as (string | null)[];
+  const catDims = kept.map((_, j) => region.offset + j + 1);
+  const squares = a.centroids.map((c) => catDims.reduce((s, j) => s + c[j - 1]! ** 2, 0));
+  return [
+    `[1:${a.centroids.length}][0:${a.dims}]={${a.centroids.map((c) => `{0,${c.join(',')}}`).join(',')}}`,
+    num.map((f) => f.mean), num.map((f) => 1 / f.scale), num.map((f) => f.offset + 1),
+    kept.flatMap((v) => (v === null ? [] : [`1:${v}`])), kept.flatMap((v, j) => (v === null ? [] : [region.offset + j + 1])),
+    [kept.includes(null) ? region.offset + kept.indexOf(null) + 1 : 0], [0], squares,
+  ];
+}
+
+function scans(plan: any): any[] {
+  return [...(plan['Node Type'] === 'Foreign Scan' ? [plan] : []), ...(plan.Plans ?? []).flatMap(scans)];
+}
