@@ -1,6 +1,7 @@
 // npm run bench: every benchmark, each printed with its baseline measured in the same run.
 //   npm run bench -- --quick      small sizes (what the test suite's smoke run does)
 //   npm run bench -- --hdbscan    HDBSCAN's curve and goals only
+//   npm run bench -- --in-database   in-database k-means on partitioned tables only (10M rows)
 import { benchDatabase } from './lib.ts';
 import { benchStreaming, benchTraining, printTraining } from './training.ts';
 import { benchScoring, printScoring } from './scoring.ts';
@@ -9,14 +10,18 @@ import { benchSupervised, printSupervised } from './supervised.ts';
 import { benchStalls, printStalls } from './stalls.ts';
 import { benchExplore, printExplore } from './explore.ts';
 import { benchClv, printClv } from './clv.ts';
+import { benchInDatabase, printInDatabase } from './in-database.ts';
 import { benchHdbscanCurve, benchHdbscanGoals, printHdbscanCurve, printHdbscanGoals } from './hdbscan.ts';
 
 const quick = process.argv.includes('--quick');
 const db = await benchDatabase();
 try {
   console.log(`machine: ${(await import('node:os')).cpus().length} cores, ${Math.round((await import('node:os')).totalmem() / 2 ** 30)} GiB; PostgreSQL ${(await db.pool.query('SHOW server_version')).rows[0].server_version}`);
-  if (!process.argv.includes('--hdbscan')) await others();
-  await hdbscan();
+  if (process.argv.includes('--in-database')) await inDatabase();
+  else {
+    if (!process.argv.includes('--hdbscan')) await others();
+    await hdbscan();
+  }
 } finally {
   await db.close();
 }
@@ -36,6 +41,12 @@ async function others(): Promise<void> {
     for (const rows of [10_000, 100_000, 1_000_000, 10_000_000]) printTraining(await benchTraining(db, { rows, k: 8 }));
     for (const k of [2, 32, 128]) printTraining(await benchTraining(db, { rows: 1_000_000, k }));
   }
+}
+
+async function inDatabase(): Promise<void> {
+  const rows = quick ? 200_000 : 10_000_000;
+  printInDatabase(await benchInDatabase(db, { rows, partitions: 4, k: 8 }));
+  printInDatabase(await benchInDatabase(db, { rows: quick ? rows : 2_000_000, partitions: 2, k: 8, foreign: true }));
 }
 
 async function hdbscan(): Promise<void> {

@@ -83,9 +83,9 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     const { artifact } = m!;
     const d = artifact.dims;
     const c = makePool(t.url, 1);
-    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[]) AS ${query}`);
+    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean) AS ${query}`);
     const params = stepParameters(artifact);
-    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[]) AS call`, params)).rows;
+    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[]) AS call`, params)).rows;
     const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
     await c.end();
     const foreign = scans(plan);
@@ -112,6 +112,14 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     const sizes = new Array(4).fill(0);
     for (const l of ref.labels) sizes[l]++;
     expect(m!.metrics.cluster_sizes).toEqual(sizes);
+    // the last pass's distances: Davies-Bouldin from each cluster's mean distance, computed here
+    const avg = new Array(4).fill(0);
+    ref.labels.forEach((l, i) => (avg[l] += Math.sqrt(ref.dist2[i]!) / sizes[l]));
+    const C = ref.centroids;
+    const dist = (a: number, b: number) => Math.hypot(...Array.from({ length: d }, (_, j) => C[a * d + j]! - C[b * d + j]!));
+    const db = [0, 1, 2, 3].reduce((acc, a) => acc + Math.max(...[0, 1, 2, 3].filter((b) => b !== a).map((b) => (avg[a] + avg[b]) / dist(a, b))), 0) / 4;
+    expect(m!.metrics.davies_bouldin_index).toBeCloseTo(db, 8);
+    expect(m!.metrics.mean_squared_distance).toBeCloseTo(ref.loss, 9);
     // what comes back per step: per partition and centroid a row of sums, not rows
     expect(m!.metrics.bytes_per_iteration).toBeLessThan(10_000);
 

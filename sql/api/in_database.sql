@@ -43,25 +43,31 @@ END $$;
 --   $5 text[] the kept categories as '<categorical column number>:<value>', $6 int[] their dimensions,
 --   $7 int[] per categorical column the dimension of NULL, $8 of a category not kept (0: none)
 --   $9 float8[] per centroid the sum of squares of its category dimensions
+--   $10 boolean: also sum each row's distance (the last step's Davies-Bouldin)
 -- Returns per nearest centroid (and per category dimension of each categorical column) the
--- rows, the sums of the numeric dimensions, and the sums of squared and plain distances.
--- p_fence keeps each layer a subquery (OFFSET 0) for a local table, whose planner would
--- otherwise repeat the model-space expressions in every distance; a foreign table's aggregate
--- is shipped only when the layers are pulled up into one query.
+-- rows, the sums of the numeric dimensions, the sum of squared norms (the sidecar gets the
+-- squared distances from them) and, when asked, the sum of distances.
+-- The step runs with its parameters as constants (a custom plan), so every expression of
+-- parameters alone is folded before a row is read. Two forms:
+--  * fenced (a local table): each layer a subquery (OFFSET 0), the row in model space computed
+--    once, the squared distance to each centroid as written;
+--  * shipped (foreign tables): one flat query, as postgres_fdw ships an aggregate only over a
+--    foreign table itself, so every use of a layer's column repeats its expression. The centroid
+--    is then chosen by |v|^2 - 2 v.c + |c|^2 without |v|^2 (one multiply-add per column and
+--    centroid, on the column's value), and the distance is only summed when asked.
 CREATE OR REPLACE FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k int, p_fence boolean)
 RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   cols record;
-  nums text[] := '{}';     -- per numeric column: v<i> AS its model-space value
-  cats text[] := '{}';     -- per categorical column: g<j> AS its category's dimension
+  inner_cols text[] := '{}';  -- the innermost layer: per numeric column x<i> (NULL as the mean) and v<i>, per categorical g<j>
   vs text[] := '{}';
   gs text[] := '{}';
-  dists text[] := '{}';
-  dist text;
+  scores text[] := '{}';      -- per centroid, what the nearest one minimizes
   m int := 0;
   r int := 0;
   val text;
   mn text;
+  vsq text;
   fence text := CASE WHEN p_fence THEN ' OFFSET 0' ELSE '' END;
   branches text[] := '{}';
   q text;
@@ -69,14 +75,15 @@ BEGIN
   FOR cols IN SELECT * FROM ml.step_columns(p_function, p_exclude) ORDER BY ord LOOP
     IF cols.kind = 'n' THEN
       m := m + 1;
-      nums := nums || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END AS x%2$s', cols.col, m)
+                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
       vs := vs || format('v%s', m);
     ELSE
       r := r + 1;
       val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::date AND ''9999-12-31''::date THEN to_char(q.%1$I, ''YYYY-MM-DD'') ELSE q.%1$I::text END', cols.col)
                             ELSE format('q.%I::text', cols.col) END;
-      cats := cats || format('CASE WHEN q.%1$I IS NULL THEN $7[%2$s] WHEN array_position($5, %3$L || %4$s) IS NULL THEN $8[%2$s] ELSE $6[array_position($5, %3$L || %4$s)] END AS g%2$s',
-                             cols.col, r, r || ':', val);
+      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $7[%2$s] WHEN array_position($5, %3$L || %4$s) IS NULL THEN $8[%2$s] ELSE $6[array_position($5, %3$L || %4$s)] END AS g%2$s',
+                                         cols.col, r, r || ':', val);
       gs := gs || format('g%s', r);
     END IF;
   END LOOP;
@@ -86,32 +93,46 @@ BEGIN
   IF p_k * (m + r) > 20000 THEN
     PERFORM ml.invalid(format('"training_mode": "in_database" takes at most 20,000 clusters x feature columns (the step''s text grows with them); this model has %s x %s: train in memory', p_k, m + r));
   END IF;
+  -- the row's squared norm in model space: its numeric values, and 1 per category it has
+  vsq := concat_ws(' + ', (SELECT string_agg(format('u.v%1$s * u.v%1$s', i), ' + ' ORDER BY i) FROM generate_series(1, m) i),
+                          (SELECT string_agg(format('CASE WHEN u.g%s > 0 THEN 1.0 ELSE 0.0 END', j), ' + ' ORDER BY j) FROM generate_series(1, r) j));
   FOR c IN 1..p_k LOOP
-    dist := concat_ws(' + ',
-      (SELECT string_agg(format('(u.v%1$s - $1[%2$s][$4[%1$s]]) * (u.v%1$s - $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
-      format('$9[%s]', c),
-      (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN 1.0 - 2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
-    dists := dists || format('%s AS d%s', dist, c);
+    IF p_fence THEN
+      scores := scores || concat_ws(' + ',
+        (SELECT string_agg(format('(u.v%1$s - $1[%2$s][$4[%1$s]]) * (u.v%1$s - $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
+        format('$9[%s]', c),
+        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN 1.0 - 2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+    ELSE
+      -- |c|^2 + 2 sum(mean * (1/scale) * c) is one constant per centroid
+      scores := scores || concat_ws(' + ',
+        format('(%s)', concat_ws(' + ', format('$9[%s]', c),
+          (SELECT string_agg(format('$1[%2$s][$4[%1$s]] * ($1[%2$s][$4[%1$s]] + 2.0 * $2[%1$s] * $3[%1$s])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i))),
+        (SELECT string_agg(format('u.x%1$s * (-2.0 * $3[%1$s] * $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
+        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN -2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+    END IF;
   END LOOP;
-  -- the smallest distance by nested float8smaller(), its centroid the first that has it
-  mn := 't.d' || p_k;
+  -- the smallest score by nested float8smaller(), its centroid the first that has it
+  mn := format('t.d%s', p_k);
   FOR c IN REVERSE p_k - 1..1 LOOP
     mn := format('float8smaller(t.d%s, %s)', c, mn);
   END LOOP;
   FOREACH q IN ARRAY p_queries LOOP
     branches := branches || format(
-      E'SELECT s.c, %s, count(*)::float8, %s, sum(s.dmin), sum(sqrt(s.dmin))\n'
-      '  FROM (SELECT %s, array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
-      '          FROM (SELECT u.*, %s\n'
+      E'SELECT s.c, %s, count(*)::float8, %s, sum(s.vsq), sum(CASE WHEN $10 THEN sqrt(%s) END)\n'
+      '  FROM (SELECT %s, t.vsq, array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
+      '          FROM (SELECT u.*, %s AS vsq,\n                       %s\n'
       '                  FROM (SELECT %s\n'
       '                          FROM (\n%s\n) q%s) u%s) t) s\n'
       ' GROUP BY %s',
       CASE WHEN r = 0 THEN '''{}''::int[]' ELSE format('ARRAY[%s]::int[]', (SELECT string_agg('s.' || g, ', ') FROM unnest(gs) g)) END,
       CASE WHEN m = 0 THEN '''{}''::float8[]' ELSE format('ARRAY[%s]::float8[]', (SELECT string_agg(format('sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
+      -- the distance: the smallest squared distance, or the smallest score plus |v|^2 (never below 0)
+      CASE WHEN p_fence THEN 's.dmin' ELSE 'float8larger(s.vsq + s.dmin, 0.0)' END,
       (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
       (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
-      array_to_string(dists, E',\n                         '),
-      array_to_string(nums || cats, E',\n                         '),
+      vsq,
+      (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
+      array_to_string(inner_cols, E',\n                         '),
       ml.strip_query(q), fence, fence,
       (SELECT string_agg(x, ', ') FROM unnest(ARRAY['s.c'] || (SELECT array_agg('s.' || g) FROM unnest(gs) g)) x));
   END LOOP;
@@ -218,13 +239,13 @@ DECLARE
   s name := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = p_function);
   f regprocedure;
 BEGIN
-  EXECUTE format('CREATE FUNCTION %I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[])
-                  RETURNS TABLE (c int, cats int[], n float8, sums float8[], within float8, spread float8)
+  EXECUTE format('CREATE FUNCTION %I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean)
+                  RETURNS TABLE (c int, cats int[], n float8, sums float8[], squares float8, spread float8)
                   LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'a_' || p_token,
                  ml.training_search_path(p_schemas),
                  ml.step_function_body(p_queries, p_token, p_function, p_options -> 'exclude', (p_options ->> 'num_clusters')::int, p_fenced));
-  f := to_regprocedure(format('%I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[])', s, 'a_' || p_token));
+  f := to_regprocedure(format('%I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean)', s, 'a_' || p_token));
   EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
   RETURN f;

@@ -221,7 +221,7 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
 }
 
 /** The step function's arguments (sql/api/in_database.sql, ml.make_step_function). */
-const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]'];
+const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]', 'boolean'];
 
 /**
  * The rows of a job's step function (in-database k-means: one Lloyd step's aggregate), in a

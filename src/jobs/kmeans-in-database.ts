@@ -30,14 +30,15 @@ interface StepColumn {
   kind: 'n' | 't' | 'd';
 }
 
-async function stepColumns(ctx: JobContext): Promise<StepColumn[]> {
-  const { rows } = await ctx.pool.query<StepColumn>(
-    `SELECT s.col, s.kind FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
+/** The step function's columns, and whether it is the fenced form (a local table: distances cost little). */
+async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean }> {
+  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean }>(
+    `SELECT s.col, s.kind, j.step_fenced AS fenced FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
             ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude') s
       WHERE j.query_function = $1::oid AND j.kind = 'train' ORDER BY s.ord`,
     [ctx.source.fn],
   );
-  return rows;
+  return { columns: rows, fenced: rows[0]?.fenced === true };
 }
 
 /** Where the step's numeric and categorical columns land in model space (0: nowhere, a column the model dropped). */
@@ -92,31 +93,47 @@ interface Step {
   sums: Float64Array;
   within: Float64Array;
   spread: Float64Array;
+  bytes: number; // what came back
 }
 
-/** One Lloyd step over every row: the step function's rows folded into per-centroid counts and sums. */
-async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Array, k: number, d: number): Promise<Step> {
+/**
+ * One Lloyd step over every row: the step function's rows folded into per-centroid counts,
+ * sums and squared distances (from the squared norms: |v - c|^2 = |v|^2 - 2 v.c + |c|^2);
+ * with `measure`, also the distances (for Davies-Bouldin).
+ */
+async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Array, k: number, d: number, measure: boolean): Promise<Step> {
   // centroids as [1:k][0:d], column 0 all zeros (the dimension of nothing)
   const centroids = `[1:${k}][0:${d}]={${Array.from({ length: k }, (_, c) => `{0,${Array.from(C.subarray(c * d, c * d + d)).join(',')}}`).join(',')}}`;
   const squares = Array.from({ length: k }, (_, c) => L.categoryDims.reduce((acc, j) => acc + C[c * d + j - 1]! ** 2, 0));
-  const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; within: number; spread: number }>(
+  const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
-    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares],
+    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure],
     { jit: k * d <= 256 },
   );
-  const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k) };
+  const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k), bytes: 0 };
+  const norms = new Float64Array(k);
   for (const r of rows) {
     const c = r.c - 1;
     out.counts[c] += r.n;
-    out.within[c] += r.within;
-    out.spread[c] += r.spread;
+    norms[c] += r.squares;
+    out.spread[c] += r.spread ?? 0;
     r.sums.forEach((v, i) => {
       const dim = L.numericDim[i]!;
       if (dim > 0) out.sums[c * d + dim - 1] += v;
     });
     for (const g of r.cats) if (g > 0) out.sums[c * d + g - 1] += r.n;
+    out.bytes += 8 * (r.cats.length + r.sums.length + 4);
   }
-  if (![...out.sums, ...out.within].every(Number.isFinite)) {
+  for (let c = 0; c < k; c++) {
+    let dot = 0;
+    let sq = 0;
+    for (let j = 0; j < d; j++) {
+      dot += C[c * d + j]! * out.sums[c * d + j]!;
+      sq += C[c * d + j]! ** 2;
+    }
+    out.within[c] = Math.max(0, norms[c]! - 2 * dot + out.counts[c]! * sq);
+  }
+  if (![...out.sums, ...out.within, ...out.spread].every(Number.isFinite)) {
     throw new UserError('a feature column holds NaN, infinite or overflowing values in rows the sample did not see; filter them out in the training query (e.g. WHERE x <> \'NaN\' AND x NOT IN (\'Infinity\', \'-Infinity\'))');
   }
   return out;
@@ -136,7 +153,8 @@ export async function refineInDatabase(
   const { k } = model;
   const d = spec.dims;
   if (d > MAX_DIMS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_DIMS} model-space dimensions (numeric columns plus kept categories); this model has ${d}: lower "max_categories" or train in memory`);
-  const L = layout(spec, await stepColumns(ctx));
+  const { columns, fenced } = await stepColumns(ctx);
+  const L = layout(spec, columns);
   const C = model.centroids;
   const initialCentroids = Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d)));
   const iterations: IterationInfo[] = [];
@@ -145,7 +163,8 @@ export async function refineInDatabase(
   let last: Step | null = null;
   for (let it = 0; it < o.maxIterations; it++) {
     const t0 = performance.now();
-    const s = await step(ctx, o.statementTimeoutMs, L, C, k, d);
+    // the fenced form has each row's distance at hand: it sums them in every step
+    const s = await step(ctx, o.statementTimeoutMs, L, C, k, d, fenced);
     const n = s.counts.reduce((a, b) => a + b, 0);
     if (n === 0) throw new UserError('the training query returned no rows');
     const loss = s.within.reduce((a, b) => a + b, 0) / n;
@@ -176,7 +195,8 @@ export async function refineInDatabase(
       break;
     }
   }
-  const s = last!;
+  // the shipped form sums the distances once, in a last pass with the final centroids
+  const s = fenced ? last! : await step(ctx, o.statementTimeoutMs, L, C, k, d, true);
   const n = s.counts.reduce((a, b) => a + b, 0);
   // Davies-Bouldin from the mean distance of each cluster's rows and the centroid distances;
   // Calinski-Harabasz from the between- and within-cluster sums of squares
@@ -200,6 +220,6 @@ export async function refineInDatabase(
     iterations,
     converged,
     initialCentroids,
-    bytesPerIteration: k * (d + 4) * 8,
+    bytesPerIteration: s.bytes,
   };
 }
