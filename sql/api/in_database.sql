@@ -49,8 +49,8 @@ END $$;
 -- squared distances from them) and, when asked, the sum of distances.
 -- The step runs with its parameters as constants (a custom plan), so every expression of
 -- parameters alone is folded before a row is read. Two forms:
---  * fenced (a local table): each layer a subquery (OFFSET 0), the row in model space computed
---    once, the squared distance to each centroid as written;
+--  * fenced (a local table): each layer a subquery, the row in model space computed once, the
+--    squared distance to each centroid as written;
 --  * shipped (foreign tables): one flat query, as postgres_fdw ships an aggregate only over a
 --    foreign table itself, so every use of a layer's column repeats its expression. The centroid
 --    is then chosen by |v|^2 - 2 v.c + |c|^2 without |v|^2 (one multiply-add per column and
@@ -68,7 +68,9 @@ DECLARE
   val text;
   mn text;
   vsq text;
-  fence text := CASE WHEN p_fence THEN ' OFFSET 0' ELSE '' END;
+  -- a volatile function in a layer keeps it a subquery (PostgreSQL does not flatten it), and,
+  -- unlike OFFSET 0, lets parallel workers run the step
+  fence text := CASE WHEN p_fence THEN 'clock_timestamp() AS fence, ' ELSE '' END;
   branches text[] := '{}';
   q text;
 BEGIN
@@ -120,9 +122,9 @@ BEGIN
     branches := branches || format(
       E'SELECT s.c, %s, count(*)::float8, %s, sum(s.vsq), sum(CASE WHEN $10 THEN sqrt(%s) END)\n'
       '  FROM (SELECT %s, t.vsq, array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
-      '          FROM (SELECT u.*, %s AS vsq,\n                       %s\n'
-      '                  FROM (SELECT %s\n'
-      '                          FROM (\n%s\n) q%s) u%s) t) s\n'
+      '          FROM (SELECT u.*, %s%s AS vsq,\n                       %s\n'
+      '                  FROM (SELECT %s%s\n'
+      '                          FROM (\n%s\n) q) u) t) s\n'
       ' GROUP BY %s',
       CASE WHEN r = 0 THEN '''{}''::int[]' ELSE format('ARRAY[%s]::int[]', (SELECT string_agg('s.' || g, ', ') FROM unnest(gs) g)) END,
       CASE WHEN m = 0 THEN '''{}''::float8[]' ELSE format('ARRAY[%s]::float8[]', (SELECT string_agg(format('sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
@@ -130,10 +132,10 @@ BEGIN
       CASE WHEN p_fence THEN 's.dmin' ELSE 'float8larger(s.vsq + s.dmin, 0.0)' END,
       (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
       (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
-      vsq,
+      replace(fence, 'fence', 'fence_t'), vsq,
       (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
-      array_to_string(inner_cols, E',\n                         '),
-      ml.strip_query(q), fence, fence,
+      replace(fence, 'fence', 'fence_u'), array_to_string(inner_cols, E',\n                         '),
+      ml.strip_query(q),
       (SELECT string_agg(x, ', ') FROM unnest(ARRAY['s.c'] || (SELECT array_agg('s.' || g) FROM unnest(gs) g)) x));
   END LOOP;
   RETURN format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
