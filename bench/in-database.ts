@@ -65,7 +65,7 @@ export async function benchInDatabase(db: BenchDb, o: { rows: number; partitions
   }
   const sidecar = await startSidecar(db);
   const name = `bench_indb_${o.rows}${o.foreign ? '_fdw' : ''}`;
-  const options = { num_clusters: o.k, seed: 1, stability_runs: 0, training_mode: 'in_database' };
+  const options = { num_clusters: o.k, seed: 1, training_mode: 'in_database' }; // a user's defaults otherwise
   const endToEnd = await secondsToReady(db, `SELECT ml_create_model($1, 'kmeans', $2, $3) AS job`, [name, `SELECT ${cols.join(', ')} FROM ${table}`, JSON.stringify(options)]);
   const rss = peakRssMb(sidecar.process.pid!);
   sidecar.kill('SIGTERM');

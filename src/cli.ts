@@ -6,16 +6,12 @@ import { eigenThreadEntry } from './models/pca/eigen.ts';
 import { warmUp } from './models/warmup.ts';
 import { randomBytes } from 'node:crypto';
 import { makePool, resolveDatabaseUrl } from './db/connect.ts';
-import { startEmbedded, type EmbeddedServer } from './db/embedded.ts';
+import type { EmbeddedServer } from './db/embedded.ts';
 import { MissingRights, install } from './db/migrate.ts';
 import { DEFAULT_READER_ROLE, doctor, provisionRoles } from './db/roles.ts';
-import { loadDemo } from './demo/superstore.ts';
 import { Worker } from './queue/worker.ts';
 import { log } from './util/log.ts';
 import { messageOf } from './util/errors.ts';
-import { ModelNotVisible, modelReport } from './report/model-report.ts';
-import { readOnly } from './report/session.ts';
-import { startConsole } from './console/server.ts';
 import { writeFileSync } from 'node:fs';
 
 const program = new Command();
@@ -103,6 +99,8 @@ program
   .option('--query <sql>', "the rows to draw and profile (default: the model's training query, if your role asked for the training)")
   .option('--schema <name>', 'schema of the ml_* functions', 'public')
   .action(async (model: string, o: { databaseUrl?: string; out: string; query?: string; schema: string }) => {
+    const { ModelNotVisible, modelReport } = await import('./report/model-report.ts');
+    const { readOnly } = await import('./report/session.ts');
     const pool = makePool(requireUrl(o.databaseUrl), 1);
     try {
       const html = await readOnly(pool, o.schema, (client) => modelReport(client, model, { query: o.query }));
@@ -125,6 +123,7 @@ program
   .option('--port <n>', 'port to listen on', toInt, 8321)
   .option('--schema <name>', 'schema of the ml_* functions', 'public')
   .action(async (o: { databaseUrl?: string; host: string; port: number; schema: string }) => {
+    const { startConsole } = await import('./console/server.ts');
     const running = await startConsole({ databaseUrl: requireUrl(o.databaseUrl), host: o.host, port: o.port, apiSchema: o.schema });
     console.log(`sqlml console: ${running.url}`);
   });
@@ -140,6 +139,10 @@ program
   .option('--console-port <n>', 'port of the web console on 127.0.0.1 (0: any free port)', toInt, 8321)
   .option('--no-console', 'do not start the web console')
   .action(async (o: WorkerFlags & { dataDir: string; port: number; demo: boolean; console: boolean; consolePort: number }) => {
+    // loaded by the commands that use them: a `worker` holds only what training needs (its memory, docs/scale.md)
+    const { startEmbedded } = await import('./db/embedded.ts');
+    const { loadDemo } = await import('./demo/superstore.ts');
+    const { startConsole } = await import('./console/server.ts');
     let url = resolveDatabaseUrl(o.databaseUrl);
     let server: EmbeddedServer | null = null;
     if (!url) {

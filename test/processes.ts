@@ -9,7 +9,8 @@ export class Child {
   readonly process: ChildProcess;
   output = '';
   constructor(args: string[], env: Record<string, string | undefined> = {}) {
-    this.process = spawn(process.execPath, [BIN, ...args], {
+    // with the V8 flag of the bin's shebang (and of npm start)
+    this.process = spawn(process.execPath, ['--max-semi-space-size=2', BIN, ...args], {
       env: { ...process.env, SQLML_LOG_LEVEL: 'info', ...env } as NodeJS.ProcessEnv,
     });
     const collect = (b: Buffer) => (this.output += b.toString());

@@ -21,6 +21,12 @@ export interface InDatabaseResult extends StreamedMetrics {
   bytesPerIteration: number;
 }
 
+/**
+ * The rows the sidecar holds: the initial centroids, standardization and categories come from
+ * a sample this size (every row then moves the centroids).
+ */
+export const IN_DATABASE_SAMPLE_ROWS = 20_000;
+
 /** Model-space dimensions beyond which a step's query is refused (its text and its sums grow with them). */
 const MAX_DIMS = 1000;
 

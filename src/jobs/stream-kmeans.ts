@@ -21,10 +21,10 @@ export interface StreamPlan {
   share?: number; // of the rows the sample keeps
 }
 
-export async function planStreaming(ctx: JobContext, batchSize: number, statementTimeoutMs: number): Promise<StreamPlan> {
+export async function planStreaming(ctx: JobContext, sampleRows: number, statementTimeoutMs: number): Promise<StreamPlan> {
   const totalRows = await countRows({ source: ctx.source, statementTimeoutMs });
   if (totalRows === 0) throw new UserError('the training query returned no rows');
-  const target = Math.max(batchSize, STREAM_SAMPLE_ROWS);
+  const target = sampleRows;
   if (totalRows <= target) return { totalRows };
   return { totalRows, where: `random() < ${target / totalRows}`, share: target / totalRows };
 }

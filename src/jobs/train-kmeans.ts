@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { planStreaming, refineByStreaming, STREAM_SAMPLE_ROWS } from './stream-kmeans.ts';
+import { IN_DATABASE_SAMPLE_ROWS } from './kmeans-in-database.ts';
 import { refineInDatabase } from './kmeans-in-database.ts';
 import { clusteringMetrics } from '../metrics/clustering.ts';
 import { makeSpace } from '../models/kmeans/geometry.ts';
@@ -37,7 +38,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   const timeoutMs = deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now());
   // Streaming mode: count the rows, then train on a uniform sample (the same one for a seed).
   // In-database mode: the same sample, then Lloyd steps as aggregates over every row.
-  const plan = s.batchSize === null && !s.inDatabase ? null : await planStreaming(ctx, s.batchSize ?? STREAM_SAMPLE_ROWS, timeoutMs);
+  const plan = s.batchSize === null && !s.inDatabase ? null : await planStreaming(ctx, s.batchSize !== null ? Math.max(s.batchSize, STREAM_SAMPLE_ROWS) : IN_DATABASE_SAMPLE_ROWS, timeoutMs);
   const { data, spec, stats, X, n, d } = await prepareTrainingData(ctx, {
     exclude: s.exclude,
     standardize: s.standardize,
