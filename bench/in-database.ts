@@ -19,6 +19,8 @@ export interface InDatabaseResult {
   sampleRows: number;
   bytesPerIteration: number;
   peakRssMb: number | null;
+  aggregates: number; // one per foreign partition, or one
+  fenced: boolean;
 }
 
 export async function benchInDatabase(db: BenchDb, o: { rows: number; partitions: number; k: number; foreign?: boolean }): Promise<InDatabaseResult> {
@@ -71,7 +73,8 @@ export async function benchInDatabase(db: BenchDb, o: { rows: number; partitions
   sidecar.kill('SIGTERM');
   await sidecar.exited();
   const { rows: info } = await db.pool.query<{ ms: number }>(`SELECT duration_ms AS ms FROM ml_training_info($1)`, [name]);
-  const { rows: m } = await db.pool.query(`SELECT metrics FROM ml_models WHERE model_name = $1 ORDER BY version DESC LIMIT 1`, [name]);
+  const { rows: m } = await db.pool.query(
+    `SELECT m.metrics, cardinality(j.step_queries) AS queries, j.step_fenced AS fenced FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id WHERE m.model_name = $1 ORDER BY m.version DESC LIMIT 1`, [name]);
   const metrics = m[0].metrics;
   return {
     rows: o.rows,
@@ -85,6 +88,8 @@ export async function benchInDatabase(db: BenchDb, o: { rows: number; partitions
     sampleRows: metrics.sample_rows,
     bytesPerIteration: metrics.bytes_per_iteration,
     peakRssMb: rss,
+    aggregates: m[0].queries,
+    fenced: m[0].fenced,
   };
 }
 
@@ -93,6 +98,6 @@ export function printInDatabase(r: InDatabaseResult): void {
     `in-database k-means, ${r.rows} x 8 in ${r.partitions} ${r.foreign ? 'postgres_fdw foreign (loopback)' : 'local'} partitions, k=8: ` +
       `per Lloyd step ${fmt(r.stepSeconds)} s vs one sequential scan ${fmt(r.scanSeconds)} s (sum of every column; count(*) ${fmt(r.countSeconds)} s): ` +
       `${fmt(r.stepSeconds / r.scanSeconds, 1)}x | ${r.steps} steps, ${fmt(r.endToEndSeconds)} s end to end | sample ${r.sampleRows} rows, ` +
-      `${r.bytesPerIteration} bytes back per step | sidecar peak RSS ${fmt(r.peakRssMb, 0)} MB (target < 150 MB)`,
+      `${r.aggregates} aggregate(s) per step${r.fenced ? '' : ' (shipped form)'}, ${r.bytesPerIteration} bytes back per step | sidecar peak RSS ${fmt(r.peakRssMb, 0)} MB (target < 150 MB)`,
   );
 }

@@ -29,7 +29,7 @@ beforeAll(async () => {
   chmodSync(dir, 0o755); // the postgres system user must reach the data folders inside
   for (const i of [1, 2]) shards.push(await startEmbedded({ dataDir: join(dir, `shard${i}`), port: await freePort(), persistent: false }));
   t = await freshDatabase('shards');
-  await t.worker();
+  await t.worker({ maxMemoryMb: 4 }); // a small budget: a larger training set goes in-database by itself
   for (const [i, s] of shards.entries()) {
     const c = makePool(s.url, 1);
     await c.query(`CREATE TABLE public.customers_${i} (id int PRIMARY KEY, spend float8, visits float8, tenure numeric, region text)`);
@@ -71,6 +71,7 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
         WHERE m.model_name = 'sharded'`);
     expect(m!.metrics.training_mode).toBe('in_database');
     expect(m!.metrics.rows).toBe(ROWS);
+    expect(m!.metrics.sample_rows).toBeLessThan(ROWS / 2); // the sidecar held a sample
     // one aggregate per foreign partition, each naming its partition
     expect(m!.step_queries).toHaveLength(2);
     expect(m!.step_queries[0]).toMatch(/public\.customers_p[01]/);
@@ -134,6 +135,20 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
       `SELECT cardinality(j.step_queries) AS n, m.metrics FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id WHERE m.model_name = 'limited'`);
     expect(m!.n).toBe(1);
     expect(m!.metrics.rows).toBe(20000);
+  });
+
+  it('chooses in-database by itself for foreign tables, and for a local table over the memory budget', async () => {
+    await analyst.query(`CALL ml_train('auto_fdw', 'kmeans', 'SELECT spend, visits FROM public.customers', '{"num_clusters": 3, "seed": 2}')`);
+    await t.pool.query(`CREATE TABLE public.local_rows AS SELECT i AS id, sin(i) AS a, cos(i) AS b FROM generate_series(1, 400000) i; GRANT SELECT ON public.local_rows TO ${role}`);
+    await analyst.query(`CALL ml_train('auto_big', 'kmeans', 'SELECT a, b FROM public.local_rows', '{"num_clusters": 3, "seed": 2}')`); // 6.4 MB > 4 MB
+    await analyst.query(`CALL ml_train('auto_small', 'kmeans', 'SELECT a, b FROM public.local_rows LIMIT 1000', '{"num_clusters": 3, "seed": 2}')`);
+    const got = await rows<{ model_name: string; mode: string | null; reason: string | null }>(t.pool,
+      `SELECT model_name, metrics ->> 'training_mode' AS mode, metrics ->> 'training_mode_reason' AS reason FROM ml.models WHERE model_name LIKE 'auto%' ORDER BY 1`);
+    expect(got).toEqual([
+      { model_name: 'auto_big', mode: 'in_database', reason: 'memory budget' },
+      { model_name: 'auto_fdw', mode: 'in_database', reason: 'foreign tables' },
+      { model_name: 'auto_small', mode: null, reason: null },
+    ]);
   });
 
   it('splits an aliased, filtered query per partition', async () => {

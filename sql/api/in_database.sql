@@ -252,3 +252,14 @@ BEGIN
   EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
   RETURN f;
 END $$;
+
+-- A k-means request that could train in the database although it did not ask to: the sidecar
+-- then chooses in-database when the rows read foreign tables or would exceed its memory
+-- budget (docs/scale.md). Its step function is made at enqueue when its columns allow.
+CREATE OR REPLACE FUNCTION ml.in_database_possible(p_type text, p_options jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT lower(btrim(p_type)) = 'kmeans' AND NOT p_options ? 'training_mode'
+     AND jsonb_typeof(p_options -> 'num_clusters') = 'number' AND (p_options ->> 'num_clusters')::numeric <= 256
+     AND NOT p_options ?| ARRAY['batch_size', 'warm_start', 'output_table', 'kmeans_init_col']
+     AND lower(coalesce(p_options ->> 'distance_type', 'euclidean')) = 'euclidean'
+$$;

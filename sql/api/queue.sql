@@ -119,6 +119,7 @@ DECLARE
   fn regprocedure;
   steps text[];
   fenced boolean;
+  explicit boolean;
 BEGIN
   BEGIN
     opts := ml.validate_request(model_name, model_type, options);
@@ -170,12 +171,20 @@ BEGIN
   bound := ml.bound_query(v);
   estimate := ml.estimated_rows(v);
   -- in-database k-means: the Lloyd step's aggregate, in a function of the caller's (in_database.sql)
-  IF pg_catalog.lower(opts OPERATOR(pg_catalog.->>) 'training_mode') OPERATOR(pg_catalog.=) 'in_database' THEN
+  -- (also for a k-means request that may be trained there by the sidecar's choice)
+  explicit := pg_catalog.lower(opts OPERATOR(pg_catalog.->>) 'training_mode') OPERATOR(pg_catalog.=) 'in_database';
+  IF explicit OR ml.in_database_possible(model_type, opts) THEN
     SELECT p.queries, p.fenced INTO steps, fenced FROM ml.step_plan(v, token, bound) p;
   END IF;
   fn := ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false));
-  IF steps IS NOT NULL THEN
+  IF explicit THEN
     PERFORM ml.make_step_function(fn, token, steps, fenced, opts, pg_catalog.current_schemas(false));
+  ELSIF steps IS NOT NULL THEN
+    BEGIN
+      PERFORM ml.make_step_function(fn, token, steps, fenced, opts, pg_catalog.current_schemas(false));
+    EXCEPTION WHEN invalid_parameter_value THEN
+      steps := NULL;  -- a column the step cannot read: this model trains in memory
+    END;
   END IF;
   RETURN ml.enqueue_training(fn, token, estimate, model_name, model_type, options, training_query, bound, steps, fenced);
 END $$;

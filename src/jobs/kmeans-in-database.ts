@@ -36,6 +36,25 @@ interface StepColumn {
   kind: 'n' | 't' | 'd';
 }
 
+/**
+ * Whether this k-means job trains in the database, and why: asked for, or (training_mode not
+ * given, and ml_create_model made it a step function) its rows read foreign tables, or its
+ * rows x columns in doubles would exceed the sidecar's memory budget (the planner's estimate).
+ */
+export async function inDatabaseMode(ctx: JobContext, options: Record<string, unknown>): Promise<'requested' | 'foreign tables' | 'memory budget' | null> {
+  if (options.training_mode === 'in_database') return 'requested';
+  if (options.training_mode !== undefined) return null;
+  const { rows } = await ctx.pool.query<{ fenced: boolean; columns: number }>(
+    `SELECT j.step_fenced AS fenced, (SELECT count(*)::int FROM ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude')) AS columns
+       FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id WHERE j.id = $1::bigint AND j.step_queries IS NOT NULL`,
+    [ctx.job.id],
+  );
+  const step = rows[0];
+  if (!step) return null;
+  if (!step.fenced) return 'foreign tables';
+  return ctx.source.estimatedRows * step.columns * 8 > ctx.maxBytes ? 'memory budget' : null;
+}
+
 /** The step function's columns, and whether it is the fenced form (a local table: distances cost little). */
 async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean }> {
   const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean }>(

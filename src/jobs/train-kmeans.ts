@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { planStreaming, refineByStreaming, STREAM_SAMPLE_ROWS } from './stream-kmeans.ts';
-import { IN_DATABASE_SAMPLE_ROWS } from './kmeans-in-database.ts';
-import { refineInDatabase } from './kmeans-in-database.ts';
+import { IN_DATABASE_SAMPLE_ROWS, inDatabaseMode, refineInDatabase } from './kmeans-in-database.ts';
 import { clusteringMetrics } from '../metrics/clustering.ts';
 import { makeSpace } from '../models/kmeans/geometry.ts';
 import { assign } from '../models/kmeans/lloyd.ts';
@@ -27,7 +26,8 @@ import { surrogateImportance } from '../models/surrogate.ts';
 const DEFAULT_STABILITY_RUNS = 5;
 
 export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<void> {
-  const s = kmeansSettings(model.options);
+  const mode = await inDatabaseMode(ctx, model.options);
+  const s = { ...kmeansSettings(model.options), inDatabase: mode !== null };
   const deadline = s.maxRuntimeSeconds === null ? undefined : Date.now() + s.maxRuntimeSeconds * 1000;
 
   const warm = s.warmStart ? await previousVersion(ctx.pool, model, true) : null;
@@ -207,7 +207,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
         : {}),
       ...(inDatabase
         ? {
-            training_mode: 'in_database', rows: inDatabase.rows, batch_size: undefined, streamed_rows: undefined, stream_seconds: undefined,
+            training_mode: 'in_database', training_mode_reason: mode, rows: inDatabase.rows, batch_size: undefined, streamed_rows: undefined, stream_seconds: undefined,
             in_database_seconds: inDatabase.seconds, in_database_iterations: inDatabase.iterations.length, in_database_converged: inDatabase.converged,
             bytes_per_iteration: inDatabase.bytesPerIteration, initial_centroids: inDatabase.initialCentroids,
           }
