@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { benchHdbscanCurve, benchHdbscanGoals } from '../bench/hdbscan.ts';
+import { benchInDatabase } from '../bench/in-database.ts';
 import { benchQueue } from '../bench/queue.ts';
 import { benchScoring } from '../bench/scoring.ts';
 import { benchStalls } from '../bench/stalls.ts';
@@ -62,6 +63,14 @@ describe('benchmark smoke runs', () => {
     const goals = await benchHdbscanGoals({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, [{ rows: 3000, dims: 4, options: { min_samples: 5 } }]);
     expect(goals[0]!.seconds).toBeGreaterThan(0);
     expect(goals[0]!.peakRssMb).toBeGreaterThan(10);
+  });
+  it('in-database: a partitioned table, local (one fenced aggregate) and with postgres_fdw partitions (one shipped aggregate each)', async () => {
+    const db = { url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined };
+    const local = await benchInDatabase(db, { rows: 30_000, partitions: 2, k: 3 });
+    expect([local.aggregates, local.fenced, local.steps > 0, local.scanSeconds > 0]).toEqual([1, true, true, true]);
+    const foreign = await benchInDatabase(db, { rows: 30_000, partitions: 2, k: 3, foreign: true });
+    expect([foreign.aggregates, foreign.fenced, foreign.steps > 0]).toEqual([2, false, true]);
+    expect(foreign.peakRssMb).toBeGreaterThan(10);
   });
   it('stalls: every job kind reports its longest event-loop stall', async () => {
     const r = await benchStalls({ url: t.url, pool: t.pool, roles: t.roles, close: async () => undefined }, { rows: 3000, densityRows: 600 });

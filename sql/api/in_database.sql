@@ -223,14 +223,16 @@ BEGIN
 END $$;
 
 -- What ml_create_model records for an in-database model: the step's queries, and whether the
--- step keeps its layers apart (a single query that reads no foreign table; see step_function_body).
+-- step keeps its layers apart (a single query that reads no foreign or distributed table; see
+-- step_function_body).
 CREATE OR REPLACE FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT fenced boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE plan json;
 BEGIN
   queries := ml.step_queries(p_view, p_token, p_bound);
   EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM %s', p_view) INTO plan;
-  fenced := cardinality(queries) = 1 AND plan::text NOT LIKE '%"Foreign Scan"%';
+  -- a foreign table (postgres_fdw) or a distributed one (Citus: a Custom Scan) gets the flat form
+  fenced := cardinality(queries) = 1 AND plan::text NOT LIKE '%"Foreign Scan"%' AND plan::text NOT LIKE '%"Custom Scan"%';
 END $$;
 
 -- Makes the requester's step function next to the training function p_function (same schema,
