@@ -80,6 +80,8 @@ TABLE ml.jobs (row level security) ACL {@installer@=arwdDxtm/@installer@,=r/@ins
   query_token text
   query_sql text
   estimated_rows double precision
+  step_queries text[]
+  step_fenced boolean
   CONSTRAINT CHECK ((kind = ANY (ARRAY['train'::text, 'trial'::text])))
   CONSTRAINT CHECK ((status = ANY (ARRAY['queued'::text, 'training'::text, 'running'::text, 'ready'::text, 'done'::text, 'failed'::text, 'cancelled'::text])))
   CONSTRAINT FOREIGN KEY (model_id) REFERENCES ml.models(id) ON DELETE CASCADE
@@ -255,21 +257,23 @@ FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAG
 FUNCTION ml.date_sql(d date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 6cf4a0c8ebabcb754354c1e4bc4edead
 FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
-  -- body: 13 lines, md5 7ab5240a81b5fdd633cd04bfb0a9e589
+  -- body: 13 lines, md5 db0801e6642e6aa46b44088791a7fa1d
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 12 lines, md5 4a8c4d269c3efcaf15ca5146ef8c3c18
 FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 27 lines, md5 7ca8ba266ecd4024b904ef10e66e8136
 FUNCTION ml.drop_version(p_model text, p_version integer, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 23d8aba88174d890013f4b45a3796e01
-FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
-  -- body: 48 lines, md5 6fd38aa356d6d348212c83a2f0daa387
+FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text, p_step_queries text[] DEFAULT NULL::text[], p_step_fenced boolean DEFAULT NULL::boolean) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
+  -- body: 48 lines, md5 b6b22d2f301706926485e5976ecd616f
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 6 lines, md5 85154cf7a81fe3a7714ba72ad78a67f6
 FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 7 lines, md5 456ad81f248ddf75ecf4d68812bb806c
 FUNCTION ml.grant_model(p_model text, p_role name, p_caller name) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 11 lines, md5 ba0f5b6b1834d203b92ce1335f0e0481
+FUNCTION ml.in_database_possible(p_type text, p_options jsonb) RETURNS boolean LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, pg_temp
+  -- body: 6 lines, md5 185155481d3378b81ce8d80c13fccff3
 FUNCTION ml.invalid(message text, hint text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 7 lines, md5 537179915e58b7a14afe737c6f89b7a9
 FUNCTION ml.issue_token(p_role name) RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
@@ -280,8 +284,10 @@ FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text L
   -- body: 4 lines, md5 af23d8d9aab1a5c5a71851b88177e843
 FUNCTION ml.lock_model_name(p_model text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp ACL {@installer@=X/@installer@}
   -- body: 5 lines, md5 8c35d56accf916c432fe614f41a72c1a
+FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
+  -- body: 16 lines, md5 7aa1c518773e0104ca2b5baa9ab56e11
 FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 24 lines, md5 f97b9ce4448eaa845f13fc11ac2b0d89
+  -- body: 22 lines, md5 6129c9dd3a4ee8bd420f4cabd3886535
 FUNCTION ml.metric_names(kind text) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 6 lines, md5 3c7916f75113afa5982d7052a7b4c7a1
 FUNCTION ml.missing_feature(m ml.models, query text) RETURNS text LANGUAGE plpgsql
@@ -312,6 +318,8 @@ FUNCTION ml.output_table_name(opts jsonb) RETURNS text[] LANGUAGE sql STABLE SET
   -- body: 5 lines, md5 9027b5023e20a23433f2424623cee623
 FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 64428bdeaa333b3aba7d19d8e798a085
+FUNCTION ml.plan_is_row_wise(p_plan json) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 9 lines, md5 ee6bf561634088a8bc80d14cc2cd0791
 FUNCTION ml.predict_clv(m ml.models, t ml.trials, q text, options jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
   -- body: 32 lines, md5 31ad43480807dc1ac171bcb325b2d510
 FUNCTION ml.predicted_class_sql(artifact jsonb, p text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -358,6 +366,14 @@ FUNCTION ml.set_execute(p_model text, p_role name, p_grant boolean) RETURNS void
   -- body: 10 lines, md5 0c0da6eb6521a0ad9cf4630d6c96b9de
 FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 692dbc4c4ba13ef079a771705622959c
+FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb) RETURNS TABLE(ord integer, col text, kind text) LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 26 lines, md5 f35aa4cb68f13906c75d1429e2594c98
+FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 85 lines, md5 22be46d6da55f4d7d988cfb017f0092f
+FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
+  -- body: 8 lines, md5 da653dd6de4a822a877bd4e99e0afa96
+FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text) RETURNS text[] LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
+  -- body: 58 lines, md5 a452b29949a134c385175aba3eae1f4b
 FUNCTION ml.strip_query(query text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 06c7a21722981c71109d6f1fa4162381
 FUNCTION ml.sum_by_group(vals double precision[], groups integer[], n integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -370,12 +386,14 @@ FUNCTION ml.threshold_option(t ml.trials, options jsonb) RETURNS double precisio
   -- body: 11 lines, md5 b2195ff5f801dcb4b8b99e879947cc4a
 FUNCTION ml.time_unit_days(unit text) RETURNS double precision LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 cf0046efffa8998fdb3303e3136f7ec1
+FUNCTION ml.training_search_path(p_schemas name[]) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, pg_temp
+  -- body: 3 lines, md5 d306cfd40cc446faad3f6f1eb3af27b9
 FUNCTION ml.training_view_sql(p_schema name, p_token text, p_query text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 ecc564a4a45bd85380f17adf5f9dadcb
 FUNCTION ml.tree_shap(feat integer[], thr double precision[], lft integer[], rgt integer[], val double precision[], cov double precision[], roots integer[], grp integer[], x double precision[], target_group integer, maxd integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
   -- body: 91 lines, md5 0f6e394163d9f66b37b4abd8191d5c12
 FUNCTION ml.validate_clustering_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 144 lines, md5 1ef7e5bf882bc928489e037f18cf80e6
+  -- body: 147 lines, md5 3d1fcb1536eca48c4b95ac31f2f85f72
 FUNCTION ml.validate_clv_options(options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 24 lines, md5 0a0e491e1d23dc7bdfaccfaa3247d50d
 FUNCTION ml.validate_options(model_type text, options jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -399,7 +417,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 67 lines, md5 e80437ec50e68cf624728a28c656c472
+  -- body: 87 lines, md5 9e86234b4929009c734b97f69e9c3774
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql

@@ -76,7 +76,7 @@ describe('upgrading a database that the first layout made and trained', () => {
     const side = makePool(roles.sidecarUrl, 2);
     try {
       await loadDemo(admin);
-      expect(await install(side)).toEqual([1, 2, 3]);
+      expect(await install(side)).toEqual([1, 2, 3, 4]);
       expect(await dumpSchema(side)).toBe(DUMPED);
       const { Worker } = await import('../src/queue/worker.ts');
       const wpool = makePool(roles.sidecarUrl, 4, { pinned: true });

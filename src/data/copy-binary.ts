@@ -283,7 +283,7 @@ export class BinaryCopyParser extends Writable {
     const need = this.estimatedBytes() + pendingBytes;
     if (need <= budget.maxBytes) return;
     throw (this.failure = new UserError(
-      `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)), start the sidecar with a larger --max-memory, or for k-means set "batch_size" (e.g. 50000) to stream every row`,
+      `the training data needs more than ${Math.round(need / 2 ** 20)} MB (${this.rows} rows read so far), over the sidecar's memory budget of ${budget.budgetLabel} (--max-memory); sample the query (e.g. TABLESAMPLE SYSTEM (10)), start the sidecar with a larger --max-memory, or for k-means set "training_mode": "in_database" (each step an aggregate where the rows are) or "batch_size" (e.g. 50000) to stream every row`,
     ));
   }
 

@@ -85,6 +85,7 @@ const TS_TYPES: Record<string, string> = {
   name: 'string',
   jsonb: 'unknown',
   timestamptz: 'Date',
+  _text: 'string[]',
 };
 
 /**

@@ -66,6 +66,8 @@ export interface MlSchema {
     query_token: string | null;
     query_sql: string | null;
     estimated_rows: number | null;
+    step_queries: string[] | null;
+    step_fenced: boolean | null;
   };
   'ml.migrations': {
     version: number;
