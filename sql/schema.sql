@@ -160,6 +160,8 @@ TABLE ml.training_info (row level security) ACL {@installer@=arwdDxtm/@installer
   cluster_info jsonb
   eval_loss double precision
   learning_rate double precision
+  training_mode text
+  bytes_moved bigint
   CONSTRAINT FOREIGN KEY (model_id) REFERENCES ml.models(id) ON DELETE CASCADE
   CONSTRAINT PRIMARY KEY (model_id, training_run, iteration)
   POLICY own_training_info FOR ALL USING ((EXISTS ( SELECT 1
@@ -472,8 +474,8 @@ FUNCTION @api@.ml_segment_summary_model(model_name text, query text, options jso
   -- body: 4 lines, md5 7d46f93b1898e9de771ebc21af49db04
 PROCEDURE @api@.ml_train(IN model_name text, IN model_type text, IN training_query text, IN options jsonb DEFAULT '{}'::jsonb) LANGUAGE plpgsql
   -- body: 20 lines, md5 1df6f989c744b10d8cdf90058799e831
-FUNCTION @api@.ml_training_info(model_name text) RETURNS TABLE(training_run integer, iteration integer, loss double precision, duration_ms double precision, cluster_info jsonb, eval_loss double precision, learning_rate double precision) LANGUAGE plpgsql STABLE
-  -- body: 7 lines, md5 7f7af67c7f241adc817aaaffd0313d08
+FUNCTION @api@.ml_training_info(model_name text) RETURNS TABLE(training_run integer, iteration integer, loss double precision, duration_ms double precision, cluster_info jsonb, eval_loss double precision, learning_rate double precision, training_mode text, bytes_moved bigint) LANGUAGE plpgsql STABLE
+  -- body: 7 lines, md5 726a1f07ba8b3af3eed7aa92acb870a8
 FUNCTION @api@.ml_trial_info(model_name text) RETURNS TABLE(trial_id integer, hyperparameters jsonb, davies_bouldin_index double precision, mean_squared_distance double precision, silhouette_score double precision, calinski_harabasz_score double precision, status text, error_message text, is_optimal boolean, is_elbow boolean, hparam_tuning_evaluation_metrics jsonb, training_loss double precision, eval_loss double precision) LANGUAGE plpgsql STABLE
   -- body: 12 lines, md5 c811c9a28a2a29a018f497f7e18314dc
 FUNCTION @api@.ml_wait(job_id bigint, timeout interval DEFAULT '01:00:00'::interval) RETURNS ml_jobs LANGUAGE plpgsql

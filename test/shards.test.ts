@@ -123,6 +123,14 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     expect(m!.metrics.mean_squared_distance).toBeCloseTo(ref.loss, 9);
     // what comes back per step: per partition and centroid a row of sums, not rows
     expect(m!.metrics.bytes_per_iteration).toBeLessThan(10_000);
+    const steps = await rows<{ training_mode: string; bytes_moved: string; duration_ms: number }>(analyst, `SELECT training_mode, bytes_moved, duration_ms FROM ml_training_info('sharded')`);
+    expect(steps.length).toBeGreaterThan(0);
+    for (const s of steps) {
+      expect(s.training_mode).toBe('in_database');
+      expect(Number(s.bytes_moved)).toBeGreaterThan(0);
+      expect(Number(s.bytes_moved)).toBeLessThan(10_000);
+      expect(s.duration_ms).toBeGreaterThan(0);
+    }
 
     // a generated function scores on the coordinator like any other
     const [{ segments }] = await rows<{ segments: number }>(analyst, `SELECT count(DISTINCT sharded_predict(spend, visits, tenure, region))::int AS segments FROM public.customers`);

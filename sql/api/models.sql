@@ -255,18 +255,25 @@ END $$;
 COMMENT ON FUNCTION @api@.ml_centroids(text, boolean, int) IS
   'sqlml: one row per (centroid, feature): numerical_value in original units (or standardized), categorical_value = category shares';
 
+-- training_mode and bytes_moved were added for in-database k-means (a changed result type needs the DROP).
+DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_training_info(text)', @api_name@));
+BEGIN
+  IF f IS NOT NULL AND pg_get_function_result(f) NOT LIKE '%bytes_moved%' THEN
+    DROP FUNCTION @api@.ml_training_info(text);
+  END IF;
+END $$;
 CREATE OR REPLACE FUNCTION @api@.ml_training_info(model_name text)
 RETURNS TABLE (training_run int, iteration int, loss float8, duration_ms float8, cluster_info jsonb,
-               eval_loss float8, learning_rate float8)
+               eval_loss float8, learning_rate float8, training_mode text, bytes_moved bigint)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE m ml.models := ml.resolve_model(model_name);
 BEGIN
   RETURN QUERY
-    SELECT t.training_run, t.iteration, t.loss, t.duration_ms, t.cluster_info, t.eval_loss, t.learning_rate
+    SELECT t.training_run, t.iteration, t.loss, t.duration_ms, t.cluster_info, t.eval_loss, t.learning_rate, t.training_mode, t.bytes_moved
     FROM ml.training_info t WHERE t.model_id = m.id ORDER BY t.training_run, t.iteration;
 END $$;
 COMMENT ON FUNCTION @api@.ml_training_info(text) IS
-  'sqlml: per training iteration: loss, eval_loss (supervised, with an evaluation split), learning rate, duration, cluster sizes and radii (k-means)';
+  'sqlml: per training iteration: loss, eval_loss (supervised, with an evaluation split), learning rate, duration, cluster sizes and radii (k-means), where it ran and the bytes it brought to the sidecar (in-database k-means)';
 
 -- kept_categories and other_share were added (a changed result type needs the DROP).
 DO $$ DECLARE f regprocedure := to_regprocedure(format('%I.ml_feature_info(text)', @api_name@));

@@ -197,6 +197,8 @@ export async function refineInDatabase(
       iteration: it,
       loss,
       durationMs: performance.now() - t0,
+      mode: 'in_database',
+      bytes: s.bytes,
       clusterInfo: Array.from({ length: k }, (_, c) => ({ centroid_id: c + 1, cluster_radius: s.counts[c]! > 0 ? Math.sqrt(s.within[c]! / s.counts[c]!) : 0, cluster_size: s.counts[c]! })),
     };
     iterations.push(info);

@@ -123,6 +123,8 @@ export interface MlSchema {
     cluster_info: unknown | null;
     eval_loss: number | null;
     learning_rate: number | null;
+    training_mode: string | null;
+    bytes_moved: string | null;
   };
   'ml.trials': {
     model_id: string;

@@ -155,12 +155,14 @@ export interface TrainingInfoRow {
   learnRate: number | null;
   durationMs: number;
   clusterInfo?: unknown;
+  mode?: string; // where the iteration ran (in-database k-means)
+  bytes?: number; // what it brought to the sidecar
 }
 
 export async function insertTrainingInfo(client: PoolClient, modelId: string, run: number, t: TrainingInfoRow[]): Promise<void> {
   await client.query(
-    `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info, eval_loss, learning_rate)
-     SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[], $7::float8[], $8::float8[])`,
+    `INSERT INTO ml.training_info (model_id, training_run, iteration, loss, duration_ms, cluster_info, eval_loss, learning_rate, training_mode, bytes_moved)
+     SELECT $1, $2, * FROM unnest($3::int[], $4::float8[], $5::float8[], $6::jsonb[], $7::float8[], $8::float8[], $9::text[], $10::bigint[])`,
     [
       modelId,
       run,
@@ -170,6 +172,8 @@ export async function insertTrainingInfo(client: PoolClient, modelId: string, ru
       t.map((i) => (i.clusterInfo === undefined ? null : JSON.stringify(i.clusterInfo))),
       t.map((i) => i.evalLoss),
       t.map((i) => i.learnRate),
+      t.map((i) => i.mode ?? null),
+      t.map((i) => i.bytes ?? null),
     ],
   );
 }

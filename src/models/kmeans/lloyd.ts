@@ -6,6 +6,8 @@ export interface IterationInfo {
   loss: number; // mean squared distance to the nearest centroid
   durationMs: number;
   clusterInfo: { centroid_id: number; cluster_radius: number; cluster_size: number }[];
+  mode?: 'in_database'; // a Lloyd step run as an aggregate in the database
+  bytes?: number; // what the step brought to the sidecar
 }
 
 export interface LloydOptions {
