@@ -4,7 +4,8 @@ import { compiledClv, type ClvArtifact } from '../models/clv/artifact.ts';
 import { aliveFunctionSql, publicFunctionsSql, purchasesFunctionSql, scoresFunctionSql, type ClvFunctionNames } from '../models/clv/to-sql.ts';
 import { generatedName, publicName } from './names.ts';
 import { ml, run } from './sql.ts';
-import { insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type StoreContext, type TrainingInfoRow } from './write-back.ts';
+import { insertTrainingInfo, openWriteBack, type StoreContext, type TrainingInfoRow } from './write-back.ts';
+import { publishFunctions, recordFunction, restrictExecute } from './functions.ts';
 
 export interface ClvWrite {
   modelId: string;

@@ -5,7 +5,8 @@ import { argumentTypes } from '../models/compile.ts';
 import { projectionFunctionSql, type CompiledPca } from '../models/pca/to-sql.ts';
 import { generatedName, publicName } from './names.ts';
 import { ml, run } from './sql.ts';
-import { insertFeatureInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type StoreContext } from './write-back.ts';
+import { insertFeatureInfo, openWriteBack, type StoreContext } from './write-back.ts';
+import { publishFunctions, recordFunction, restrictExecute } from './functions.ts';
 
 export interface PcaWrite {
   modelId: string;

@@ -7,7 +7,8 @@ import { compiledOf } from '../models/supervised/artifact.ts';
 import { sql } from 'kysely';
 import { generatedName, publicName } from './names.ts';
 import { ml, run } from './sql.ts';
-import { insertFeatureInfo, insertTrainingInfo, openWriteBack, publishFunctions, recordFunction, restrictExecute, type PublicFunction, type StoreContext, type TrainingInfoRow } from './write-back.ts';
+import { insertFeatureInfo, insertTrainingInfo, openWriteBack, type StoreContext, type TrainingInfoRow } from './write-back.ts';
+import { publishFunctions, recordFunction, restrictExecute, type PublicFunction } from './functions.ts';
 
 export interface SupervisedTrial {
   trialId: number;
