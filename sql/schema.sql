@@ -259,15 +259,15 @@ FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAG
 FUNCTION ml.date_sql(d date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 6cf4a0c8ebabcb754354c1e4bc4edead
 FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
-  -- body: 13 lines, md5 db0801e6642e6aa46b44088791a7fa1d
+  -- body: 13 lines, md5 f318d9b51f399f85d984cc7f5a358e81
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 12 lines, md5 4a8c4d269c3efcaf15ca5146ef8c3c18
 FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 27 lines, md5 7ca8ba266ecd4024b904ef10e66e8136
 FUNCTION ml.drop_version(p_model text, p_version integer, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 23d8aba88174d890013f4b45a3796e01
-FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text, p_step_queries text[] DEFAULT NULL::text[], p_step_fenced boolean DEFAULT NULL::boolean) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
-  -- body: 48 lines, md5 b6b22d2f301706926485e5976ecd616f
+FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate double precision, p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text, p_step_queries text[] DEFAULT NULL::text[], p_step_fenced boolean DEFAULT NULL::boolean, p_step_split regclass DEFAULT NULL::regclass) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
+  -- body: 51 lines, md5 37a3def42218172638c86177fe7e442c
 FUNCTION ml.estimated_rows(p_view regclass) RETURNS double precision LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 6 lines, md5 85154cf7a81fe3a7714ba72ad78a67f6
 FUNCTION ml.feature_arguments(artifact jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -287,7 +287,7 @@ FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text L
 FUNCTION ml.lock_model_name(p_model text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp ACL {@installer@=X/@installer@}
   -- body: 5 lines, md5 8c35d56accf916c432fe614f41a72c1a
 FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 16 lines, md5 7aa1c518773e0104ca2b5baa9ab56e11
+  -- body: 16 lines, md5 2aa1dabe3e9b6cf426806910dc50f809
 FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 22 lines, md5 6129c9dd3a4ee8bd420f4cabd3886535
 FUNCTION ml.metric_names(kind text) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -320,6 +320,10 @@ FUNCTION ml.output_table_name(opts jsonb) RETURNS text[] LANGUAGE sql STABLE SET
   -- body: 5 lines, md5 9027b5023e20a23433f2424623cee623
 FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 64428bdeaa333b3aba7d19d8e798a085
+FUNCTION ml.partition_leaves(p_table regclass) RETURNS SETOF regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
+  -- body: 3 lines, md5 9cb3c3a15e03e73500f37afbd36564c8
+FUNCTION ml.partition_query(p_bound text, p_table regclass, p_leaf regclass) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, pg_temp
+  -- body: 16 lines, md5 5696d8df62a1c7d7380105c40b827112
 FUNCTION ml.plan_is_row_wise(p_plan json) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 9 lines, md5 ee6bf561634088a8bc80d14cc2cd0791
 FUNCTION ml.predict_clv(m ml.models, t ml.trials, q text, options jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
@@ -368,14 +372,18 @@ FUNCTION ml.set_execute(p_model text, p_role name, p_grant boolean) RETURNS void
   -- body: 10 lines, md5 0c0da6eb6521a0ad9cf4630d6c96b9de
 FUNCTION ml.show_value(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 692dbc4c4ba13ef079a771705622959c
+FUNCTION ml.step_body_for(p_queries text[], p_token text, p_function regprocedure, p_options jsonb, p_fenced boolean) RETURNS text LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 4 lines, md5 d82be6f4b8b0e42120d31e5e27e6b9d2
 FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb) RETURNS TABLE(ord integer, col text, kind text) LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 f35aa4cb68f13906c75d1429e2594c98
-FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 85 lines, md5 22be46d6da55f4d7d988cfb017f0092f
-FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 8 lines, md5 da653dd6de4a822a877bd4e99e0afa96
-FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text) RETURNS text[] LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 58 lines, md5 a452b29949a134c385175aba3eae1f4b
+FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_max_categories integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 95 lines, md5 89d1f4a46a8b277db97e245c75c63312
+FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass, OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
+  -- body: 8 lines, md5 2b0c6a3519228aacf3ea3605cf52ca1f
+FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
+  -- body: 49 lines, md5 6fcf85cff6d8fcc4101e953fe43cf521
+FUNCTION ml.step_queries_valid(p_queries text[], p_split regclass, p_bound text) RETURNS boolean LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
+  -- body: 6 lines, md5 11a19f6fa5cca1aec7d314453c2358a5
 FUNCTION ml.strip_query(query text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 06c7a21722981c71109d6f1fa4162381
 FUNCTION ml.sum_by_group(vals double precision[], groups integer[], n integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -419,7 +427,7 @@ FUNCTION @api@.ml_confusion_matrix(model_name text, query text DEFAULT NULL::tex
 FUNCTION @api@.ml_correlation(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_a text, column_b text, pearson double precision, spearman double precision, n bigint, redundant boolean) LANGUAGE plpgsql
   -- body: 77 lines, md5 623ab8b67b1dbe378e9240b6a31ade13
 FUNCTION @api@.ml_create_model(model_name text, model_type text, training_query text, options jsonb DEFAULT '{}'::jsonb) RETURNS bigint LANGUAGE plpgsql
-  -- body: 87 lines, md5 9e86234b4929009c734b97f69e9c3774
+  -- body: 89 lines, md5 94fd455de2714d5cc45427d97006609d
 FUNCTION @api@.ml_describe(query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(column_name text, ordinal integer, data_type text, count bigint, nulls bigint, distinct_count bigint, min text, max text, mean double precision, stddev double precision, p25 double precision, p50 double precision, p75 double precision, top_values jsonb, rows bigint, duplicate_rows bigint) LANGUAGE plpgsql
   -- body: 57 lines, md5 c9f442b880267e38bec4fffa8b7774cb
 FUNCTION @api@.ml_detect_anomalies(model_name text, query text, options jsonb DEFAULT '{}'::jsonb) RETURNS TABLE(input jsonb, is_anomaly boolean, normalized_distance double precision, centroid_id integer) LANGUAGE plpgsql

@@ -84,9 +84,9 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     const { artifact } = m!;
     const d = artifact.dims;
     const c = makePool(t.url, 1);
-    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean) AS ${query}`);
+    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[]) AS ${query}`);
     const params = stepParameters(artifact);
-    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[]) AS call`, params)).rows;
+    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false, %L)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[], $10::int[]) AS call`, params)).rows;
     const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
     await c.end();
     const foreign = scans(plan);
@@ -169,6 +169,79 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
   });
 });
 
+describe('in-database k-means against another role', () => {
+  it('runs none of its functions or operators planted on the requester’s search_path, in either form of the step', async () => {
+    // a schema where another role may create, on the analyst's search_path when it enqueues (the
+    // step function keeps that path; waiting runs with the analyst's own path, since ml_wait,
+    // like every API function that runs the caller's SQL, needs a path others cannot plant on:
+    // docs/security.md, known limits)
+    const mallory = `mallory_${randomBytes(3).toString('hex')}`;
+    await t.pool.query(`CREATE ROLE ${mallory} LOGIN PASSWORD 'pw'; CREATE SCHEMA shared; GRANT CREATE, USAGE ON SCHEMA shared TO PUBLIC`);
+    const train = async (name: string, query: string) => {
+      const c = await analyst.connect();
+      try {
+        await c.query('SET search_path = "$user", public, shared');
+        const { rows: [{ job }] } = await c.query(`SELECT ml_create_model($1, 'kmeans', $2, '{"num_clusters": 3, "training_mode": "in_database", "seed": 1}') AS job`, [name, query]);
+        await c.query('RESET search_path');
+        await c.query('SELECT ml_wait($1)', [job]);
+      } finally {
+        c.release();
+      }
+    };
+    const M = makePool(withUser(t.url, mallory, 'pw'), 1);
+    // better matches than the catalog's for what a step computes, were its names not qualified
+    const traps = [
+      `FUNCTION shared.array_position(a float8[], e float8) RETURNS int`,
+      `FUNCTION shared.array_position(a text[], e text) RETURNS int`,
+      `FUNCTION shared.to_char(a date, b text) RETURNS text`,
+      `FUNCTION shared.float8larger(a float8, b numeric) RETURNS float8`,
+      `FUNCTION shared.float8smaller(a float8, b numeric) RETURNS float8`,
+      `FUNCTION shared.sqrt(a numeric) RETURNS numeric`,
+      `FUNCTION shared.trap_mul(a numeric, b float8) RETURNS float8`,
+      `FUNCTION shared.trap_add(a float8, b numeric) RETURNS float8`,
+      `FUNCTION shared.trap_sub(a numeric, b float8) RETURNS float8`,
+    ];
+    try {
+      for (const f of traps) await M.query(`CREATE ${f} LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'captured by ${mallory}'; END $f$`);
+      await M.query(`CREATE OPERATOR shared.* (LEFTARG = numeric, RIGHTARG = float8, FUNCTION = shared.trap_mul);
+                     CREATE OPERATOR shared.+ (LEFTARG = float8, RIGHTARG = numeric, FUNCTION = shared.trap_add);
+                     CREATE OPERATOR shared.- (LEFTARG = numeric, RIGHTARG = float8, FUNCTION = shared.trap_sub)`);
+      await t.pool.query(`CREATE TABLE public.dated AS SELECT i::float8 AS x, (ARRAY['a', 'b', NULL])[1 + i % 3] AS kind, DATE '2024-01-01' + i % 5 AS day, i % 2 = 0 AS flag
+                            FROM generate_series(1, 5000) i; GRANT SELECT ON public.dated TO ${role}`);
+      await train('trapped_local', 'SELECT x, kind, day, flag FROM public.dated');
+      await train('trapped_fdw', 'SELECT spend, visits, tenure, region FROM public.customers');
+      // the step functions were made with the planted schema on their path
+      const [{ paths }] = await rows<{ paths: number }>(t.pool, `SELECT count(*)::int AS paths FROM pg_proc WHERE proname LIKE 'a\\_%' AND array_to_string(proconfig, ',') LIKE '%shared%'`);
+      expect(paths).toBe(1); // (the first job's functions were dropped by the second ml_create_model)
+      const got = await rows<{ model_name: string; fenced: boolean }>(t.pool,
+        `SELECT m.model_name, j.step_fenced AS fenced FROM ml.models m JOIN ml.jobs j ON j.id = m.job_id WHERE m.model_name LIKE 'trapped%' AND j.status = 'ready' ORDER BY 1`);
+      expect(got).toEqual([{ model_name: 'trapped_fdw', fenced: false }, { model_name: 'trapped_local', fenced: true }]);
+    } finally {
+      await M.end();
+      await t.pool.query(`DROP OWNED BY ${mallory}; DROP ROLE ${mallory}; DROP SCHEMA shared CASCADE`);
+    }
+  });
+
+  it('accepts only the step queries ml_create_model makes (not SQL of the caller’s choosing)', async () => {
+    const c = await analyst.connect();
+    try {
+      const s = (await c.query(`SELECT ml.request_schema(current_user) AS s`)).rows[0].s;
+      const token = (await c.query(`SELECT ml.issue_token(current_user) AS t`)).rows[0].t;
+      await c.query(`DO $d$ BEGIN EXECUTE ml.training_view_sql('${s}', '${token}', 'SELECT spend FROM public.customers'); END $d$`);
+      const bound = (await c.query(`SELECT ml.bound_query(ml.view_of($1, $2)) AS b`, [s, token])).rows[0].b;
+      const fn = (await c.query(`SELECT ml.make_training_function(ml.view_of($1, $2), $2, $3, current_schemas(false))::oid::int AS f`, [s, token, bound])).rows[0].f;
+      const forged = `SELECT 1::float8 AS spend) q) u) t) s GROUP BY s.c UNION ALL SELECT 1, 0, '{}', 1, '{}', 0, 0 FROM generate_series(1, 10) g, (SELECT (SELECT (SELECT 1 AS x`;
+      for (const [steps, split] of [[[forged], null], [[bound, bound], null], [[bound], 'public.customers']] as const) {
+        const err = await c.query(`SELECT ml.enqueue_training($1::oid::regprocedure, $2, 0, 'forged', 'kmeans', '{"num_clusters": 2, "training_mode": "in_database"}', 'x', $3, $4, true, $5::regclass)`,
+          [fn, token, bound, steps, split]).then(() => null, (e: Error) => e.message);
+        expect(err).toMatch(/the in-database step's queries must be given as ml_create_model makes them/);
+      }
+    } finally {
+      c.release();
+    }
+  });
+});
+
 /** The step function's parameters for a model's final centroids (as src/jobs/kmeans-in-database.ts sends them). */
 function stepParameters(a: { centroids: number[][]; features: any[]; dims: number }): unknown[] {
   const num = a.features.filter((f) => f.kind === 'numeric');
@@ -180,7 +253,7 @@ function stepParameters(a: { centroids: number[][]; features: any[]; dims: numbe
     `[1:${a.centroids.length}][0:${a.dims}]={${a.centroids.map((c) => `{0,${c.join(',')}}`).join(',')}}`,
     num.map((f) => f.mean), num.map((f) => 1 / f.scale), num.map((f) => f.offset + 1),
     kept.flatMap((v) => (v === null ? [] : [`1:${v}`])), kept.flatMap((v, j) => (v === null ? [] : [region.offset + j + 1])),
-    [kept.includes(null) ? region.offset + kept.indexOf(null) + 1 : 0], [0], squares,
+    [kept.includes(null) ? region.offset + kept.indexOf(null) + 1 : 0], [0], squares, [region.offset],
   ];
 }
 

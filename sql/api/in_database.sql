@@ -44,9 +44,17 @@ END $$;
 --   $7 int[] per categorical column the dimension of NULL, $8 of a category not kept (0: none)
 --   $9 float8[] per centroid the sum of squares of its category dimensions
 --   $10 boolean: also sum each row's distance (the last step's Davies-Bouldin)
--- Returns per nearest centroid (and per category dimension of each categorical column) the
--- rows, the sums of the numeric dimensions, the sum of squared norms (the sidecar gets the
--- squared distances from them) and, when asked, the sum of distances.
+--   $11 int[] per categorical column the dimension before its first category
+-- Returns per nearest centroid and category dimension g of the first categorical column (0
+-- when none) the rows, the sums of the numeric dimensions, per further categorical column the
+-- count of each of its (at most max_categories) categories, the sum of squared norms (the
+-- sidecar gets the squared distances from them) and, when asked, the sum of distances: at most
+-- k x (max_categories + 1) rows per query, whatever the rows (grouping by every categorical
+-- column would return a row per combination of categories, up to one per row).
+-- Every function sqlml writes here is schema-qualified and every operator has operands of one
+-- built-in type (literals typed): the body runs with the requester's schemas on its path, where
+-- another role's better-matching array_position(float8[], float8) or *(numeric, float8) would
+-- otherwise be chosen.
 -- The step runs with its parameters as constants (a custom plan), so every expression of
 -- parameters alone is folded before a row is read. Two forms:
 --  * fenced (a local table): each layer a subquery, the row in model space computed once, the
@@ -55,7 +63,9 @@ END $$;
 --    foreign table itself, so every use of a layer's column repeats its expression. The centroid
 --    is then chosen by |v|^2 - 2 v.c + |c|^2 without |v|^2 (one multiply-add per column and
 --    centroid, on the column's value), and the distance is only summed when asked.
-CREATE OR REPLACE FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k int, p_fence boolean)
+-- (max_categories was added: the old signature goes)
+DROP FUNCTION IF EXISTS ml.step_function_body(text[], text, regprocedure, jsonb, int, boolean);
+CREATE OR REPLACE FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k int, p_max_categories int, p_fence boolean)
 RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   cols record;
@@ -68,23 +78,25 @@ DECLARE
   val text;
   mn text;
   vsq text;
+  counts text;
   -- a volatile function in a layer keeps it a subquery (PostgreSQL does not flatten it), and,
   -- unlike OFFSET 0, lets parallel workers run the step
-  fence text := CASE WHEN p_fence THEN 'clock_timestamp() AS fence, ' ELSE '' END;
+  fence text := CASE WHEN p_fence THEN 'pg_catalog.clock_timestamp() AS fence, ' ELSE '' END;
   branches text[] := '{}';
   q text;
+  body text;
 BEGIN
   FOR cols IN SELECT * FROM ml.step_columns(p_function, p_exclude) ORDER BY ord LOOP
     IF cols.kind = 'n' THEN
       m := m + 1;
-      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END AS x%2$s', cols.col, m)
-                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END AS x%2$s', cols.col, m)
+                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
       vs := vs || format('v%s', m);
     ELSE
       r := r + 1;
-      val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::date AND ''9999-12-31''::date THEN to_char(q.%1$I, ''YYYY-MM-DD'') ELSE q.%1$I::text END', cols.col)
-                            ELSE format('q.%I::text', cols.col) END;
-      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $7[%2$s] WHEN array_position($5, %3$L || %4$s) IS NULL THEN $8[%2$s] ELSE $6[array_position($5, %3$L || %4$s)] END AS g%2$s',
+      val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::pg_catalog.date AND ''9999-12-31''::pg_catalog.date THEN pg_catalog.to_char(q.%1$I, ''YYYY-MM-DD''::pg_catalog.text) ELSE q.%1$I::pg_catalog.text END', cols.col)
+                            ELSE format('q.%I::pg_catalog.text', cols.col) END;
+      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $7[%2$s] WHEN pg_catalog.array_position($5, %3$L::pg_catalog.text || %4$s) IS NULL THEN $8[%2$s] ELSE $6[pg_catalog.array_position($5, %3$L::pg_catalog.text || %4$s)] END AS g%2$s',
                                          cols.col, r, r || ':', val);
       gs := gs || format('g%s', r);
     END IF;
@@ -97,49 +109,57 @@ BEGIN
   END IF;
   -- the row's squared norm in model space: its numeric values, and 1 per category it has
   vsq := concat_ws(' + ', (SELECT string_agg(format('u.v%1$s * u.v%1$s', i), ' + ' ORDER BY i) FROM generate_series(1, m) i),
-                          (SELECT string_agg(format('CASE WHEN u.g%s > 0 THEN 1.0 ELSE 0.0 END', j), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+                          (SELECT string_agg(format('CASE WHEN u.g%s > 0 THEN 1::pg_catalog.float8 ELSE 0::pg_catalog.float8 END', j), ' + ' ORDER BY j) FROM generate_series(1, r) j));
   FOR c IN 1..p_k LOOP
     IF p_fence THEN
       scores := scores || concat_ws(' + ',
         (SELECT string_agg(format('(u.v%1$s - $1[%2$s][$4[%1$s]]) * (u.v%1$s - $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
         format('$9[%s]', c),
-        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN 1.0 - 2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN 1::pg_catalog.float8 - 2::pg_catalog.float8 * $1[%2$s][u.g%1$s] ELSE 0::pg_catalog.float8 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
     ELSE
       -- |c|^2 + 2 sum(mean * (1/scale) * c) is one constant per centroid
       scores := scores || concat_ws(' + ',
         format('(%s)', concat_ws(' + ', format('$9[%s]', c),
-          (SELECT string_agg(format('$1[%2$s][$4[%1$s]] * ($1[%2$s][$4[%1$s]] + 2.0 * $2[%1$s] * $3[%1$s])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i))),
-        (SELECT string_agg(format('u.x%1$s * (-2.0 * $3[%1$s] * $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
-        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN -2.0 * $1[%2$s][u.g%1$s] ELSE 0.0 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
+          (SELECT string_agg(format('$1[%2$s][$4[%1$s]] * ($1[%2$s][$4[%1$s]] + 2::pg_catalog.float8 * $2[%1$s] * $3[%1$s])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i))),
+        (SELECT string_agg(format('u.x%1$s * (-2::pg_catalog.float8 * $3[%1$s] * $1[%2$s][$4[%1$s]])', i, c), ' + ' ORDER BY i) FROM generate_series(1, m) i),
+        (SELECT string_agg(format('CASE WHEN u.g%1$s > 0 THEN -2::pg_catalog.float8 * $1[%2$s][u.g%1$s] ELSE 0::pg_catalog.float8 END', j, c), ' + ' ORDER BY j) FROM generate_series(1, r) j));
     END IF;
   END LOOP;
   -- the smallest score by nested float8smaller(), its centroid the first that has it
   mn := format('t.d%s', p_k);
   FOR c IN REVERSE p_k - 1..1 LOOP
-    mn := format('float8smaller(t.d%s, %s)', c, mn);
+    mn := format('pg_catalog.float8smaller(t.d%s, %s)', c, mn);
   END LOOP;
+  -- per further categorical column, the rows of each of its categories (a one-hot dimension's sum)
+  counts := CASE WHEN r <= 1 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]',
+              (SELECT string_agg(format('(pg_catalog.count(*) FILTER (WHERE s.g%1$s = $11[%1$s] + %2$s))::pg_catalog.float8', j, h), ', ' ORDER BY j, h)
+                 FROM generate_series(2, r) j, generate_series(1, p_max_categories) h)) END;
   FOREACH q IN ARRAY p_queries LOOP
     branches := branches || format(
-      E'SELECT s.c, %s, count(*)::float8, %s, sum(s.vsq), sum(CASE WHEN $10 THEN sqrt(%s) END)\n'
-      '  FROM (SELECT %s, t.vsq, array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
+      E'SELECT s.c, %s, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END)\n'
+      '  FROM (SELECT %s, t.vsq, pg_catalog.array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
       '          FROM (SELECT u.*, %s%s AS vsq,\n                       %s\n'
       '                  FROM (SELECT %s%s\n'
       '                          FROM (\n%s\n) q) u) t) s\n'
-      ' GROUP BY %s',
-      CASE WHEN r = 0 THEN '''{}''::int[]' ELSE format('ARRAY[%s]::int[]', (SELECT string_agg('s.' || g, ', ') FROM unnest(gs) g)) END,
-      CASE WHEN m = 0 THEN '''{}''::float8[]' ELSE format('ARRAY[%s]::float8[]', (SELECT string_agg(format('sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
+      ' GROUP BY s.c%s',
+      CASE WHEN r = 0 THEN '0' ELSE 's.g1' END, counts,
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
       -- the distance: the smallest squared distance, or the smallest score plus |v|^2 (never below 0)
-      CASE WHEN p_fence THEN 's.dmin' ELSE 'float8larger(s.vsq + s.dmin, 0.0)' END,
+      CASE WHEN p_fence THEN 's.dmin' ELSE 'pg_catalog.float8larger(s.vsq + s.dmin, 0::pg_catalog.float8)' END,
       (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
       (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
       replace(fence, 'fence', 'fence_t'), vsq,
       (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
       replace(fence, 'fence', 'fence_u'), array_to_string(inner_cols, E',\n                         '),
-      ml.strip_query(q),
-      (SELECT string_agg(x, ', ') FROM unnest(ARRAY['s.c'] || (SELECT array_agg('s.' || g) FROM unnest(gs) g)) x));
+      ml.strip_query(q), CASE WHEN r = 0 THEN '' ELSE ', s.g1' END);
   END LOOP;
-  RETURN format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
-                p_token, array_to_string(branches, E'\n    UNION ALL\n'));
+  body := format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
+                 p_token, array_to_string(branches, E'\n    UNION ALL\n'));
+  IF length(body) > 1000000 THEN
+    PERFORM ml.invalid(format('"training_mode": "in_database" would run %s MB of SQL per step (clusters x columns x partitions, and max_categories per categorical column); use fewer, or train in memory',
+                              round(length(body) / 1e6, 1)));
+  END IF;
+  RETURN body;
 END $$;
 
 -- The plan of a training view reads one partitioned table row by row (scans, filters, sorts;
@@ -155,101 +175,140 @@ BEGIN
      AND NOT EXISTS (SELECT 1 FROM json_array_elements(coalesce(p_plan -> 'Plans', '[]')) c WHERE NOT ml.plan_is_row_wise(c));
 END $$;
 
+-- A partition's query: the bound query with the partition named instead of the partitioned
+-- table (whose qualified name must occur in it exactly once). The deparsed FROM item is the
+-- table's name, then its alias when the query gave one (the query's columns are qualified by
+-- it, or by the table's name when there is none). NULL when the name does not occur once.
+CREATE OR REPLACE FUNCTION ml.partition_query(p_bound text, p_table regclass, p_leaf regclass) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  qualified text;
+  relname text;
+  leaf text := (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_leaf);
+  at int;
+BEGIN
+  SELECT format('%I.%I', n.nspname, c.relname), c.relname INTO qualified, relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table;
+  IF qualified IS NULL OR leaf IS NULL OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified) THEN
+    RETURN NULL;
+  END IF;
+  at := strpos(p_bound, qualified);
+  RETURN overlay(p_bound PLACING leaf || CASE WHEN substr(p_bound, at + length(qualified)) ~ '^ (?!TABLESAMPLE\M)[^\s]' THEN '' ELSE ' ' || quote_ident(relname) END
+                 FROM at FOR length(qualified));
+END $$;
+
+-- The leaves of a partitioned table, in the order the step's queries follow.
+CREATE OR REPLACE FUNCTION ml.partition_leaves(p_table regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT t.relid FROM pg_partition_tree(p_table) t WHERE t.isleaf ORDER BY t.relid::oid
+$$;
+
 -- The queries a step aggregates: the training query itself, or, when it reads one partitioned
 -- table with foreign partitions row by row, the same query once per partition (PostgreSQL 15-17
 -- do not ship a partial aggregate to a foreign partition, but ship a whole one over a foreign
--- table). Each partition's query is the bound query with the partition named instead of the
--- table, made into a view for a moment to check that it reads that partition only and has the
--- same columns; anything else keeps the one query, as does a table with row security or a
--- partition the requester may not read directly. Runs as the requester.
-CREATE OR REPLACE FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text) RETURNS text[]
+-- table). Each partition's query (ml.partition_query) is made into a view for a moment to check
+-- that it reads that partition only and has the same columns; anything else keeps the one query,
+-- as does a table with row security or a partition the requester may not read directly.
+-- Returns the queries and the partitioned table they split (NULL: one query). Runs as the requester.
+DROP FUNCTION IF EXISTS ml.step_queries(regclass, text, text);
+CREATE OR REPLACE FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   rel oid;
-  relname text;
-  qualified text;
-  at int;
-  after text;
   plan json;
-  leaf record;
-  out text[] := '{}';
+  leaf regclass;
   rels oid[];
   s name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view);
   probe regclass;
   part text;
   same boolean;
 BEGIN
+  queries := ARRAY[p_bound];
   SELECT array_agg(DISTINCT d.refobjid) INTO rels FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
    WHERE w.ev_class = p_view AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> p_view;
-  IF cardinality(rels) IS DISTINCT FROM 1 THEN RETURN ARRAY[p_bound]; END IF;
+  IF cardinality(rels) IS DISTINCT FROM 1 THEN RETURN; END IF;
   rel := rels[1];
-  SELECT format('%I.%I', n.nspname, c.relname), c.relname INTO qualified, relname
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel AND c.relkind = 'p';
-  IF qualified IS NULL
+  IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel AND c.relkind = 'p')
      OR NOT EXISTS (SELECT 1 FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf AND c.relkind = 'f')
      OR (SELECT count(*) FROM pg_partition_tree(rel) t WHERE t.isleaf) > 64
      -- read directly, a partition answers to its own privileges and row security, not the table's
      OR EXISTS (SELECT 1 FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid
                  WHERE c.relrowsecurity OR (t.isleaf AND NOT has_table_privilege(c.oid, 'SELECT')))
-     OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified) THEN
-    RETURN ARRAY[p_bound];
+     OR ml.partition_query(p_bound, rel::regclass, rel::regclass) IS NULL THEN
+    RETURN;
   END IF;
   EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM %s', p_view) INTO plan;
-  IF NOT ml.plan_is_row_wise(plan -> 0 -> 'Plan') THEN RETURN ARRAY[p_bound]; END IF;
-  -- The deparsed FROM item is the table's name, then its alias when the query gave one (the
-  -- query's columns are qualified by it, or by the table's name when there is none).
-  at := strpos(p_bound, qualified);
-  after := substr(p_bound, at + length(qualified));
-  FOR leaf IN SELECT t.relid, format('%I.%I', n.nspname, c.relname) AS name
-                FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE t.isleaf ORDER BY t.relid LOOP
-    part := overlay(p_bound PLACING leaf.name || CASE WHEN after ~ '^ (?!TABLESAMPLE\M)[^\s]' THEN '' ELSE ' ' || quote_ident(relname) END
-                    FROM at FOR length(qualified));
+  IF NOT ml.plan_is_row_wise(plan -> 0 -> 'Plan') THEN RETURN; END IF;
+  FOR leaf IN SELECT * FROM ml.partition_leaves(rel::regclass) LOOP
+    part := ml.partition_query(p_bound, rel::regclass, leaf);
     BEGIN
       EXECUTE format('CREATE VIEW %I.%I AS %s', s, 'p_' || p_token, part);
       probe := to_regclass(format('%I.%I', s, 'p_' || p_token));
       same := (SELECT array_agg(DISTINCT d.refobjid) FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
-                WHERE w.ev_class = probe AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> probe) = ARRAY[leaf.relid::oid]
+                WHERE w.ev_class = probe AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> probe) = ARRAY[leaf::oid]
               AND (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = probe AND a.attnum > 0)
                 = (SELECT array_agg((a.attname, a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = p_view AND a.attnum > 0);
       EXECUTE format('DROP VIEW %s', probe);
     EXCEPTION WHEN OTHERS THEN
       same := false;
     END;
-    IF NOT same THEN RETURN ARRAY[p_bound]; END IF;
-    out := out || part;
+    IF NOT same THEN
+      queries := ARRAY[p_bound];
+      RETURN;
+    END IF;
+    IF split IS NULL THEN queries := '{}'; END IF;
+    split := rel::regclass;
+    queries := queries || part;
   END LOOP;
-  RETURN out;
 END $$;
 
--- What ml_create_model records for an in-database model: the step's queries, and whether the
--- step keeps its layers apart (a single query that reads no foreign or distributed table; see
--- step_function_body).
-CREATE OR REPLACE FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT fenced boolean)
+-- The step's queries ml_create_model passes to ml.enqueue_training are the bound query, or its
+-- partition queries of the table named: nothing else (the step function's text follows them).
+CREATE OR REPLACE FUNCTION ml.step_queries_valid(p_queries text[], p_split regclass, p_bound text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT CASE WHEN p_queries IS NULL THEN p_split IS NULL
+              WHEN p_split IS NULL THEN p_queries = ARRAY[p_bound]
+              ELSE cardinality(p_queries) <= 64
+                   AND p_queries = ARRAY(SELECT ml.partition_query(p_bound, p_split, l) FROM ml.partition_leaves(p_split) l) END
+$$;
+
+-- What ml_create_model records for an in-database model: the step's queries, the table they
+-- split, and whether the step keeps its layers apart (a single query that reads no foreign or
+-- distributed table; see step_function_body).
+DROP FUNCTION IF EXISTS ml.step_plan(regclass, text, text);
+CREATE OR REPLACE FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass, OUT fenced boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE plan json;
 BEGIN
-  queries := ml.step_queries(p_view, p_token, p_bound);
+  SELECT x.queries, x.split INTO queries, split FROM ml.step_queries(p_view, p_token, p_bound) x;
   EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM %s', p_view) INTO plan;
   -- a foreign table (postgres_fdw) or a distributed one (Citus: a Custom Scan) gets the flat form
-  fenced := cardinality(queries) = 1 AND plan::text NOT LIKE '%"Foreign Scan"%' AND plan::text NOT LIKE '%"Custom Scan"%';
+  fenced := split IS NULL AND plan::text NOT LIKE '%"Foreign Scan"%' AND plan::text NOT LIKE '%"Custom Scan"%';
 END $$;
+
+-- The step function's text for a request's options (made at enqueue, checked before each step).
+CREATE OR REPLACE FUNCTION ml.step_body_for(p_queries text[], p_token text, p_function regprocedure, p_options jsonb, p_fenced boolean)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
+  SELECT ml.step_function_body(p_queries, p_token, p_function, p_options -> 'exclude', (p_options ->> 'num_clusters')::int,
+                               coalesce((p_options ->> 'max_categories')::int, 100), p_fenced)
+$$;
 
 -- Makes the requester's step function next to the training function p_function (same schema,
 -- owner, search_path and grants). Runs as the requester.
+DROP FUNCTION IF EXISTS ml.make_step_function(regprocedure, text, text[], boolean, jsonb, name[]);
 CREATE OR REPLACE FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[])
 RETURNS regprocedure LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s name := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = p_function);
+  args text := 'float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[]';
   f regprocedure;
 BEGIN
-  EXECUTE format('CREATE FUNCTION %I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean)
-                  RETURNS TABLE (c int, cats int[], n float8, sums float8[], squares float8, spread float8)
+  EXECUTE format('CREATE FUNCTION %I.%I(%s)
+                  RETURNS TABLE (c int, g int, cats float8[], n float8, sums float8[], squares float8, spread float8)
                   LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
-                 s, 'a_' || p_token,
-                 ml.training_search_path(p_schemas),
-                 ml.step_function_body(p_queries, p_token, p_function, p_options -> 'exclude', (p_options ->> 'num_clusters')::int, p_fenced));
-  f := to_regprocedure(format('%I.%I(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean)', s, 'a_' || p_token));
+                 s, 'a_' || p_token, args, ml.training_search_path(p_schemas),
+                 ml.step_body_for(p_queries, p_token, p_function, p_options, p_fenced));
+  f := to_regprocedure(format('%I.%I(%s)', s, 'a_' || p_token, args));
   EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, ml.reader_role());
   RETURN f;

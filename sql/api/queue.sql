@@ -45,11 +45,12 @@ REVOKE ALL ON FUNCTION ml.lock_model_name(text) FROM PUBLIC;
 -- The one way a training request enters the queue: validates everything again (it may be
 -- called directly), and takes the requester from the training function's owner, whom the
 -- session must be able to act as.
--- (the step's queries were added for in-database k-means: the old signature goes)
+-- (the step's queries were added for in-database k-means: the old signatures go)
 DROP FUNCTION IF EXISTS ml.enqueue_training(regprocedure, text, float8, text, text, jsonb, text, text);
+DROP FUNCTION IF EXISTS ml.enqueue_training(regprocedure, text, float8, text, text, jsonb, text, text, text[], boolean);
 CREATE OR REPLACE FUNCTION ml.enqueue_training(p_function regprocedure, p_token text, p_estimate float8,
                                     p_model text, p_type text, p_options jsonb, p_query text, p_query_sql text,
-                                    p_step_queries text[] DEFAULT NULL, p_step_fenced boolean DEFAULT NULL)
+                                    p_step_queries text[] DEFAULT NULL, p_step_fenced boolean DEFAULT NULL, p_step_split regclass DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, ml, pg_temp AS $$
 DECLARE
   requester name;
@@ -69,6 +70,9 @@ BEGIN
      AND NOT has_function_privilege('public', p.oid, 'EXECUTE');
   IF requester IS NULL OR EXISTS (SELECT 1 FROM ml.jobs WHERE query_function = p_function) THEN
     PERFORM ml.invalid('the training query must be given as ml_create_model makes it');
+  END IF;
+  IF NOT ml.step_queries_valid(p_step_queries, p_step_split, p_query_sql) OR (p_step_queries IS NOT NULL AND p_step_fenced IS NULL) THEN
+    PERFORM ml.invalid('the in-database step''s queries must be given as ml_create_model makes them');
   END IF;
   UPDATE ml.tokens SET used_at = now() WHERE token = p_token AND owner = requester AND used_at IS NULL;
   IF NOT FOUND THEN
@@ -119,6 +123,7 @@ DECLARE
   fn regprocedure;
   steps text[];
   fenced boolean;
+  split regclass;
   explicit boolean;
 BEGIN
   BEGIN
@@ -174,7 +179,7 @@ BEGIN
   -- (also for a k-means request that may be trained there by the sidecar's choice)
   explicit := pg_catalog.lower(opts OPERATOR(pg_catalog.->>) 'training_mode') OPERATOR(pg_catalog.=) 'in_database';
   IF explicit OR ml.in_database_possible(model_type, opts) THEN
-    SELECT p.queries, p.fenced INTO steps, fenced FROM ml.step_plan(v, token, bound) p;
+    SELECT p.queries, p.split, p.fenced INTO steps, split, fenced FROM ml.step_plan(v, token, bound) p;
   END IF;
   fn := ml.make_training_function(v, token, bound, pg_catalog.current_schemas(false));
   IF explicit THEN
@@ -184,9 +189,10 @@ BEGIN
       PERFORM ml.make_step_function(fn, token, steps, fenced, opts, pg_catalog.current_schemas(false));
     EXCEPTION WHEN invalid_parameter_value THEN
       steps := NULL;  -- a column the step cannot read: this model trains in memory
+      split := NULL;
     END;
   END IF;
-  RETURN ml.enqueue_training(fn, token, estimate, model_name, model_type, options, training_query, bound, steps, fenced);
+  RETURN ml.enqueue_training(fn, token, estimate, model_name, model_type, options, training_query, bound, steps, fenced, split);
 END $$;
 COMMENT ON FUNCTION @api@.ml_create_model(text, text, text, jsonb) IS
   'sqlml: enqueue the training of a new version of a model; returns the job id (see ml_wait, ml_jobs)';

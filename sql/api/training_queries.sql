@@ -93,7 +93,7 @@ BEGIN
   FOR f IN
     SELECT x.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
       JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner
-                    AND (x.pronargs = 0 AND x.proname IN (p.proname, 'k_' || j.query_token) OR x.pronargs = 10 AND x.proname = 'a_' || j.query_token)
+                    AND (x.pronargs = 0 AND x.proname IN (p.proname, 'k_' || j.query_token) OR x.pronargs = 11 AND x.proname = 'a_' || j.query_token)
      WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP

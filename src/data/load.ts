@@ -221,7 +221,7 @@ export async function loadTrainingData(req: LoadRequest): Promise<LoadedData> {
 }
 
 /** The step function's arguments (sql/api/in_database.sql, ml.make_step_function). */
-const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]', 'boolean'];
+const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]', 'boolean', 'integer[]'];
 
 /**
  * The rows of a job's step function (in-database k-means: one Lloyd step's aggregate), in a
@@ -232,8 +232,7 @@ export async function stepRows<T>(req: Pick<LoadRequest, 'source' | 'statementTi
   const { rows } = await req.source.main.query<{ call: string | null; owner: string | null; intact: boolean | null }>(
     `SELECT format('%I.%I', n.nspname, a.proname) AS call, pg_get_userbyid(a.proowner)::text AS owner,
             a.prosecdef AND a.proowner = p.proowner
-              AND a.prosrc = ml.step_function_body(j.step_queries, j.query_token, p.oid::regprocedure, m.options -> 'exclude',
-                                                   (m.options ->> 'num_clusters')::int, j.step_fenced) AS intact
+              AND a.prosrc = ml.step_body_for(j.step_queries, j.query_token, p.oid::regprocedure, m.options, j.step_fenced) AS intact
        FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id JOIN pg_proc p ON p.oid = j.query_function
        LEFT JOIN pg_proc a ON a.pronamespace = p.pronamespace AND a.proname = 'a_' || j.query_token
                         AND pg_get_function_identity_arguments(a.oid) = $3

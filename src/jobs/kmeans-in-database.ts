@@ -55,15 +55,19 @@ export async function inDatabaseMode(ctx: JobContext, options: Record<string, un
   return ctx.source.estimatedRows * step.columns * 8 > ctx.maxBytes ? 'memory budget' : null;
 }
 
-/** The step function's columns, and whether it is the fenced form (a local table: distances cost little). */
-async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean }> {
-  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean }>(
-    `SELECT s.col, s.kind, j.step_fenced AS fenced FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
+/**
+ * The step function's columns, whether it is the fenced form (a local table: distances cost
+ * little), and how many category counts it returns per categorical column.
+ */
+async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean; maxCategories: number }> {
+  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean; max_categories: number }>(
+    `SELECT s.col, s.kind, j.step_fenced AS fenced, coalesce((m.options ->> 'max_categories')::int, 100) AS max_categories
+       FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
             ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude') s
       WHERE j.query_function = $1::oid AND j.kind = 'train' ORDER BY s.ord`,
     [ctx.source.fn],
   );
-  return { columns: rows, fenced: rows[0]?.fenced === true };
+  return { columns: rows, fenced: rows[0]?.fenced === true, maxCategories: rows[0]?.max_categories ?? 100 };
 }
 
 /** Where the step's numeric and categorical columns land in model space (0: nowhere, a column the model dropped). */
@@ -75,13 +79,17 @@ interface Layout {
   categoryDim: number[];
   nullDim: number[];
   otherDim: number[];
+  /** per categorical column, the dimension before its first category */
+  categoryOffset: number[];
+  /** category counts per categorical column in the step's rows (max_categories) */
+  maxCategories: number;
   /** the model-space dimensions of categories */
   categoryDims: number[];
 }
 
-function layout(spec: FeatureSpec, columns: StepColumn[]): Layout {
+function layout(spec: FeatureSpec, columns: StepColumn[], maxCategories: number): Layout {
   const byName = new Map(spec.features.map((f) => [f.name, f]));
-  const out: Layout = { mean: [], inverseScale: [], numericDim: [], categories: [], categoryDim: [], nullDim: [], otherDim: [], categoryDims: [] };
+  const out: Layout = { mean: [], inverseScale: [], numericDim: [], categories: [], categoryDim: [], nullDim: [], otherDim: [], categoryOffset: [], maxCategories, categoryDims: [] };
   let r = 0;
   for (const c of columns) {
     const f = byName.get(c.col);
@@ -108,6 +116,8 @@ function layout(spec: FeatureSpec, columns: StepColumn[]): Layout {
     });
     out.nullDim.push(nullDim);
     out.otherDim.push(other);
+    out.categoryOffset.push(f?.kind === 'categorical' ? f.offset : 0);
+    if (f?.kind === 'categorical' && f.categories.length > maxCategories) throw new Error(`column "${f.name}": ${f.categories.length} categories, the step counts ${maxCategories}`);
     if (f?.kind === 'categorical') for (let j = 0; j < f.categories.length; j++) out.categoryDims.push(f.offset + j + 1);
   }
   return out;
@@ -130,9 +140,9 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
   // centroids as [1:k][0:d], column 0 all zeros (the dimension of nothing)
   const centroids = `[1:${k}][0:${d}]={${Array.from({ length: k }, (_, c) => `{0,${Array.from(C.subarray(c * d, c * d + d)).join(',')}}`).join(',')}}`;
   const squares = Array.from({ length: k }, (_, c) => L.categoryDims.reduce((acc, j) => acc + C[c * d + j - 1]! ** 2, 0));
-  const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
+  const rows = await stepRows<{ c: number; g: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
-    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure],
+    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure, L.categoryOffset],
     { jit: k * d <= 256 },
   );
   const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k), bytes: 0 };
@@ -146,8 +156,12 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
       const dim = L.numericDim[i]!;
       if (dim > 0) out.sums[c * d + dim - 1] += v;
     });
-    for (const g of r.cats) if (g > 0) out.sums[c * d + g - 1] += r.n;
-    out.bytes += 8 * (r.cats.length + r.sums.length + 4);
+    // the first categorical column's dimension g groups the row; each further column's h-th category count is dimension offset + h
+    if (r.g > 0) out.sums[c * d + r.g - 1] += r.n;
+    r.cats.forEach((count, i) => {
+      if (count > 0) out.sums[c * d + L.categoryOffset[1 + Math.floor(i / L.maxCategories)]! + (i % L.maxCategories)] += count;
+    });
+    out.bytes += 8 * (r.cats.length + r.sums.length + 5);
   }
   for (let c = 0; c < k; c++) {
     let dot = 0;
@@ -178,8 +192,8 @@ export async function refineInDatabase(
   const { k } = model;
   const d = spec.dims;
   if (d > MAX_DIMS) throw new UserError(`"training_mode": "in_database" takes at most ${MAX_DIMS} model-space dimensions (numeric columns plus kept categories); this model has ${d}: lower "max_categories" or train in memory`);
-  const { columns, fenced } = await stepColumns(ctx);
-  const L = layout(spec, columns);
+  const { columns, fenced, maxCategories } = await stepColumns(ctx);
+  const L = layout(spec, columns, maxCategories);
   const C = model.centroids;
   const initialCentroids = Array.from({ length: k }, (_, c) => Array.from(C.subarray(c * d, c * d + d)));
   const iterations: IterationInfo[] = [];
