@@ -287,7 +287,7 @@ FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text L
 FUNCTION ml.lock_model_name(p_model text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp ACL {@installer@=X/@installer@}
   -- body: 5 lines, md5 8c35d56accf916c432fe614f41a72c1a
 FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 16 lines, md5 2aa1dabe3e9b6cf426806910dc50f809
+  -- body: 16 lines, md5 0a04772dd952b90d475f0fe61ab4e35c
 FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 22 lines, md5 6129c9dd3a4ee8bd420f4cabd3886535
 FUNCTION ml.metric_names(kind text) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -323,7 +323,7 @@ FUNCTION ml.owns_model(p_model text, p_user name) RETURNS boolean LANGUAGE sql S
 FUNCTION ml.partition_leaves(p_table regclass) RETURNS SETOF regclass LANGUAGE sql STABLE SET search_path=pg_catalog, pg_temp
   -- body: 3 lines, md5 9cb3c3a15e03e73500f37afbd36564c8
 FUNCTION ml.partition_query(p_bound text, p_table regclass, p_leaf regclass) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, pg_temp
-  -- body: 16 lines, md5 5696d8df62a1c7d7380105c40b827112
+  -- body: 20 lines, md5 a587388868dd9eb8e64bd9458bc4f304
 FUNCTION ml.plan_is_row_wise(p_plan json) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 9 lines, md5 ee6bf561634088a8bc80d14cc2cd0791
 FUNCTION ml.predict_clv(m ml.models, t ml.trials, q text, options jsonb) RETURNS TABLE(input jsonb, centroid_id integer, nearest_centroids_distance jsonb, membership_probability double precision, outlier_score double precision, predicted_value double precision, predicted_label text, predicted_probs jsonb, details jsonb) LANGUAGE plpgsql
@@ -377,13 +377,13 @@ FUNCTION ml.step_body_for(p_queries text[], p_token text, p_function regprocedur
 FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb) RETURNS TABLE(ord integer, col text, kind text) LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 f35aa4cb68f13906c75d1429e2594c98
 FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_max_categories integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 95 lines, md5 89d1f4a46a8b277db97e245c75c63312
+  -- body: 104 lines, md5 8070456adc2546a077774cc0067cb4f5
 FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass, OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 8 lines, md5 2b0c6a3519228aacf3ea3605cf52ca1f
 FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 49 lines, md5 6fcf85cff6d8fcc4101e953fe43cf521
 FUNCTION ml.step_queries_valid(p_queries text[], p_split regclass, p_bound text) RETURNS boolean LANGUAGE sql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 6 lines, md5 11a19f6fa5cca1aec7d314453c2358a5
+  -- body: 6 lines, md5 027449942f7b554d356746d654c7e09f
 FUNCTION ml.strip_query(query text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 3 lines, md5 06c7a21722981c71109d6f1fa4162381
 FUNCTION ml.sum_by_group(vals double precision[], groups integer[], n integer) RETURNS double precision[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE

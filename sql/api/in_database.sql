@@ -45,12 +45,11 @@ END $$;
 --   $9 float8[] per centroid the sum of squares of its category dimensions
 --   $10 boolean: also sum each row's distance (the last step's Davies-Bouldin)
 --   $11 int[] per categorical column the dimension before its first category
--- Returns per nearest centroid and category dimension g of the first categorical column (0
--- when none) the rows, the sums of the numeric dimensions, per further categorical column the
--- count of each of its (at most max_categories) categories, the sum of squared norms (the
--- sidecar gets the squared distances from them) and, when asked, the sum of distances: at most
--- k x (max_categories + 1) rows per query, whatever the rows (grouping by every categorical
--- column would return a row per combination of categories, up to one per row).
+-- Returns per nearest centroid the rows, the sums of the numeric dimensions, per categorical
+-- column the count of each of its (at most max_categories) categories (FILTER: max_categories
+-- comparisons per row and column; grouping by the categories would return a row per
+-- combination, up to one per row), the sum of squared norms (the sidecar gets the squared
+-- distances from them) and, when asked, the sum of distances: k rows per query, whatever the rows.
 -- Every function sqlml writes here is schema-qualified and every operator has operands of one
 -- built-in type (literals typed): the body runs with the requester's schemas on its path, where
 -- another role's better-matching array_position(float8[], float8) or *(numeric, float8) would
@@ -104,8 +103,17 @@ BEGIN
   IF m + r = 0 THEN
     PERFORM ml.invalid('no feature columns are left after "exclude": the training query must have at least one other column');
   END IF;
+  -- bounds checked before any text is built: the text grows with clusters x columns x queries
+  -- and categorical columns x max_categories, and so does what a step returns
   IF p_k * (m + r) > 20000 THEN
     PERFORM ml.invalid(format('"training_mode": "in_database" takes at most 20,000 clusters x feature columns (the step''s text grows with them); this model has %s x %s: train in memory', p_k, m + r));
+  END IF;
+  IF r * p_max_categories > 2000 THEN
+    PERFORM ml.invalid(format('"training_mode": "in_database" counts at most 2,000 categories per step (categorical columns x max_categories); this request has %s x %s: lower "max_categories" or train in memory', r, p_max_categories));
+  END IF;
+  IF cardinality(p_queries) * (p_k * (m + r) * 90 + r * p_max_categories * 80) > 1000000 THEN
+    PERFORM ml.invalid(format('"training_mode": "in_database" would run more than 1 MB of SQL per step (%s queries x %s clusters x %s columns, %s categories counted); use fewer, or train in memory',
+                              cardinality(p_queries), p_k, m + r, r * p_max_categories));
   END IF;
   -- the row's squared norm in model space: its numeric values, and 1 per category it has
   vsq := concat_ws(' + ', (SELECT string_agg(format('u.v%1$s * u.v%1$s', i), ' + ' ORDER BY i) FROM generate_series(1, m) i),
@@ -130,19 +138,19 @@ BEGIN
   FOR c IN REVERSE p_k - 1..1 LOOP
     mn := format('pg_catalog.float8smaller(t.d%s, %s)', c, mn);
   END LOOP;
-  -- per further categorical column, the rows of each of its categories (a one-hot dimension's sum)
-  counts := CASE WHEN r <= 1 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]',
+  -- per categorical column, the rows of each of its categories (a one-hot dimension's sum)
+  counts := CASE WHEN r = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]',
               (SELECT string_agg(format('(pg_catalog.count(*) FILTER (WHERE s.g%1$s = $11[%1$s] + %2$s))::pg_catalog.float8', j, h), ', ' ORDER BY j, h)
-                 FROM generate_series(2, r) j, generate_series(1, p_max_categories) h)) END;
+                 FROM generate_series(1, r) j, generate_series(1, p_max_categories) h)) END;
   FOREACH q IN ARRAY p_queries LOOP
     branches := branches || format(
-      E'SELECT s.c, %s, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END)\n'
+      E'SELECT s.c, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END)\n'
       '  FROM (SELECT %s, t.vsq, pg_catalog.array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
       '          FROM (SELECT u.*, %s%s AS vsq,\n                       %s\n'
       '                  FROM (SELECT %s%s\n'
       '                          FROM (\n%s\n) q) u) t) s\n'
-      ' GROUP BY s.c%s',
-      CASE WHEN r = 0 THEN '0' ELSE 's.g1' END, counts,
+      ' GROUP BY s.c',
+      counts,
       CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
       -- the distance: the smallest squared distance, or the smallest score plus |v|^2 (never below 0)
       CASE WHEN p_fence THEN 's.dmin' ELSE 'pg_catalog.float8larger(s.vsq + s.dmin, 0::pg_catalog.float8)' END,
@@ -151,7 +159,7 @@ BEGIN
       replace(fence, 'fence', 'fence_t'), vsq,
       (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
       replace(fence, 'fence', 'fence_u'), array_to_string(inner_cols, E',\n                         '),
-      ml.strip_query(q), CASE WHEN r = 0 THEN '' ELSE ', s.g1' END);
+      ml.strip_query(q));
   END LOOP;
   body := format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
                  p_token, array_to_string(branches, E'\n    UNION ALL\n'));
@@ -189,7 +197,11 @@ DECLARE
 BEGIN
   SELECT format('%I.%I', n.nspname, c.relname), c.relname INTO qualified, relname
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table;
-  IF qualified IS NULL OR leaf IS NULL OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified) THEN
+  -- only plain names, and a text with no comment (PostgreSQL's deparse has none): the partition's
+  -- text then differs from the training function's in the one name only
+  IF qualified IS NULL OR leaf IS NULL OR (length(p_bound) - length(replace(p_bound, qualified, ''))) <> length(qualified)
+     OR qualified !~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$' OR leaf !~ '^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$'
+     OR strpos(p_bound, '--') > 0 OR strpos(p_bound, '/*') > 0 THEN
     RETURN NULL;
   END IF;
   at := strpos(p_bound, qualified);
@@ -266,10 +278,10 @@ END $$;
 -- partition queries of the table named: nothing else (the step function's text follows them).
 CREATE OR REPLACE FUNCTION ml.step_queries_valid(p_queries text[], p_split regclass, p_bound text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, ml, pg_temp AS $$
-  SELECT CASE WHEN p_queries IS NULL THEN p_split IS NULL
-              WHEN p_split IS NULL THEN p_queries = ARRAY[p_bound]
-              ELSE cardinality(p_queries) <= 64
-                   AND p_queries = ARRAY(SELECT ml.partition_query(p_bound, p_split, l) FROM ml.partition_leaves(p_split) l) END
+  SELECT coalesce(CASE WHEN p_queries IS NULL THEN p_split IS NULL
+                       WHEN p_split IS NULL THEN p_queries = ARRAY[p_bound]
+                       ELSE cardinality(p_queries) <= 64 AND array_position(p_queries, NULL) IS NULL
+                            AND p_queries = ARRAY(SELECT ml.partition_query(p_bound, p_split, l) FROM ml.partition_leaves(p_split) l) END, false)
 $$;
 
 -- What ml_create_model records for an in-database model: the step's queries, the table they
@@ -304,7 +316,7 @@ DECLARE
   f regprocedure;
 BEGIN
   EXECUTE format('CREATE FUNCTION %I.%I(%s)
-                  RETURNS TABLE (c int, g int, cats float8[], n float8, sums float8[], squares float8, spread float8)
+                  RETURNS TABLE (c int, cats float8[], n float8, sums float8[], squares float8, spread float8)
                   LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'a_' || p_token, args, ml.training_search_path(p_schemas),
                  ml.step_body_for(p_queries, p_token, p_function, p_options, p_fenced));

@@ -229,10 +229,12 @@ const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double prec
  * job's queries, columns and number of clusters. Only values are sent: `params` by position.
  */
 export async function stepRows<T>(req: Pick<LoadRequest, 'source' | 'statementTimeoutMs'>, params: unknown[], o: { jit: boolean }): Promise<T[]> {
-  const { rows } = await req.source.main.query<{ call: string | null; owner: string | null; intact: boolean | null }>(
+  const { rows } = await req.source.main.query<{ call: string | null; owner: string | null; intact: boolean | null; max_rows: number }>(
     `SELECT format('%I.%I', n.nspname, a.proname) AS call, pg_get_userbyid(a.proowner)::text AS owner,
-            a.prosecdef AND a.proowner = p.proowner
-              AND a.prosrc = ml.step_body_for(j.step_queries, j.query_token, p.oid::regprocedure, m.options, j.step_fenced) AS intact
+            -- (the text is rebuilt only when it could be the one ml_create_model made: at most 1 MB)
+            CASE WHEN a.prosecdef AND a.proowner = p.proowner AND length(a.prosrc) <= 1000000
+                 THEN a.prosrc = ml.step_body_for(j.step_queries, j.query_token, p.oid::regprocedure, m.options, j.step_fenced) ELSE false END AS intact,
+            (m.options ->> 'num_clusters')::int * cardinality(j.step_queries) AS max_rows
        FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id JOIN pg_proc p ON p.oid = j.query_function
        LEFT JOIN pg_proc a ON a.pronamespace = p.pronamespace AND a.proname = 'a_' || j.query_token
                         AND pg_get_function_identity_arguments(a.oid) = $3
@@ -250,8 +252,10 @@ export async function stepRows<T>(req: Pick<LoadRequest, 'source' | 'statementTi
     // a long generated expression keeps the JIT compiler busy, and it cannot be cancelled
     if (!o.jit) await reader.client.query('SET LOCAL jit = off');
     const placeholders = STEP_ARGUMENTS.map((t, i) => `$${i + 1}::${t}`).join(', ');
-    const r = await reader.client.query(`SELECT * FROM ${found.call}(${placeholders})`, params);
+    // a row per centroid and query: more means the function is not the one it should be
+    const r = await reader.client.query(`SELECT * FROM ${found.call}(${placeholders}) LIMIT ${found.max_rows + 1}`, params);
     await reader.client.query('COMMIT');
+    if (r.rows.length > found.max_rows) throw new UserError(`the step function of this training query (${found.call}) returned more than ${found.max_rows} rows (one per cluster and query); train again with ml_create_model`);
     return r.rows as T[];
   } catch (err) {
     throw explain(err);

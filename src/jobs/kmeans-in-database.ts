@@ -140,7 +140,7 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
   // centroids as [1:k][0:d], column 0 all zeros (the dimension of nothing)
   const centroids = `[1:${k}][0:${d}]={${Array.from({ length: k }, (_, c) => `{0,${Array.from(C.subarray(c * d, c * d + d)).join(',')}}`).join(',')}}`;
   const squares = Array.from({ length: k }, (_, c) => L.categoryDims.reduce((acc, j) => acc + C[c * d + j - 1]! ** 2, 0));
-  const rows = await stepRows<{ c: number; g: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
+  const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
     [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure, L.categoryOffset],
     { jit: k * d <= 256 },
@@ -156,12 +156,11 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
       const dim = L.numericDim[i]!;
       if (dim > 0) out.sums[c * d + dim - 1] += v;
     });
-    // the first categorical column's dimension g groups the row; each further column's h-th category count is dimension offset + h
-    if (r.g > 0) out.sums[c * d + r.g - 1] += r.n;
+    // per categorical column, the count of its h-th category is the sum of dimension offset + h
     r.cats.forEach((count, i) => {
-      if (count > 0) out.sums[c * d + L.categoryOffset[1 + Math.floor(i / L.maxCategories)]! + (i % L.maxCategories)] += count;
+      if (count > 0) out.sums[c * d + L.categoryOffset[Math.floor(i / L.maxCategories)]! + (i % L.maxCategories)] += count;
     });
-    out.bytes += 8 * (r.cats.length + r.sums.length + 5);
+    out.bytes += 8 * (r.cats.length + r.sums.length + 4);
   }
   for (let c = 0; c < k; c++) {
     let dot = 0;
