@@ -1,4 +1,4 @@
-import { stepRows } from '../data/load.ts';
+import { stepRows } from '../data/step.ts';
 import type { FeatureSpec } from '../features/prepare.ts';
 import type { IterationInfo } from '../models/kmeans/lloyd.ts';
 import type { StreamedMetrics } from '../models/kmeans/minibatch.ts';
