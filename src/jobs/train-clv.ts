@@ -5,6 +5,7 @@ import { clvSettings } from '../models/clv/options.ts';
 import type { ClvArtifact } from '../models/clv/artifact.ts';
 import { writeClvModel } from '../store/write-clv.ts';
 import { UserError } from '../util/errors.ts';
+import { pacer } from '../util/yield.ts';
 import { storeContext, type JobContext } from './context.ts';
 import type { ModelRow } from './training-data.ts';
 
@@ -121,12 +122,9 @@ async function fitSpend(ctx: JobContext, x: Float64Array, m: Float64Array, penal
 /** Each customer's expected holdout purchases (the loop checks for cancellation: 2F1 per customer). */
 async function expectedHoldout(duration: number, x: Float64Array, tx: Float64Array, T: Float64Array, purchase: FittedPurchase, pause: () => Promise<void>): Promise<Float64Array> {
   const e = new Float64Array(x.length);
-  let paused = performance.now();
+  const pace = pacer(50, pause); // cancellation and the lease are honoured here too
   for (let i = 0; i < x.length; i++) {
-    if (performance.now() - paused > 50) {
-      await pause(); // cancellation and the lease are honoured here too
-      paused = performance.now();
-    }
+    await pace();
     e[i] = expectedPurchasesOf(purchase, x[i]!, tx[i]!, T[i]!, duration);
   }
   return e;

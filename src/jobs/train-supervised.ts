@@ -133,7 +133,7 @@ export async function trainSupervisedJob(ctx: JobContext, model: ModelRow): Prom
   const { X: servedX } = await prepare(familyOf(served.candidate.modelType));
   servedTrial.artifact!.explanation = {
     ...servedTrial.artifact!.explanation!,
-    global: globalExplanation(served, servedX, target, split.eval ?? split.train),
+    global: await globalExplanation(served, servedX, target, split.eval ?? split.train),
   };
   const { stats } = await prepare(familyOf(served.candidate.modelType));
   await ctx.checkpoint({ phase: 'write', model_type: served.candidate.modelType });

@@ -9,3 +9,17 @@ export async function yieldToEventLoop(): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve));
   await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+/**
+ * For loops whose iterations vary in cost: `await pace()` in the loop yields once `budgetMs`
+ * have passed since the last yield (a time budget holds on a loaded machine, where a fixed
+ * count of iterations can take many times longer).
+ */
+export function pacer(budgetMs = 40, pause: () => Promise<void> = yieldToEventLoop): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < budgetMs) return;
+    await pause();
+    last = performance.now();
+  };
+}

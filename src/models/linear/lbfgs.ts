@@ -1,4 +1,4 @@
-import { yieldToEventLoop } from '../../util/yield.ts';
+import { pacer } from '../../util/yield.ts';
 // L-BFGS with OWL-QN's orthant handling for an L1 penalty (Andrew & Gao, 2007): minimises
 // f(x) + l1 * sum_j mask_j |x_j| for a smooth convex f. With l1 = 0 it is plain L-BFGS with a
 // backtracking (Armijo) line search.
@@ -45,13 +45,7 @@ export async function minimize(fg: (x: Float64Array, grad: Float64Array) => numb
   const alpha = new Float64Array(m);
   let converged = false;
   let it = 0;
-  let yielded = performance.now();
-  const pause = async () => {
-    if (performance.now() - yielded > YIELD_EVERY_MS) {
-      await yieldToEventLoop();
-      yielded = performance.now();
-    }
-  };
+  const pause = pacer(YIELD_EVERY_MS);
   for (; it < o.maxIterations; it++) {
     await pause();
     pseudoGradient(x, g, l1, mask, pg);

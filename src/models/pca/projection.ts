@@ -1,4 +1,4 @@
-import { yieldToEventLoop } from '../../util/yield.ts';
+import { pacer } from '../../util/yield.ts';
 import { covariance } from './train.ts';
 
 // The 2-D view every clustering model keeps of its prepared features (the report's segment
@@ -25,7 +25,7 @@ export async function fitProjection(X: Float64Array, n: number, d: number): Prom
   for (let j = 0; j < d; j++) trace += C[j * d + j]!;
   const k = Math.min(2, d);
   const Q = startingVectors(C, d, k);
-  let yielded = performance.now();
+  const pace = pacer(20);
   for (let step = 0; step < MAX_STEPS; step++) {
     const Z = multiply(C, Q, d, k);
     orthonormalize(Z, d, k);
@@ -40,10 +40,7 @@ export async function fitProjection(X: Float64Array, n: number, d: number): Prom
     }
     Q.set(Z);
     if (change < 1e-13) break;
-    if (performance.now() - yielded > 20) {
-      await yieldToEventLoop();
-      yielded = performance.now();
-    }
+    await pace();
   }
   const { vectors, values } = rayleighRitz(C, Q, d, k);
   const components: number[][] = [];

@@ -1,5 +1,5 @@
 import { eigen } from './eigen.ts';
-import { yieldToEventLoop } from '../../util/yield.ts';
+import { pacer } from '../../util/yield.ts';
 
 // Principal component analysis (BigQuery ML's PCA model) of the model-space matrix: the
 // eigenvectors of the covariance of the centred rows (sample covariance, n - 1), largest
@@ -52,12 +52,9 @@ export async function covariance(X: Float64Array, n: number, d: number, rows: Ui
   for (let r = 0; r < m; r++) for (let j = 0, i = at(r); j < d; j++) center[j] += X[i * d + j]! / m;
   const C = new Float64Array(d * d);
   const row = new Float64Array(d);
-  let yielded = performance.now();
+  const pace = pacer(50);
   for (let r = 0; r < m; r++) {
-    if ((r & 15) === 0 && performance.now() - yielded > 50) { // a row costs d^2: wide rows need frequent checks
-      await yieldToEventLoop();
-      yielded = performance.now();
-    }
+    if ((r & 15) === 0) await pace(); // a row costs d^2: wide rows need frequent checks
     const i = at(r);
     for (let j = 0; j < d; j++) row[j] = X[i * d + j]! - center[j]!;
     for (let a = 0; a < d; a++) {

@@ -3,6 +3,7 @@ import type { SupervisedArtifact } from './artifact.ts';
 import type { Ensemble } from '../trees/ensemble.ts';
 import { ensembleShap } from '../trees/shap.ts';
 import type { Target } from './target.ts';
+import { pacer } from '../../util/yield.ts';
 
 // What a trained supervised model is explained by, computed in the sidecar: linear models'
 // importance and attribution baselines, and every model's global explanation.
@@ -75,12 +76,12 @@ export function dimFeatures(spec: FeatureSpec): number[] {
  * sample of) the evaluation rows; per class too for multiclass models. TreeSHAP costs about a
  * microsecond per tree node per row, so tree models use 500,000 / nodes rows (at least 30).
  */
-export function globalExplanation(
+export async function globalExplanation(
   t: { spec: FeatureSpec; ensemble?: Ensemble; linear?: { weights: number[][] }; explanation?: SupervisedArtifact['explanation'] },
   X: Float64Array,
   target: Target,
   rows: Uint32Array,
-): { class?: string; feature: string; attribution: number }[] {
+): Promise<{ class?: string; feature: string; attribution: number }[]> {
   const spec = t.spec;
   const d = spec.dims;
   const F = spec.features.length;
@@ -91,7 +92,9 @@ export function globalExplanation(
   const K = target.K;
   const sums = Array.from({ length: K }, () => new Float64Array(F));
   let count = 0;
+  const pace = pacer(); // up to 500,000 node-rows of TreeSHAP: the event loop runs in between
   for (let r = 0; r < rows.length; r += stride) {
+    await pace();
     const i = rows[r]!;
     count++;
     for (let k = 0; k < K; k++) {

@@ -4,7 +4,7 @@ import type { Binned } from './bins.ts';
 import { growForest } from './forest.ts';
 import { concat, copyClassPairs, sampleRows } from './forest-share.ts';
 import { growTree, TreeWork, type Tree, type TreeParams } from './grow.ts';
-import { yieldToEventLoop } from '../../util/yield.ts';
+import { pacer } from '../../util/yield.ts';
 
 // Gradient boosting (boosted_tree_*) and random forests (random_forest_*) on binned data, as
 // XGBoost does them for BigQuery ML: a forest is one boosting round of num_parallel_tree trees
@@ -170,12 +170,9 @@ export async function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d
   const K = m.base.length;
   const F = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
-  let yielded = performance.now();
+  const pace = pacer(50);
   for (const t of m.trees) {
-    if (performance.now() - yielded > 50) {
-      await yieldToEventLoop();
-      yielded = performance.now();
-    }
+    await pace();
     const feature = Int32Array.from(t.feature);
     const threshold = Float64Array.from(t.threshold);
     const left = Int32Array.from(t.left);
