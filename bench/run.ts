@@ -1,6 +1,6 @@
 // npm run bench: every benchmark, each printed with its baseline measured in the same run.
 //   npm run bench -- --quick      small sizes (what the test suite's smoke run does)
-//   npm run bench -- --hdbscan    HDBSCAN's curve and goals only
+//   npm run bench -- --hdbscan    HDBSCAN's curve and goals only (add --goals: the goals only, ~1 min)
 //   npm run bench -- --in-database   in-database k-means on partitioned tables only (10M rows)
 import { benchDatabase } from './lib.ts';
 import { benchStreaming, benchTraining, printTraining } from './training.ts';
@@ -52,7 +52,7 @@ async function inDatabase(): Promise<void> {
 async function hdbscan(): Promise<void> {
   // HDBSCAN: the O(n^2) baseline up to 30,000 rows (100,000 at 8 dimensions: ~3 minutes each)
   const minSamples = 10;
-  printHdbscanCurve(await benchHdbscanCurve(quick
+  if (!process.argv.includes('--goals')) printHdbscanCurve(await benchHdbscanCurve(quick
     ? { sizes: () => [3000], dims: [2, 8], exact: () => true, minSamples }
     : {
         // 10^4 .. 10^6 rows where the tree passes stay within minutes (16 dimensions: 100,000)

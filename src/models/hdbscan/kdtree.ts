@@ -18,7 +18,7 @@ export interface KdTree {
   nodes: number;
 }
 
-const LEAF_SIZE = 16;
+const LEAF_SIZE = 32; // docs/performance.md, HDBSCAN at scale: leaf size
 
 /** Typed arrays in shared memory: a helper thread reads the tree and writes results in place. */
 export function sharedF64(length: number): Float64Array {
