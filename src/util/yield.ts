@@ -15,7 +15,7 @@ export async function yieldToEventLoop(): Promise<void> {
  * have passed since the last yield (a time budget holds on a loaded machine, where a fixed
  * count of iterations can take many times longer).
  */
-export function pacer(budgetMs = 40, pause: () => Promise<void> = yieldToEventLoop): () => Promise<void> {
+export function pacer(budgetMs = 50, pause: () => Promise<void> = yieldToEventLoop): () => Promise<void> {
   let last = performance.now();
   return async () => {
     if (performance.now() - last < budgetMs) return;

@@ -18,9 +18,6 @@ export interface LbfgsResult {
   converged: boolean;
 }
 
-/** Between iterations, the event loop runs at least this often (heartbeats, cancellation, other jobs). */
-const YIELD_EVERY_MS = 50;
-
 /** fg(x, grad) returns f(x) and writes its gradient into grad. */
 export async function minimize(fg: (x: Float64Array, grad: Float64Array) => number, x0: Float64Array, o: LbfgsOptions): Promise<LbfgsResult> {
   const n = x0.length;
@@ -45,7 +42,7 @@ export async function minimize(fg: (x: Float64Array, grad: Float64Array) => numb
   const alpha = new Float64Array(m);
   let converged = false;
   let it = 0;
-  const pause = pacer(YIELD_EVERY_MS);
+  const pause = pacer(); // between iterations: heartbeats, cancellation, other jobs
   for (; it < o.maxIterations; it++) {
     await pause();
     pseudoGradient(x, g, l1, mask, pg);

@@ -52,7 +52,7 @@ export async function covariance(X: Float64Array, n: number, d: number, rows: Ui
   for (let r = 0; r < m; r++) for (let j = 0, i = at(r); j < d; j++) center[j] += X[i * d + j]! / m;
   const C = new Float64Array(d * d);
   const row = new Float64Array(d);
-  const pace = pacer(50);
+  const pace = pacer();
   for (let r = 0; r < m; r++) {
     if ((r & 15) === 0) await pace(); // a row costs d^2: wide rows need frequent checks
     const i = at(r);

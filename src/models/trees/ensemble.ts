@@ -170,7 +170,7 @@ export async function ensembleMargins(m: Ensemble, X: Float64Array, n: number, d
   const K = m.base.length;
   const F = new Float64Array(n * K);
   for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) F[i * K + k] = m.base[k]!;
-  const pace = pacer(50);
+  const pace = pacer();
   for (const t of m.trees) {
     await pace();
     const feature = Int32Array.from(t.feature);
