@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { CoreSearch } from '../src/models/hdbscan/core-distances.ts';
+import { buildKdTree } from '../src/models/hdbscan/kdtree.ts';
 import { hdbscanHelperEntry } from '../src/models/hdbscan/off-thread.ts';
 import { trainHdbscan, type HdbscanOptions } from '../src/models/hdbscan/train.ts';
 import { Random } from '../src/util/random.ts';
@@ -8,7 +10,7 @@ import { Random } from '../src/util/random.ts';
 // membership probabilities and outlier scores, on data built to tie (integer grids, duplicate
 // rows), in 1 to 24 dimensions, for both metrics and both selection methods.
 
-function data(kind: 'blobs' | 'grid' | 'duplicates' | 'uniform', n: number, d: number, seed: number): Float64Array {
+function data(kind: 'blobs' | 'grid' | 'duplicates' | 'uniform' | 'clumps', n: number, d: number, seed: number): Float64Array {
   const rng = new Random(seed);
   const X = new Float64Array(n * d);
   for (let i = 0; i < n; i++) {
@@ -18,6 +20,7 @@ function data(kind: 'blobs' | 'grid' | 'duplicates' | 'uniform', n: number, d: n
       let v = kind === 'uniform' ? rng.next() * 10 : c * 4 * ((j + c) % 2) + g * (0.5 + c / 4);
       if (kind === 'grid') v = Math.round(v * 2) / 2;
       if (kind === 'duplicates' && i % 3 !== 0) v = X[(i - (i % 3)) * d + j]!;
+      if (kind === 'clumps' && i >= 20) v = X[(i % 20) * d + j]!; // 20 points, each 75 times: leaves of identical rows
       X[i * d + j] = v;
     }
   }
@@ -34,7 +37,7 @@ async function both(X: Float64Array, n: number, d: number, o: Partial<HdbscanOpt
 }
 
 describe('hdbscan on a k-d tree', () => {
-  const cases: [string, 'blobs' | 'grid' | 'duplicates' | 'uniform', number, number, Partial<HdbscanOptions>][] = [
+  const cases: [string, 'blobs' | 'grid' | 'duplicates' | 'uniform' | 'clumps', number, number, Partial<HdbscanOptions>][] = [
     ['blobs, 2-D', 'blobs', 3000, 2, {}],
     ['blobs, 5-D, leaf selection', 'blobs', 3000, 5, { method: 'leaf' }],
     ['blobs, 8-D, min_samples 1', 'blobs', 2500, 8, { minSamples: 1 }],
@@ -43,6 +46,10 @@ describe('hdbscan on a k-d tree', () => {
     ['uniform noise, 2-D', 'uniform', 2000, 2, { minClusterSize: 40 }],
     ['blobs, 24-D', 'blobs', 1500, 24, {}],
     ['blobs, 1-D', 'blobs', 2000, 1, {}],
+    // from min_samples 100 on, a leaf's rows are searched together (core-distances.ts)
+    ['blobs, 8-D, min_samples 150 (rows searched a leaf at a time)', 'blobs', 3000, 8, { minSamples: 150, minClusterSize: 150 }],
+    ['an integer grid, 3-D, min_samples 120', 'grid', 3000, 3, { minSamples: 120, minClusterSize: 60 }],
+    ['duplicate rows, 4-D, min_samples 100', 'duplicates', 3000, 4, { minSamples: 100, minClusterSize: 45 }],
   ];
   for (const [name, kind, n, d, o] of cases) {
     it(`${name}: identical labels, probabilities and outlier scores to the O(n^2) passes`, async () => {
@@ -57,12 +64,40 @@ describe('hdbscan on a k-d tree', () => {
     });
   }
 
+  it('core distances, a leaf at a time: the k-th smallest of every distance, computed by brute force', () => {
+    for (const [kind, n, d] of [['blobs', 1200, 8], ['grid', 1000, 3], ['clumps', 1500, 2]] as const) {
+      const X = data(kind, n, d, 11);
+      const t = buildKdTree(X, n, d);
+      for (const k of [1, 2, 40, 257, n]) {
+        const core = new Float64Array(n);
+        new CoreSearch(t, k).leaves(core, 0, t.leaves.length);
+        const all = new Float64Array(n);
+        for (let p = 0; p < n; p += 7) {
+          for (let q = 0; q < n; q++) {
+            let v = 0;
+            for (let j = 0; j < d; j++) v += (t.P[p * d + j]! - t.P[q * d + j]!) ** 2;
+            all[q] = v;
+          }
+          all.sort();
+          expect(core[p], `${kind}, k = ${k}, tree position ${p}`).toBe(Math.sqrt(all[k - 1]!));
+        }
+      }
+    }
+  });
+
   it('on both threads (shared memory, chunks from a shared counter): the same labels as one thread and as the oracle', async () => {
     const n = 24_000, d = 3;
     const X = data('grid', n, d, 7);
     const { fast, exact } = await both(X, n, d, { minClusterSize: 60 }, true);
     expect(Array.from(fast.labels)).toEqual(Array.from(exact.labels));
     expect(Array.from(fast.outlierScores)).toEqual(Array.from(exact.outlierScores));
+    // large min_samples: leaves searched together, on both threads, against one thread
+    const large = { ...base, minClusterSize: 240, minSamples: 240 };
+    const two = await trainHdbscan(X, n, d, { ...large, helperEntry: hdbscanHelperEntry().href });
+    const one = await trainHdbscan(X, n, d, large);
+    expect(two.k).toBeGreaterThan(1);
+    expect(Array.from(two.labels)).toEqual(Array.from(one.labels));
+    expect(Array.from(two.outlierScores)).toEqual(Array.from(one.outlierScores));
   });
 
   it('cosine: the labels of the exact passes (the tree measures chords of unit rows)', async () => {

@@ -16,6 +16,11 @@ export interface KdTree {
   lo: Float64Array; // node x d: the box's lower corner
   hi: Float64Array;
   nodes: number;
+  /** The leaves, in tree order. */
+  leaves: Int32Array;
+  /** The rows in tree order padded with zero columns to `width` (rowDistances' unrolled loops). */
+  Pw: Float64Array;
+  width: number;
 }
 
 const LEAF_SIZE = 32; // docs/performance.md, HDBSCAN at scale: leaf size
@@ -74,7 +79,58 @@ export function buildKdTree(X: Float64Array, n: number, d: number): KdTree {
   }
   const P = sharedF64(n * d);
   for (let p = 0; p < n; p++) for (let j = 0; j < d; j++) P[p * d + j] = X[perm[p]! * d + j]!;
-  return { n, d, perm, P, start, end, left, right, lo, hi, nodes };
+  const leafIds: number[] = [];
+  for (let id = 0; id < nodes; id++) if (left[id]! < 0) leafIds.push(id);
+  leafIds.sort((a, b) => start[a]! - start[b]!);
+  const leaves = sharedI32(leafIds.length);
+  leaves.set(leafIds);
+  const width = paddedWidth(d);
+  const Pw = sharedF64(n * width);
+  for (let p = 0; p < n; p++) for (let j = 0; j < d; j++) Pw[p * width + j] = P[p * d + j]!;
+  return { n, d, perm, P, start, end, left, right, lo, hi, nodes, leaves, Pw, width };
+}
+
+/** 4 columns up to 4 dimensions, else a multiple of 8. */
+function paddedWidth(d: number): number {
+  return d <= 4 ? 4 : Math.ceil(d / 8) * 8;
+}
+
+/**
+ * Squared distances from the padded row q (width w) to tree positions rs..re-1 of Pw, into out.
+ * Unrolled by 4 or 8 columns (a loop over the dimensions costs half as much again
+ * at 8, docs/performance.md). Summed in dimension order (the padding adds exact zeros), so every
+ * value equals pointDist2's and the exact passes'.
+ */
+export function rowDistances(Pw: Float64Array, w: number, q: Float64Array, rs: number, re: number, out: Float64Array): void {
+  if (w === 4) {
+    const q0 = q[0]!, q1 = q[1]!, q2 = q[2]!, q3 = q[3]!;
+    for (let r = rs, x = 0; r < re; r++, x++) {
+      const o = r * 4;
+      const a0 = q0 - Pw[o]!, a1 = q1 - Pw[o + 1]!, a2 = q2 - Pw[o + 2]!, a3 = q3 - Pw[o + 3]!;
+      out[x] = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
+    }
+    return;
+  }
+  if (w === 8) {
+    const q0 = q[0]!, q1 = q[1]!, q2 = q[2]!, q3 = q[3]!, q4 = q[4]!, q5 = q[5]!, q6 = q[6]!, q7 = q[7]!;
+    for (let r = rs, x = 0; r < re; r++, x++) {
+      const o = r * 8;
+      const a0 = q0 - Pw[o]!, a1 = q1 - Pw[o + 1]!, a2 = q2 - Pw[o + 2]!, a3 = q3 - Pw[o + 3]!;
+      const a4 = q4 - Pw[o + 4]!, a5 = q5 - Pw[o + 5]!, a6 = q6 - Pw[o + 6]!, a7 = q7 - Pw[o + 7]!;
+      out[x] = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
+    }
+    return;
+  }
+  for (let r = rs, x = 0; r < re; r++, x++) {
+    let v = 0;
+    for (let b = 0; b < w; b += 8) {
+      const o = r * w + b;
+      const a0 = q[b]! - Pw[o]!, a1 = q[b + 1]! - Pw[o + 1]!, a2 = q[b + 2]! - Pw[o + 2]!, a3 = q[b + 3]! - Pw[o + 3]!;
+      const a4 = q[b + 4]! - Pw[o + 4]!, a5 = q[b + 5]! - Pw[o + 5]!, a6 = q[b + 6]! - Pw[o + 6]!, a7 = q[b + 7]! - Pw[o + 7]!;
+      v = v + a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
+    }
+    out[x] = v;
+  }
 }
 
 /** Hoare-style quickselect: positions lo..hi of perm ordered so that position k holds its order statistic on `dim`. */

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { boruvka, mergeBest, nodeMinCore, nodeMinRow, searchRound, type RoundBest } from './boruvka.ts';
+import { CoreSearch, LEAF_BATCH_MIN_K } from './core-distances.ts';
 import { buildKdTree, coreDistancesKd, sharedF64, sharedI32, type KdTree } from './kdtree.ts';
 import type { Edge } from './graph.ts';
 
@@ -9,6 +10,8 @@ import type { Edge } from './graph.ts';
 // helper thread (helper-thread.ts) works on the same shared arrays as this one.
 
 const CHUNK = 256;
+/** Leaves per chunk when the core distances are searched a leaf at a time (~256 rows). */
+const LEAF_CHUNK = 8;
 /** Below this many rows a second thread costs more (start-up, ~50 ms) than it saves. */
 const HELPER_MIN_ROWS = 20_000;
 
@@ -28,6 +31,15 @@ export type Task = { kind: 'core'; k: number } | { kind: 'round' };
 
 /** Runs `task` on the chunks this thread takes from the shared counter. */
 export function work(s: SharedState, task: Task, best: RoundBest | null): void {
+  if (task.kind === 'core' && task.k >= LEAF_BATCH_MIN_K) {
+    const search = new CoreSearch(s.tree, task.k);
+    const leaves = s.tree.leaves.length;
+    for (;;) {
+      const from = Atomics.add(s.counter, 0, 1) * LEAF_CHUNK;
+      if (from >= leaves) return;
+      search.leaves(s.core, from, Math.min(leaves, from + LEAF_CHUNK));
+    }
+  }
   const n = s.tree.n;
   for (;;) {
     const from = Atomics.add(s.counter, 0, 1) * CHUNK;

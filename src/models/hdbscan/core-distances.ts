@@ -1,0 +1,229 @@
+import { rowDistances, type KdTree } from './kdtree.ts';
+
+// HDBSCAN's core distances: each row's distance to its k-th nearest row, exactly, on the k-d
+// tree. The rows of one leaf are searched together: one walk of the tree serves them all, nodes
+// are pruned by their distance to the leaf's box, and each row skips a reached leaf whose box is
+// beyond its own k-th distance so far. A row's search reaches the same leaves as a search of its
+// own, but the walk's cost (box distances, the stack) is shared by the leaf's rows, which is most
+// of a row-by-row search's cost at large k (docs/performance.md, HDBSCAN at scale).
+
+/** From this k on, a leaf's rows searched together beat a search per row (docs/performance.md). */
+export const LEAF_BATCH_MIN_K = 100;
+
+/** Leaves with more rows than this (identical rows) are searched row by row. */
+const BATCH_MAX = 64;
+
+/** Working memory of one searching thread. */
+export class CoreSearch {
+  private cap: number;
+  /**
+   * Per row of a batch, its candidates (squared distances below its k-th so far, `tops`): when
+   * `cap` have gathered, the k smallest are kept (quickselect) and the k-th becomes the new bound.
+   */
+  private buf: Float64Array;
+  private sizes = new Int32Array(BATCH_MAX);
+  private tops = new Float64Array(BATCH_MAX);
+  private dist: Float64Array; // one reached leaf's distances to one row
+  private q: Float64Array;
+  private queue: NodeQueue;
+
+  constructor(private t: KdTree, private k: number) {
+    this.cap = 2 * k;
+    this.buf = new Float64Array(BATCH_MAX * this.cap);
+    this.dist = new Float64Array(Math.max(BATCH_MAX, maxLeafRows(t)));
+    this.q = new Float64Array(t.width);
+    this.queue = new NodeQueue(t.nodes);
+  }
+
+  /** Core distances of the rows of leaves[from..to) (tree order), written to core[position]. */
+  leaves(core: Float64Array, from: number, to: number): void {
+    const t = this.t;
+    for (let i = from; i < to; i++) {
+      const leaf = t.leaves[i]!;
+      if (t.end[leaf]! - t.start[leaf]! > BATCH_MAX) for (let p = t.start[leaf]!; p < t.end[leaf]!; p++) this.batch(core, p, p + 1, -1);
+      else this.batch(core, t.start[leaf]!, t.end[leaf]!, leaf);
+    }
+  }
+
+  /** Rows s..e-1 searched together; `box` is the node whose box holds them all (-1: the single row's own point). */
+  private batch(core: Float64Array, s: number, e: number, box: number): void {
+    const { t, k, cap, buf, sizes, tops, dist, q } = this;
+    const { d, P, lo, hi, left, right, start, end, Pw, width: w } = t;
+    const m = e - s;
+    sizes.fill(0, 0, m);
+    tops.fill(Infinity, 0, m);
+    let bound = Infinity; // the largest k-th distance so far of the rows (squared), once all have k
+    // best first: nodes in order of their distance to the rows' box, so that each row's first
+    // k candidates are near its k nearest and the walk ends at the first node beyond them all
+    const queue = this.queue;
+    queue.clear();
+    queue.push(0, 0);
+    while (queue.size > 0) {
+      if (queue.minBound() >= bound) break;
+      const node = queue.pop();
+      const l = left[node]!;
+      if (l >= 0) {
+        const r = right[node]!;
+        queue.push(l, box >= 0 ? boxToBox(lo, hi, l * d, box * d, d) : boxToRow(lo, hi, l * d, P, s * d, d));
+        queue.push(r, box >= 0 ? boxToBox(lo, hi, r * d, box * d, d) : boxToRow(lo, hi, r * d, P, s * d, d));
+        continue;
+      }
+      const rs = start[node]!, re = end[node]!;
+      let full = 0;
+      let largest = 0;
+      for (let i = 0; i < m; i++) {
+        const p = s + i;
+        let top = tops[i]!;
+        if (tops[i] !== Infinity && m > 1 && boxToRow(lo, hi, node * d, P, p * d, d) >= top) {
+          full++;
+          if (top > largest) largest = top;
+          continue;
+        }
+        for (let j = 0; j < w; j++) q[j] = Pw[p * w + j]!;
+        rowDistances(Pw, w, q, rs, re, dist);
+        const h = i * cap;
+        let size = sizes[i]!;
+        for (let x = 0; x < re - rs; x++) {
+          const v = dist[x]!;
+          if (v >= top) continue;
+          buf[h + size++] = v;
+          if (size === k && top === Infinity) top = largestOf(buf, h, k);
+          else if (size === cap) {
+            top = select(buf, h, h + cap - 1, h + k - 1);
+            size = k;
+          }
+        }
+        sizes[i] = size;
+        tops[i] = top;
+        if (top !== Infinity) {
+          full++;
+          if (top > largest) largest = top;
+        }
+      }
+      if (full === m) bound = largest;
+    }
+    for (let i = 0; i < m; i++) core[s + i] = Math.sqrt(sizes[i] === k ? tops[i]! : select(this.buf, i * cap, i * cap + sizes[i]! - 1, i * cap + k - 1));
+  }
+}
+
+/** A min-heap of tree nodes by a lower bound on their distance. */
+class NodeQueue {
+  private node: Int32Array;
+  private bound: Float64Array;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.node = new Int32Array(capacity);
+    this.bound = new Float64Array(capacity);
+  }
+
+  clear(): void {
+    this.size = 0;
+  }
+
+  minBound(): number {
+    return this.bound[0]!;
+  }
+
+  push(node: number, bound: number): void {
+    const { node: ns, bound: bs } = this;
+    let i = this.size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (bs[parent]! <= bound) break;
+      ns[i] = ns[parent]!;
+      bs[i] = bs[parent]!;
+      i = parent;
+    }
+    ns[i] = node;
+    bs[i] = bound;
+  }
+
+  /** Removes and returns the node of the smallest bound. */
+  pop(): number {
+    const { node: ns, bound: bs } = this;
+    const out = ns[0]!;
+    const size = --this.size;
+    const lastNode = ns[size]!, lastBound = bs[size]!;
+    let i = 0;
+    for (;;) {
+      const a = 2 * i + 1;
+      if (a >= size) break;
+      const b = a + 1;
+      const c = b < size && bs[b]! < bs[a]! ? b : a;
+      if (bs[c]! >= lastBound) break;
+      ns[i] = ns[c]!;
+      bs[i] = bs[c]!;
+      i = c;
+    }
+    ns[i] = lastNode;
+    bs[i] = lastBound;
+    return out;
+  }
+}
+
+function maxLeafRows(t: KdTree): number {
+  let most = 0;
+  for (let i = 0; i < t.leaves.length; i++) most = Math.max(most, t.end[t.leaves[i]!]! - t.start[t.leaves[i]!]!);
+  return most;
+}
+
+/** Squared distance from the row at offset p of P to the box at offset o of lo and hi. */
+function boxToRow(lo: Float64Array, hi: Float64Array, o: number, P: Float64Array, p: number, d: number): number {
+  let acc = 0;
+  for (let j = 0; j < d; j++) {
+    const v = P[p + j]!;
+    const a = lo[o + j]! - v;
+    if (a > 0) acc += a * a;
+    else {
+      const b = v - hi[o + j]!;
+      if (b > 0) acc += b * b;
+    }
+  }
+  return acc;
+}
+
+/** Squared distance between the boxes at offsets o and w (no larger than between any two of their rows). */
+function boxToBox(lo: Float64Array, hi: Float64Array, o: number, w: number, d: number): number {
+  let acc = 0;
+  for (let j = 0; j < d; j++) {
+    const a = lo[o + j]! - hi[w + j]!;
+    if (a > 0) acc += a * a;
+    else {
+      const b = lo[w + j]! - hi[o + j]!;
+      if (b > 0) acc += b * b;
+    }
+  }
+  return acc;
+}
+
+/** The largest of a[from..from+count). */
+function largestOf(a: Float64Array, from: number, count: number): number {
+  let v = -Infinity;
+  for (let i = from; i < from + count; i++) if (a[i]! > v) v = a[i]!;
+  return v;
+}
+
+/** Reorders a[lo..hi] so that a[k] holds its order statistic, no larger values before it; returns a[k]. */
+function select(a: Float64Array, lo: number, hi: number, k: number): number {
+  while (hi > lo) {
+    const mid = (lo + hi) >> 1;
+    // median of three as the pivot
+    let x = a[lo]!, y = a[mid]!, z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        x = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = x;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
+  }
+  return a[k]!;
+}
