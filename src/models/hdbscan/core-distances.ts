@@ -10,6 +10,9 @@ import { rowDistances, type KdTree } from './kdtree.ts';
 /** From this k on, a leaf's rows searched together beat a search per row (docs/performance.md). */
 export const LEAF_BATCH_MIN_K = 100;
 
+/** Rows of a reached leaf taken in before the candidates are cut back to k. */
+const SLACK = 64;
+
 /** Leaves with more rows than this (identical rows) are searched row by row. */
 const BATCH_MAX = 64;
 
@@ -28,7 +31,7 @@ export class CoreSearch {
   private queue: NodeQueue;
 
   constructor(private t: KdTree, private k: number) {
-    this.cap = 2 * k;
+    this.cap = 2 * k + SLACK;
     this.buf = new Float64Array(BATCH_MAX * this.cap);
     this.dist = new Float64Array(Math.max(BATCH_MAX, maxLeafRows(t)));
     this.q = new Float64Array(t.width);
@@ -83,13 +86,15 @@ export class CoreSearch {
         rowDistances(Pw, w, q, rs, re, dist);
         const h = i * cap;
         let size = sizes[i]!;
-        for (let x = 0; x < re - rs; x++) {
-          const v = dist[x]!;
-          if (v >= top) continue;
-          buf[h + size++] = v;
-          if (size === k && top === Infinity) top = largestOf(buf, h, k);
-          else if (size === cap) {
-            top = select(buf, h, h + cap - 1, h + k - 1);
+        for (let c = 0, len = re - rs; c < len; c += SLACK) {
+          // branch-free: every distance is written, and kept (size grows) when below the bound
+          for (let x = c, stop = Math.min(len, c + SLACK); x < stop; x++) {
+            const v = dist[x]!;
+            buf[h + size] = v;
+            size += +(v < top);
+          }
+          if (size >= 2 * k || (top === Infinity && size >= k)) {
+            top = select(buf, h, h + size - 1, h + k - 1);
             size = k;
           }
         }
@@ -197,33 +202,37 @@ function boxToBox(lo: Float64Array, hi: Float64Array, o: number, w: number, d: n
   return acc;
 }
 
-/** The largest of a[from..from+count). */
-function largestOf(a: Float64Array, from: number, count: number): number {
-  let v = -Infinity;
-  for (let i = from; i < from + count; i++) if (a[i]! > v) v = a[i]!;
-  return v;
-}
 
-/** Reorders a[lo..hi] so that a[k] holds its order statistic, no larger values before it; returns a[k]. */
+/**
+ * Reorders a[lo..hi] so that a[k] holds its order statistic, no larger values before it; returns
+ * a[k]. Quickselect with branch-free partitions: every element is swapped and the write position
+ * moves by the comparison's 0 or 1, so no branch depends on the (random) data.
+ */
 function select(a: Float64Array, lo: number, hi: number, k: number): number {
   while (hi > lo) {
-    const mid = (lo + hi) >> 1;
-    // median of three as the pivot
-    let x = a[lo]!, y = a[mid]!, z = a[hi]!;
+    const x = a[lo]!, y = a[(lo + hi) >> 1]!, z = a[hi]!;
     const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo, j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        x = a[i]!;
-        a[i++] = a[j]!;
-        a[j--] = x;
-      }
+    let w = lo;
+    for (let i = lo; i <= hi; i++) {
+      const v = a[i]!;
+      a[i] = a[w]!;
+      a[w] = v;
+      w += +(v < pivot);
     }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else break;
+    if (k < w) {
+      hi = w - 1;
+      continue;
+    }
+    // the values equal to the pivot next: at least one, so every round shrinks the range
+    let e = w;
+    for (let i = w; i <= hi; i++) {
+      const v = a[i]!;
+      a[i] = a[e]!;
+      a[e] = v;
+      e += +(v === pivot);
+    }
+    if (k < e) return pivot;
+    lo = e;
   }
   return a[k]!;
 }
