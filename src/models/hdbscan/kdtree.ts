@@ -23,7 +23,6 @@ export interface KdTree {
   width: number;
 }
 
-const LEAF_SIZE = 32; // docs/performance.md, HDBSCAN at scale: leaf size
 
 /** Typed arrays in shared memory: a helper thread reads the tree and writes results in place. */
 export function sharedF64(length: number): Float64Array {
@@ -33,10 +32,14 @@ export function sharedI32(length: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Math.max(1, length) * 4), 0, length);
 }
 
-export function buildKdTree(X: Float64Array, n: number, d: number): KdTree {
+/**
+ * `leafSize`: a leaf's most rows. 32 suits the row-by-row search of a small min_samples and
+ * Borůvka; 64 the leaf-at-a-time search of a large one (docs/performance.md, HDBSCAN at scale).
+ */
+export function buildKdTree(X: Float64Array, n: number, d: number, leafSize = 32): KdTree {
   const perm = new Uint32Array(new SharedArrayBuffer(Math.max(1, n) * 4), 0, n);
   for (let i = 0; i < n; i++) perm[i] = i;
-  const cap = 2 * (Math.ceil(n / (LEAF_SIZE / 2)) + 1); // leaves hold at least LEAF_SIZE / 2 rows
+  const cap = 2 * (Math.ceil(n / (leafSize / 2)) + 1); // leaves hold at least leafSize / 2 rows
   const start = sharedI32(cap), end = sharedI32(cap), left = sharedI32(cap).fill(-1), right = sharedI32(cap).fill(-1);
   const lo = sharedF64(cap * d), hi = sharedF64(cap * d);
   let nodes = 0;
@@ -62,7 +65,7 @@ export function buildKdTree(X: Float64Array, n: number, d: number): KdTree {
   while (stack.length) {
     const id = stack.pop()!;
     const s = start[id]!, e = end[id]!;
-    if (e - s <= LEAF_SIZE) continue;
+    if (e - s <= leafSize) continue;
     let dim = 0, spread = -1;
     for (let j = 0; j < d; j++) {
       const w = hi[id * d + j]! - lo[id * d + j]!;

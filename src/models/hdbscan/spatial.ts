@@ -60,7 +60,8 @@ export interface SpatialResult {
  * `helperEntry`: the helper thread's script (a bundled entry); null runs on this thread only.
  */
 export async function spatialSpanningTree(X: Float64Array, n: number, d: number, minSamples: number, helperEntry: URL | null, phase: (name: string) => Promise<void>): Promise<SpatialResult> {
-  const tree = buildKdTree(X, n, d);
+  const k = Math.max(1, Math.min(minSamples, n));
+  const tree = buildKdTree(X, n, d, k >= LEAF_BATCH_MIN_K ? 64 : 32);
   const s: SharedState = {
     tree,
     core: sharedF64(n),
@@ -86,7 +87,7 @@ export async function spatialSpanningTree(X: Float64Array, n: number, d: number,
     };
     // each phase is announced as it starts (the job's progress says what it is doing)
     await phase('core distances');
-    await both({ kind: 'core', k: Math.max(1, Math.min(minSamples, n)) }, null);
+    await both({ kind: 'core', k }, null);
     s.minCore.set(nodeMinCore(tree, s.core));
     s.minRow.set(nodeMinRow(tree));
     let round = 0;
