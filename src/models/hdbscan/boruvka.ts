@@ -1,4 +1,4 @@
-import { boxDist2, pointDist2, type KdTree } from './kdtree.ts';
+import { boxToRow, rowDist2, type KdTree } from './kdtree.ts';
 
 // The minimum spanning tree of the mutual-reachability graph, max(core(a), core(b), d(a, b)),
 // by Borůvka on a k-d tree (McInnes & Healy 2017): each round every component finds its
@@ -82,20 +82,22 @@ const less = (w1: number, a1: number, b1: number, w2: number, a2: number, b2: nu
 
 /** One round's searches for the rows at tree positions from..to-1, into `best` (indexed by component). */
 export function searchRound(t: KdTree, core: Float64Array, minCore: Float64Array, minRow: Int32Array, comp: Int32Array, nodeComp: Int32Array, best: RoundBest, from: number, to: number): void {
-  const stack = new Int32Array(64 + 4 * Math.ceil(Math.log2(t.n + 1)));
+  const stackNode = new Int32Array(64 + 4 * Math.ceil(Math.log2(t.n + 1)));
+  const stackBox = new Float64Array(stackNode.length); // the node's squared distance to the row's point
   const { w: bw, a: ba, b: bb } = best;
-  const { left, right, start, end, perm } = t;
+  const { left, right, start, end, perm, lo, hi, P, d, Pw, width } = t;
   for (let p = from; p < to; p++) {
     const c = comp[p]!;
     const cp = core[p]!;
     const rp = perm[p]!;
     if (cp > bw[c]!) continue;
     let top = 0;
-    stack[top++] = 0;
+    stackNode[top] = 0;
+    stackBox[top++] = 0;
     while (top > 0) {
-      const node = stack[--top]!;
+      const node = stackNode[--top]!;
       if (nodeComp[node] === c) continue;
-      let lb = Math.sqrt(boxDist2(t, node, p));
+      let lb = Math.sqrt(stackBox[top]!);
       if (cp > lb) lb = cp;
       if (minCore[node]! > lb) lb = minCore[node]!;
       if (lb > bw[c]!) continue;
@@ -108,13 +110,18 @@ export function searchRound(t: KdTree, core: Float64Array, minCore: Float64Array
       const l = left[node]!;
       if (l >= 0) {
         const r = right[node]!;
+        const dl = boxToRow(lo, hi, l * d, P, p * d, d), dr = boxToRow(lo, hi, r * d, P, p * d, d);
         // the nearer child last: searched first
-        if (boxDist2(t, l, p) <= boxDist2(t, r, p)) {
-          stack[top++] = r;
-          stack[top++] = l;
+        if (dl <= dr) {
+          stackNode[top] = r;
+          stackBox[top++] = dr;
+          stackNode[top] = l;
+          stackBox[top++] = dl;
         } else {
-          stack[top++] = l;
-          stack[top++] = r;
+          stackNode[top] = l;
+          stackBox[top++] = dl;
+          stackNode[top] = r;
+          stackBox[top++] = dr;
         }
         continue;
       }
@@ -123,7 +130,7 @@ export function searchRound(t: KdTree, core: Float64Array, minCore: Float64Array
         let w = core[q]!;
         if (cp > w) w = cp;
         if (w > bw[c]!) continue;
-        const dist = Math.sqrt(pointDist2(t, p, q));
+        const dist = Math.sqrt(rowDist2(Pw, width, p, q));
         if (dist > w) w = dist;
         const rq = perm[q]!;
         const a = rp < rq ? rp : rq, b = rp < rq ? rq : rp;

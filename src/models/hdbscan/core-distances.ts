@@ -1,4 +1,4 @@
-import { rowDistances, type KdTree } from './kdtree.ts';
+import { boxToRow, rowDistances, type KdTree } from './kdtree.ts';
 
 // HDBSCAN's core distances: each row's distance to its k-th nearest row, exactly, on the k-d
 // tree. The rows of one leaf are searched together: one walk of the tree serves them all, nodes
@@ -173,20 +173,6 @@ function maxLeafRows(t: KdTree): number {
   return most;
 }
 
-/** Squared distance from the row at offset p of P to the box at offset o of lo and hi. */
-function boxToRow(lo: Float64Array, hi: Float64Array, o: number, P: Float64Array, p: number, d: number): number {
-  let acc = 0;
-  for (let j = 0; j < d; j++) {
-    const v = P[p + j]!;
-    const a = lo[o + j]! - v;
-    if (a > 0) acc += a * a;
-    else {
-      const b = v - hi[o + j]!;
-      if (b > 0) acc += b * b;
-    }
-  }
-  return acc;
-}
 
 /** Squared distance between the boxes at offsets o and w (no larger than between any two of their rows). */
 function boxToBox(lo: Float64Array, hi: Float64Array, o: number, w: number, d: number): number {

@@ -158,13 +158,11 @@ function select(X: Float64Array, d: number, perm: Uint32Array, lo: number, hi: n
   }
 }
 
-/** Squared distance from point p (tree position) to node's box. */
-export function boxDist2(t: KdTree, node: number, p: number): number {
-  const { d, P, lo, hi } = t;
+/** Squared distance from the row at offset p of P to the box at offset o of lo and hi. */
+export function boxToRow(lo: Float64Array, hi: Float64Array, o: number, P: Float64Array, p: number, d: number): number {
   let acc = 0;
-  const o = node * d, q = p * d;
   for (let j = 0; j < d; j++) {
-    const v = P[q + j]!;
+    const v = P[p + j]!;
     const a = lo[o + j]! - v;
     if (a > 0) acc += a * a;
     else {
@@ -175,15 +173,24 @@ export function boxDist2(t: KdTree, node: number, p: number): number {
   return acc;
 }
 
-export function pointDist2(t: KdTree, p: number, q: number): number {
-  const { d, P } = t;
-  let acc = 0;
-  const a = p * d, b = q * d;
-  for (let j = 0; j < d; j++) {
-    const v = P[a + j]! - P[b + j]!;
-    acc += v * v;
+/** Squared distance between tree positions p and q of the padded rows (see rowDistances). */
+export function rowDist2(Pw: Float64Array, w: number, p: number, q: number): number {
+  const a = p * w, b = q * w;
+  if (w === 8) {
+    const a0 = Pw[a]! - Pw[b]!, a1 = Pw[a + 1]! - Pw[b + 1]!, a2 = Pw[a + 2]! - Pw[b + 2]!, a3 = Pw[a + 3]! - Pw[b + 3]!;
+    const a4 = Pw[a + 4]! - Pw[b + 4]!, a5 = Pw[a + 5]! - Pw[b + 5]!, a6 = Pw[a + 6]! - Pw[b + 6]!, a7 = Pw[a + 7]! - Pw[b + 7]!;
+    return a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
   }
-  return acc;
+  if (w === 4) {
+    const a0 = Pw[a]! - Pw[b]!, a1 = Pw[a + 1]! - Pw[b + 1]!, a2 = Pw[a + 2]! - Pw[b + 2]!, a3 = Pw[a + 3]! - Pw[b + 3]!;
+    return a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
+  }
+  let v = 0;
+  for (let j = 0; j < w; j++) {
+    const x = Pw[a + j]! - Pw[b + j]!;
+    v += x * x;
+  }
+  return v;
 }
 
 /**
@@ -206,7 +213,7 @@ export function coreDistancesKd(t: KdTree, k: number, core: Float64Array, from: 
       const l = t.left[node]!;
       if (l < 0) {
         for (let q = t.start[node]!, e = t.end[node]!; q < e; q++) {
-          const v = pointDist2(t, p, q);
+          const v = rowDist2(t.Pw, t.width, p, q);
           if (size < k) {
             heap[size] = v;
             siftUp(heap, size++);
@@ -218,7 +225,7 @@ export function coreDistancesKd(t: KdTree, k: number, core: Float64Array, from: 
         continue;
       }
       const r = t.right[node]!;
-      const dl = boxDist2(t, l, p), dr = boxDist2(t, r, p);
+      const dl = boxToRow(t.lo, t.hi, l * t.d, t.P, p * t.d, t.d), dr = boxToRow(t.lo, t.hi, r * t.d, t.P, p * t.d, t.d);
       // nearer child last: popped first
       if (dl <= dr) {
         stackNode[top] = r;
