@@ -209,7 +209,11 @@ function select(a: Float64Array, lo: number, hi: number, k: number): number {
       hi = w - 1;
       continue;
     }
-    // the values equal to the pivot next: at least one, so every round shrinks the range
+    if (w > lo) {
+      lo = w;
+      continue;
+    }
+    // nothing below the pivot: the values equal to it go first (at least one, so the range shrinks)
     let e = w;
     for (let i = w; i <= hi; i++) {
       const v = a[i]!;

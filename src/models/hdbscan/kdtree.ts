@@ -102,7 +102,7 @@ function paddedWidth(d: number): number {
  * Squared distances from the padded row q (width w) to tree positions rs..re-1 of Pw, into out.
  * Unrolled by 4 or 8 columns (a loop over the dimensions costs half as much again
  * at 8, docs/performance.md). Summed in dimension order (the padding adds exact zeros), so every
- * value equals pointDist2's and the exact passes'.
+ * value equals rowDist2's and the exact passes'.
  */
 export function rowDistances(Pw: Float64Array, w: number, q: Float64Array, rs: number, re: number, out: Float64Array): void {
   if (w === 4) {
