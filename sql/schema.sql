@@ -259,7 +259,7 @@ FUNCTION ml.count_function_body(p_query text, p_token text) RETURNS text LANGUAG
 FUNCTION ml.date_sql(d date) RETURNS text LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 4 lines, md5 6cf4a0c8ebabcb754354c1e4bc4edead
 FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL::text) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
-  -- body: 13 lines, md5 f318d9b51f399f85d984cc7f5a358e81
+  -- body: 13 lines, md5 11fdb5f7d1121c0210da89e752c486eb
 FUNCTION ml.drop_generated(p_model_id bigint, p_kinds text[]) RETURNS void LANGUAGE plpgsql SET search_path=pg_catalog, ml, pg_temp
   -- body: 12 lines, md5 4a8c4d269c3efcaf15ca5146ef8c3c18
 FUNCTION ml.drop_model(p_model text, p_caller name) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp
@@ -287,7 +287,7 @@ FUNCTION ml.labelled_scores_sql(t ml.trials, q text, y_type text) RETURNS text L
 FUNCTION ml.lock_model_name(p_model text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path=pg_catalog, ml, pg_temp ACL {@installer@=X/@installer@}
   -- body: 5 lines, md5 8c35d56accf916c432fe614f41a72c1a
 FUNCTION ml.make_step_function(p_function regprocedure, p_token text, p_queries text[], p_fenced boolean, p_options jsonb, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
-  -- body: 16 lines, md5 0a04772dd952b90d475f0fe61ab4e35c
+  -- body: 16 lines, md5 cdb0f2748edba68f7bb1b2650b8fef5d
 FUNCTION ml.make_training_function(p_view regclass, p_token text, p_bound text, p_schemas name[]) RETURNS regprocedure LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 22 lines, md5 6129c9dd3a4ee8bd420f4cabd3886535
 FUNCTION ml.metric_names(kind text) RETURNS text[] LANGUAGE sql IMMUTABLE SET search_path=pg_catalog, ml, pg_temp
@@ -377,7 +377,7 @@ FUNCTION ml.step_body_for(p_queries text[], p_token text, p_function regprocedur
 FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb) RETURNS TABLE(ord integer, col text, kind text) LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 f35aa4cb68f13906c75d1429e2594c98
 FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_max_categories integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 104 lines, md5 8070456adc2546a077774cc0067cb4f5
+  -- body: 109 lines, md5 c2c6f237e1025e792d2fa84c42e1abe3
 FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass, OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 8 lines, md5 2b0c6a3519228aacf3ea3605cf52ca1f
 FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp

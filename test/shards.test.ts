@@ -84,9 +84,9 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     const { artifact } = m!;
     const d = artifact.dims;
     const c = makePool(t.url, 1);
-    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[]) AS ${query}`);
+    await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[], boolean) AS ${query}`);
     const params = stepParameters(artifact);
-    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false, %L)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[], $10::int[]) AS call`, params)).rows;
+    const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false, %L, false)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[], $10::int[]) AS call`, params)).rows;
     const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
     await c.end();
     const foreign = scans(plan);
@@ -99,6 +99,15 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
 
     // the in-memory Lloyd from the same initial centroids, over every row
     const data = await rows<{ spend: number; visits: number; tenure: string | null; region: string | null }>(t.pool, 'SELECT spend, visits, tenure, region FROM public.customers');
+    // the standardization is every row's (one aggregate), not the sample's: each numeric
+    // column's mean and population standard deviation over its non-NULL values
+    for (const f of artifact.features.filter((x) => x.kind === 'numeric')) {
+      const values = data.map((r) => (r as any)[f.name]).filter((v) => v !== null).map(Number);
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+      expect(Math.abs(f.mean - mean), `${f.name}: mean`).toBeLessThan(1e-12 * Math.max(1, Math.abs(mean)));
+      expect(Math.abs(f.scale - std), `${f.name}: standard deviation`).toBeLessThan(1e-12 * std);
+    }
     const X = new Float64Array(data.length * d);
     data.forEach((r, i) => {
       for (const f of artifact.features) {

@@ -45,11 +45,14 @@ END $$;
 --   $9 float8[] per centroid the sum of squares of its category dimensions
 --   $10 boolean: also sum each row's distance (the last step's Davies-Bouldin)
 --   $11 int[] per categorical column the dimension before its first category
+--   $12 boolean: also per numeric column its non-NULL rows and sum of squares (the exact
+--       standardization statistics, from one step with every centroid equal)
 -- Returns per nearest centroid the rows, the sums of the numeric dimensions, per categorical
 -- column the count of each of its (at most max_categories) categories (FILTER: max_categories
 -- comparisons per row and column; grouping by the categories would return a row per
 -- combination, up to one per row), the sum of squared norms (the sidecar gets the squared
--- distances from them) and, when asked, the sum of distances: k rows per query, whatever the rows.
+-- distances from them), when asked the sum of distances, and when asked per numeric column the
+-- non-NULL rows and the sum of squares of its dimension: k rows per query, whatever the rows.
 -- Every function sqlml writes here is schema-qualified and every operator has operands of one
 -- built-in type (literals typed): the body runs with the requester's schemas on its path, where
 -- another role's better-matching array_position(float8[], float8) or *(numeric, float8) would
@@ -70,6 +73,7 @@ DECLARE
   cols record;
   inner_cols text[] := '{}';  -- the innermost layer: per numeric column x<i> (NULL as the mean) and v<i>, per categorical g<j>
   vs text[] := '{}';
+  fs text[] := '{}';          -- per numeric column f<i>: 1 when the value is not NULL (asked for only)
   gs text[] := '{}';
   scores text[] := '{}';      -- per centroid, what the nearest one minimizes
   m int := 0;
@@ -89,8 +93,10 @@ BEGIN
     IF cols.kind = 'n' THEN
       m := m + 1;
       inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END AS x%2$s', cols.col, m)
-                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m)
+                               || format('CASE WHEN $12 AND q.%1$I IS NOT NULL THEN 1::pg_catalog.float8 END AS f%2$s', cols.col, m);
       vs := vs || format('v%s', m);
+      fs := fs || format('f%s', m);
     ELSE
       r := r + 1;
       val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::pg_catalog.date AND ''9999-12-31''::pg_catalog.date THEN pg_catalog.to_char(q.%1$I, ''YYYY-MM-DD''::pg_catalog.text) ELSE q.%1$I::pg_catalog.text END', cols.col)
@@ -144,7 +150,7 @@ BEGIN
                  FROM generate_series(1, r) j, generate_series(1, p_max_categories) h)) END;
   FOREACH q IN ARRAY p_queries LOOP
     branches := branches || format(
-      E'SELECT s.c, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END)\n'
+      E'SELECT s.c, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END), %s, %s\n'
       '  FROM (SELECT %s, t.vsq, pg_catalog.array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
       '          FROM (SELECT u.*, %s%s AS vsq,\n                       %s\n'
       '                  FROM (SELECT %s%s\n'
@@ -154,7 +160,9 @@ BEGIN
       CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
       -- the distance: the smallest squared distance, or the smallest score plus |v|^2 (never below 0)
       CASE WHEN p_fence THEN 's.dmin' ELSE 'pg_catalog.float8larger(s.vsq + s.dmin, 0::pg_catalog.float8)' END,
-      (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', f), ', ') FROM unnest(fs) f)) END,
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(CASE WHEN $12 THEN s.%1$s * s.%1$s END)', v), ', ') FROM unnest(vs) v)) END,
+      (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || fs || gs) x),
       (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
       replace(fence, 'fence', 'fence_t'), vsq,
       (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
@@ -312,11 +320,11 @@ CREATE OR REPLACE FUNCTION ml.make_step_function(p_function regprocedure, p_toke
 RETURNS regprocedure LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s name := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = p_function);
-  args text := 'float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[]';
+  args text := 'float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[], boolean';
   f regprocedure;
 BEGIN
   EXECUTE format('CREATE FUNCTION %I.%I(%s)
-                  RETURNS TABLE (c int, cats float8[], n float8, sums float8[], squares float8, spread float8)
+                  RETURNS TABLE (c int, cats float8[], n float8, sums float8[], squares float8, spread float8, filled float8[], column_squares float8[])
                   LANGUAGE plpgsql SECURITY DEFINER SET search_path = %s AS %L',
                  s, 'a_' || p_token, args, ml.training_search_path(p_schemas),
                  ml.step_body_for(p_queries, p_token, p_function, p_options, p_fenced));

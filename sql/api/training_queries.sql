@@ -84,7 +84,8 @@ CREATE OR REPLACE FUNCTION ml.count_function_body(p_query text, p_token text) RE
                 p_token, ml.strip_query(p_query))
 $$;
 
--- The caller's training functions of jobs that have ended (of one model: all of them) are no
+-- The caller's training functions of jobs that have ended (of one model: all of them; step
+-- functions of 11 arguments were made before the standardization's parameter) are no
 -- longer needed; only their owner may drop them.
 CREATE OR REPLACE FUNCTION ml.drop_finished_queries(p_model text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, ml, pg_temp AS $$
@@ -93,7 +94,7 @@ BEGIN
   FOR f IN
     SELECT x.oid::regprocedure FROM ml.jobs j JOIN pg_proc p ON p.oid = j.query_function LEFT JOIN ml.models m ON m.id = j.model_id
       JOIN pg_proc x ON x.pronamespace = p.pronamespace AND x.proowner = p.proowner
-                    AND (x.pronargs = 0 AND x.proname IN (p.proname, 'k_' || j.query_token) OR x.pronargs = 11 AND x.proname = 'a_' || j.query_token)
+                    AND (x.pronargs = 0 AND x.proname IN (p.proname, 'k_' || j.query_token) OR x.pronargs IN (11, 12) AND x.proname = 'a_' || j.query_token)
      WHERE j.kind = 'train' AND p.proowner = ml.role_oid(current_user)
        AND (CASE WHEN p_model IS NULL THEN j.status IN ('ready', 'failed', 'cancelled') ELSE m.model_name = p_model END)
   LOOP

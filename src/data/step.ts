@@ -5,7 +5,7 @@ import { explain, openReader, type LoadRequest } from './load.ts';
 // aggregate) in a reader session, after checking the function is the one ml_create_model made.
 
 /** The step function's arguments (sql/api/in_database.sql, ml.make_step_function). */
-const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]', 'boolean', 'integer[]'];
+const STEP_ARGUMENTS = ['double precision[]', 'double precision[]', 'double precision[]', 'integer[]', 'text[]', 'integer[]', 'integer[]', 'integer[]', 'double precision[]', 'boolean', 'integer[]', 'boolean'];
 
 /**
  * The rows of a job's step function (in-database k-means: one Lloyd step's aggregate), in a

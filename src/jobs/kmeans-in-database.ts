@@ -22,8 +22,8 @@ export interface InDatabaseResult extends StreamedMetrics {
 }
 
 /**
- * The rows the sidecar holds: the initial centroids, standardization and categories come from
- * a sample this size (every row then moves the centroids).
+ * The rows the sidecar holds: the initial centroids and the categories come from a sample this
+ * size (every row then moves the centroids; the standardization is every row's: columnStatistics).
  */
 export const IN_DATABASE_SAMPLE_ROWS = 20_000;
 
@@ -59,15 +59,54 @@ export async function inDatabaseMode(ctx: JobContext, options: Record<string, un
  * The step function's columns, whether it is the fenced form (a local table: distances cost
  * little), and how many category counts it returns per categorical column.
  */
-async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean; maxCategories: number }> {
-  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean; max_categories: number }>(
-    `SELECT s.col, s.kind, j.step_fenced AS fenced, coalesce((m.options ->> 'max_categories')::int, 100) AS max_categories
+async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean; maxCategories: number; k: number }> {
+  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean; max_categories: number; k: number }>(
+    `SELECT s.col, s.kind, j.step_fenced AS fenced, coalesce((m.options ->> 'max_categories')::int, 100) AS max_categories,
+            (m.options ->> 'num_clusters')::int AS k
        FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
             ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude') s
       WHERE j.query_function = $1::oid AND j.kind = 'train' ORDER BY s.ord`,
     [ctx.source.fn],
   );
-  return { columns: rows, fenced: rows[0]?.fenced === true, maxCategories: rows[0]?.max_categories ?? 100 };
+  return { columns: rows, fenced: rows[0]?.fenced === true, maxCategories: rows[0]?.max_categories ?? 100, k: rows[0]?.k ?? 1 };
+}
+
+/**
+ * Every numeric column's mean and population standard deviation over every row (its non-NULL
+ * values, as the in-memory preparation), by one step with every centroid at the origin, so
+ * that each query's rows form one group: its non-NULL rows, sums and sums of squares about
+ * `shift` (the sample's means: the sums stay small, and the variance exact).
+ */
+export async function columnStatistics(ctx: JobContext, shift: Map<string, number>, statementTimeoutMs: number): Promise<Map<string, { mean: number; std: number }>> {
+  const { columns, k } = await stepColumns(ctx);
+  const numeric = columns.filter((c) => c.kind === 'n');
+  const m = numeric.length, r = columns.length - m;
+  const centre = numeric.map((c) => shift.get(c.col) ?? 0);
+  const zeros = (count: number) => new Array<number>(count).fill(0);
+  const centroids = `[1:${k}][0:${m}]={${Array.from({ length: k }, () => `{${zeros(m + 1).join(',')}}`).join(',')}}`;
+  const rows = await stepRows<{ filled: number[]; sums: number[]; column_squares: number[] }>(
+    { source: ctx.source, statementTimeoutMs },
+    [centroids, centre, new Array<number>(m).fill(1), numeric.map((_, i) => i + 1), [], [], zeros(r), zeros(r), zeros(k), false, zeros(r), true],
+    { jit: k * m <= 256 },
+  );
+  const out = new Map<string, { mean: number; std: number }>();
+  numeric.forEach((c, i) => {
+    let filled = 0, sum = 0, squares = 0;
+    for (const row of rows) {
+      filled += row.filled[i] ?? 0;
+      sum += row.sums[i] ?? 0;
+      squares += row.column_squares[i] ?? 0;
+    }
+    if (filled === 0) return;
+    const offset = sum / filled;
+    const mean = centre[i]! + offset;
+    const std = Math.sqrt(Math.max(0, squares / filled - offset * offset));
+    if (!Number.isFinite(mean) || !Number.isFinite(std)) {
+      throw new UserError(`column "${c.col}" holds NaN, infinite or overflowing values; filter them out in the training query (e.g. WHERE "${c.col}" <> 'NaN' AND "${c.col}" NOT IN ('Infinity', '-Infinity'))`);
+    }
+    out.set(c.col, { mean, std });
+  });
+  return out;
 }
 
 /** Where the step's numeric and categorical columns land in model space (0: nowhere, a column the model dropped). */
@@ -142,7 +181,7 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
   const squares = Array.from({ length: k }, (_, c) => L.categoryDims.reduce((acc, j) => acc + C[c * d + j - 1]! ** 2, 0));
   const rows = await stepRows<{ c: number; cats: number[]; n: number; sums: number[]; squares: number; spread: number | null }>(
     { source: ctx.source, statementTimeoutMs: timeoutMs },
-    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure, L.categoryOffset],
+    [centroids, L.mean, L.inverseScale, L.numericDim, L.categories, L.categoryDim, L.nullDim, L.otherDim, squares, measure, L.categoryOffset, false],
     { jit: k * d <= 256 },
   );
   const out: Step = { counts: new Float64Array(k), sums: new Float64Array(k * d), within: new Float64Array(k), spread: new Float64Array(k), bytes: 0 };

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { planStreaming, refineByStreaming, STREAM_SAMPLE_ROWS } from './stream-kmeans.ts';
-import { IN_DATABASE_SAMPLE_ROWS, inDatabaseMode, refineInDatabase } from './kmeans-in-database.ts';
+import { columnStatistics, IN_DATABASE_SAMPLE_ROWS, inDatabaseMode, refineInDatabase } from './kmeans-in-database.ts';
 import { clusteringMetrics } from '../metrics/clustering.ts';
 import { makeSpace } from '../models/kmeans/geometry.ts';
 import { assign } from '../models/kmeans/lloyd.ts';
@@ -50,6 +50,8 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     reuse: warm ? { spec: warm.spec, version: warm.version } : undefined,
     sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000, share: plan.share! } : undefined,
     rowMajor: true,
+    // in the database, the standardization is every row's (one aggregate), as in memory
+    columnStatistics: s.inDatabase ? (means) => columnStatistics(ctx, means, timeoutMs) : undefined,
   });
   let ks: number[];
   let sweep = false;

@@ -29,6 +29,11 @@ export async function prepareTrainingData(
     reuse?: { spec: FeatureSpec; version: number }; // warm start: the previous version's preparation
     sample?: { where: string; seed: number; share: number }; // streaming mode: a uniform sample of the rows
     rowMajor?: boolean; // see LoadRequest.rowMajor
+    /**
+     * In-database training: the numeric columns' mean and standard deviation over every row,
+     * given the sample's means; they replace the sample's in the preparation.
+     */
+    columnStatistics?: (sampleMeans: Map<string, number>) => Promise<Map<string, { mean: number; std: number }>>;
   },
 ): Promise<Prepared> {
   const data = await loadTrainingData({
@@ -64,6 +69,21 @@ export async function prepareTrainingData(
     spec = o.reuse.spec;
   } else {
     ({ spec, stats } = fitFeatures(data.table, { standardize: o.standardize, ...(o.categories ?? {}) }));
+  }
+  if (o.columnStatistics) {
+    const numeric = spec.features.filter((f) => f.kind === 'numeric');
+    const exact = await o.columnStatistics(new Map(numeric.map((f) => [f.name, f.mean])));
+    for (const f of numeric) {
+      const e = exact.get(f.name);
+      if (!e) continue;
+      f.mean = e.mean;
+      f.scale = spec.standardize && e.std > 0 ? e.std : 1;
+      const st = stats.find((x) => x.input === f.name);
+      if (st) {
+        st.mean = e.mean;
+        st.stddev = e.std;
+      }
+    }
   }
   assertSomethingVaries(stats);
   const X = transform(data.table, spec);
