@@ -54,12 +54,15 @@ describe('no job freezes the sidecar', () => {
     expect(Date.now() - asked).toBeLessThan(2000);
   });
 
-  it('two sidecars, HDBSCAN on 80,000 rows, a 2 s lease: trained once, never taken over', async () => {
+  it('two sidecars, HDBSCAN on 160,000 rows, a 2 s lease: trained once, never taken over', async () => {
     await t.worker({ leaseSeconds: 2 }); // a second sidecar, ready to take over a job whose lease expires
-    await t.pool.query(`CREATE TABLE blobs80k AS
-      SELECT (g % 5) + random() * 0.3 AS a, (g % 5) * 0.5 + random() * 0.3 AS b, (g % 3) + random() * 0.3 AS c
-        FROM generate_series(1, 80000) g`);
-    const job = String((await t.pool.query(`SELECT ml_create_model('dense80k', 'hdbscan', 'SELECT * FROM blobs80k', '{}') AS id`)).rows[0].id);
+    // 160,000 rows of 8 columns: the fit must outlast the lease (80,000 rows of 3 took 2.0 s once the core distances got faster)
+    await t.pool.query(`CREATE TABLE blobs160k AS
+      SELECT (g % 5) + random() * 0.3 AS a, (g % 5) * 0.5 + random() * 0.3 AS b, (g % 3) + random() * 0.3 AS c,
+             (g % 5) * 0.7 + random() * 0.3 AS d, (g % 5) * 0.2 + random() * 0.3 AS e, (g % 3) * 0.6 + random() * 0.3 AS f,
+             (g % 5) * 0.4 + random() * 0.3 AS h, (g % 3) * 0.3 + random() * 0.3 AS i
+        FROM generate_series(1, 160000) g`);
+    const job = String((await t.pool.query(`SELECT ml_create_model('dense160k', 'hdbscan', 'SELECT * FROM blobs160k', '{}') AS id`)).rows[0].id);
     await t.pool.query(`SELECT ml_wait($1, '5 minutes')`, [job]);
     const r = await t.pool.query(`SELECT status, attempts, jsonb_array_length(history) AS runs, extract(epoch FROM finished_at - started_at)::float8 AS seconds FROM ml_jobs WHERE id = $1`, [job]);
     expect(r.rows[0].seconds).toBeGreaterThan(2.5); // longer than the lease

@@ -88,14 +88,17 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     const params = stepParameters(artifact);
     const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false, %L, false)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[], $10::int[]) AS call`, params)).rows;
     const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
+    // the standardization's call (per-column counts and squares asked for) is shipped the same way
+    const statsPlan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call.replace(/, false\)$/, ', true)')}`)).rows[0]['QUERY PLAN'][0].Plan;
     await c.end();
-    const foreign = scans(plan);
-    expect(foreign).toHaveLength(2);
+    const foreign = [...scans(plan), ...scans(statsPlan)];
+    expect(foreign).toHaveLength(4);
     for (const f of foreign) {
       expect(f['Remote SQL']).toMatch(/GROUP BY/);
       expect(f['Relations']).toMatch(/Aggregate on \(public\.customers_p[01]/);
       expect(f['Actual Rows']).toBeLessThanOrEqual(4); // a row per cluster, not the shard's ~30,000 rows
     }
+    expect(scans(statsPlan)[0]['Remote SQL']).toMatch(/IS NOT NULL/);
 
     // the in-memory Lloyd from the same initial centroids, over every row
     const data = await rows<{ spend: number; visits: number; tenure: string | null; region: string | null }>(t.pool, 'SELECT spend, visits, tenure, region FROM public.customers');

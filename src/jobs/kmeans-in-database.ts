@@ -74,22 +74,25 @@ async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fe
 /**
  * Every numeric column's mean and population standard deviation over every row (its non-NULL
  * values, as the in-memory preparation), by one step with every centroid at the origin, so
- * that each query's rows form one group: its non-NULL rows, sums and sums of squares about
- * `shift` (the sample's means: the sums stay small, and the variance exact).
+ * that each query's rows form one group: its non-NULL rows, sums and sums of squares of the
+ * values standardized by the sample's statistics (the sums stay small, the variance exact, and
+ * no product overflows where the steps' would not).
  */
-export async function columnStatistics(ctx: JobContext, shift: Map<string, number>, statementTimeoutMs: number): Promise<Map<string, { mean: number; std: number }>> {
+export async function columnStatistics(ctx: JobContext, sample: Map<string, { mean: number; scale: number }>, statementTimeoutMs: number): Promise<Map<string, { mean: number; std: number }>> {
   const { columns, k } = await stepColumns(ctx);
   const numeric = columns.filter((c) => c.kind === 'n');
   const m = numeric.length, r = columns.length - m;
-  const centre = numeric.map((c) => shift.get(c.col) ?? 0);
+  const out = new Map<string, { mean: number; std: number }>();
+  if (m === 0) return out;
+  const centre = numeric.map((c) => sample.get(c.col)?.mean ?? 0);
+  const scale = numeric.map((c) => sample.get(c.col)?.scale ?? 1);
   const zeros = (count: number) => new Array<number>(count).fill(0);
   const centroids = `[1:${k}][0:${m}]={${Array.from({ length: k }, () => `{${zeros(m + 1).join(',')}}`).join(',')}}`;
   const rows = await stepRows<{ filled: number[]; sums: number[]; column_squares: number[] }>(
     { source: ctx.source, statementTimeoutMs },
-    [centroids, centre, new Array<number>(m).fill(1), numeric.map((_, i) => i + 1), [], [], zeros(r), zeros(r), zeros(k), false, zeros(r), true],
+    [centroids, centre, scale.map((s) => 1 / s), numeric.map((_, i) => i + 1), [], [], zeros(r), zeros(r), zeros(k), false, zeros(r), true],
     { jit: k * m <= 256 },
   );
-  const out = new Map<string, { mean: number; std: number }>();
   numeric.forEach((c, i) => {
     let filled = 0, sum = 0, squares = 0;
     for (const row of rows) {
@@ -99,8 +102,8 @@ export async function columnStatistics(ctx: JobContext, shift: Map<string, numbe
     }
     if (filled === 0) return;
     const offset = sum / filled;
-    const mean = centre[i]! + offset;
-    const std = Math.sqrt(Math.max(0, squares / filled - offset * offset));
+    const mean = centre[i]! + offset * scale[i]!;
+    const std = Math.sqrt(Math.max(0, squares / filled - offset * offset)) * scale[i]!;
     if (!Number.isFinite(mean) || !Number.isFinite(std)) {
       throw new UserError(`column "${c.col}" holds NaN, infinite or overflowing values; filter them out in the training query (e.g. WHERE "${c.col}" <> 'NaN' AND "${c.col}" NOT IN ('Infinity', '-Infinity'))`);
     }

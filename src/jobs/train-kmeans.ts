@@ -51,7 +51,9 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
     sample: plan?.where ? { where: plan.where, seed: (seed % 1_000_000) / 1_000_000, share: plan.share! } : undefined,
     rowMajor: true,
     // in the database, the standardization is every row's (one aggregate), as in memory
-    columnStatistics: s.inDatabase ? (means) => columnStatistics(ctx, means, timeoutMs) : undefined,
+    columnStatistics: s.inDatabase
+      ? (sample) => columnStatistics(ctx, sample, deadline === undefined ? ctx.statementTimeoutMs : Math.min(ctx.statementTimeoutMs, deadline - Date.now()))
+      : undefined,
   });
   let ks: number[];
   let sweep = false;

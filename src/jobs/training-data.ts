@@ -31,9 +31,9 @@ export async function prepareTrainingData(
     rowMajor?: boolean; // see LoadRequest.rowMajor
     /**
      * In-database training: the numeric columns' mean and standard deviation over every row,
-     * given the sample's means; they replace the sample's in the preparation.
+     * given the sample's; they replace the sample's in the preparation.
      */
-    columnStatistics?: (sampleMeans: Map<string, number>) => Promise<Map<string, { mean: number; std: number }>>;
+    columnStatistics?: (sample: Map<string, { mean: number; scale: number }>) => Promise<Map<string, { mean: number; std: number }>>;
   },
 ): Promise<Prepared> {
   const data = await loadTrainingData({
@@ -72,7 +72,7 @@ export async function prepareTrainingData(
   }
   if (o.columnStatistics) {
     const numeric = spec.features.filter((f) => f.kind === 'numeric');
-    const exact = await o.columnStatistics(new Map(numeric.map((f) => [f.name, f.mean])));
+    const exact = await o.columnStatistics(new Map(numeric.map((f) => [f.name, { mean: f.mean, scale: f.scale }])));
     for (const f of numeric) {
       const e = exact.get(f.name);
       if (!e) continue;
