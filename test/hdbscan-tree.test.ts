@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { CoreSearch } from '../src/models/hdbscan/core-distances.ts';
+import { coreDistances, mutualReachabilityMst } from '../src/models/hdbscan/graph.ts';
 import { buildKdTree } from '../src/models/hdbscan/kdtree.ts';
+import { spatialSpanningTree } from '../src/models/hdbscan/spatial.ts';
+import { treeMaxDims } from '../src/models/hdbscan/train.ts';
+import { makeSpace } from '../src/models/kmeans/geometry.ts';
 import { hdbscanHelperEntry } from '../src/models/hdbscan/off-thread.ts';
 import { trainHdbscan, type HdbscanOptions } from '../src/models/hdbscan/train.ts';
 import { Random } from '../src/util/random.ts';
@@ -82,6 +86,22 @@ describe('hdbscan on a k-d tree', () => {
           expect(core[p], `${kind}, ${d}-D, k = ${k}, tree position ${p}`).toBe(Math.sqrt(all[k - 1]!));
         }
       }
+    }
+  });
+
+  it('40 one-hot dimensions (the tree passes from 20,000 rows on): the exact passes’ core distances and spanning tree', async () => {
+    expect([treeMaxDims(5_000), treeMaxDims(10_000), treeMaxDims(20_000), treeMaxDims(1_000_000)]).toEqual([24, 24, 44, 64]);
+    const n = 2500, d = 40;
+    const rng = new Random(3);
+    const X = new Float64Array(n * d);
+    for (let i = 0; i < n; i++) for (let g = 0; g < 8; g++) X[i * d + g * 5 + (rng.next() < 0.6 ? (i % 6 + g) % 5 : Math.floor(rng.next() * 5))] = 1;
+    for (const minSamples of [10, 150]) {
+      const tree = await spatialSpanningTree(X, n, d, minSamples, null, async () => {});
+      const space = makeSpace(X, n, d, 'euclidean');
+      const core = coreDistances(space, minSamples);
+      expect(Array.from(tree.core)).toEqual(Array.from(core));
+      const key = (e: { a: number; b: number; weight: number }) => `${e.a}-${e.b}:${e.weight}`;
+      expect(tree.edges.map(key).sort()).toEqual(mutualReachabilityMst(space, core).map(key).sort());
     }
   });
 

@@ -19,11 +19,15 @@ export interface HdbscanOptions {
 }
 
 /**
- * Up to this many dimensions the core distances and the spanning tree come from a k-d tree
- * (O(n log n) in low dimensions); above it from the exact O(n^2) passes, which trees stop
- * beating (docs/performance.md, HDBSCAN: the crossover).
+ * Up to this many dimensions the core distances and the spanning tree come from a k-d tree on
+ * both threads (O(n log n) in low dimensions); above it from the exact O(n^2) passes on one,
+ * which the tree stops beating in high dimensions. The tree's lead grows with the rows, so the
+ * crossover does: 24 dimensions up to 10,000 rows, 20 more per doubling, at most 64
+ * (docs/performance.md, HDBSCAN at scale: the crossover).
  */
-export const TREE_MAX_DIMS = 24;
+export function treeMaxDims(n: number): number {
+  return Math.min(64, Math.floor(24 + 20 * Math.log2(Math.max(1, n / 10_000))));
+}
 
 export interface HdbscanModel {
   space: Space;
@@ -101,7 +105,7 @@ export async function trainHdbscan(X: Float64Array, n: number, d: number, o: Hdb
 /** Core distances and the mutual-reachability spanning tree, by the tree passes or the exact ones. */
 async function spanningTree(space: Space, o: HdbscanOptions): Promise<{ core: Float64Array; mst: Edge[] }> {
   const { n, d } = space;
-  if (d <= TREE_MAX_DIMS && !o.exact) {
+  if (d <= treeMaxDims(n) && !o.exact) {
     const r = await spatialSpanningTree(space.X, n, d, o.minSamples, o.helperEntry ? new URL(o.helperEntry) : null, async (phase) => o.checkpoint?.(phase));
     if (space.distance === 'cosine') {
       // unit rows: Euclidean distance = sqrt(2) x the cosine metric sqrt(1 - cos)
