@@ -80,25 +80,33 @@ describe('in-database k-means on a table partitioned across two postgres_fdw sha
     // The step's own query, planned by the coordinator with the final centroids: each
     // partition's aggregate is a Foreign Scan whose Remote SQL groups, and returns a few rows.
     const [{ src }] = await rows<{ src: string }>(t.pool, `SELECT prosrc AS src FROM pg_proc WHERE oid = to_regproc($1)`, [m!.fn]);
-    const query = /RETURN QUERY\n([\s\S]*);\n {2}END IF;/.exec(src)![1]!;
+    const query = /ELSE\n {6}RETURN QUERY\n([\s\S]*);\n {4}END IF;/.exec(src)![1]!;
+    const statsQuery = /IF \$12 THEN\n {6}RETURN QUERY\n([\s\S]*?);\n {4}ELSE/.exec(src)![1]!;
     const { artifact } = m!;
     const d = artifact.dims;
     const c = makePool(t.url, 1);
     await c.query(`PREPARE step(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[], boolean) AS ${query}`);
+    await c.query(`PREPARE stats(float8[], float8[], float8[], int[], text[], int[], int[], int[], float8[], boolean, int[], boolean) AS ${statsQuery}`);
     const params = stepParameters(artifact);
     const [{ call }] = (await c.query(`SELECT format('EXECUTE step(%L, %L, %L, %L, %L, %L, %L, %L, %L, false, %L, false)', $1::float8[], $2::float8[], $3::float8[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::float8[], $10::int[]) AS call`, params)).rows;
     const plan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call}`)).rows[0]['QUERY PLAN'][0].Plan;
-    // the standardization's call (per-column counts and squares asked for) is shipped the same way
-    const statsPlan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call.replace(/, false\)$/, ', true)')}`)).rows[0]['QUERY PLAN'][0].Plan;
+    // the standardization's statistics ($12): one aggregate per partition too, a row back from each
+    const statsPlan = (await c.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${call.replace(/^EXECUTE step\(/, 'EXECUTE stats(').replace(/, false\)$/, ', true)')}`)).rows[0]['QUERY PLAN'][0].Plan;
     await c.end();
-    const foreign = [...scans(plan), ...scans(statsPlan)];
-    expect(foreign).toHaveLength(4);
+    const foreign = scans(plan);
+    expect(foreign).toHaveLength(2);
     for (const f of foreign) {
       expect(f['Remote SQL']).toMatch(/GROUP BY/);
       expect(f['Relations']).toMatch(/Aggregate on \(public\.customers_p[01]/);
       expect(f['Actual Rows']).toBeLessThanOrEqual(4); // a row per cluster, not the shard's ~30,000 rows
     }
-    expect(scans(statsPlan)[0]['Remote SQL']).toMatch(/IS NOT NULL/);
+    const statScans = scans(statsPlan);
+    expect(statScans).toHaveLength(2);
+    for (const f of statScans) {
+      expect(f['Relations']).toMatch(/Aggregate on \(public\.customers_p[01]/);
+      expect(f['Remote SQL']).toMatch(/IS NULL/);
+      expect(f['Actual Rows']).toBe(1);
+    }
 
     // the in-memory Lloyd from the same initial centroids, over every row
     const data = await rows<{ spend: number; visits: number; tenure: string | null; region: string | null }>(t.pool, 'SELECT spend, visits, tenure, region FROM public.customers');

@@ -45,14 +45,14 @@ END $$;
 --   $9 float8[] per centroid the sum of squares of its category dimensions
 --   $10 boolean: also sum each row's distance (the last step's Davies-Bouldin)
 --   $11 int[] per categorical column the dimension before its first category
---   $12 boolean: also per numeric column its non-NULL rows and sum of squares (the exact
---       standardization statistics, from one step with every centroid equal)
+--   $12 boolean: instead of a step, the standardization's statistics: per query one row of the
+--       rows, and per numeric column its sum, non-NULL rows and sum of squares (centred and
+--       scaled by $2 and $3; no centroid is read)
 -- Returns per nearest centroid the rows, the sums of the numeric dimensions, per categorical
 -- column the count of each of its (at most max_categories) categories (FILTER: max_categories
 -- comparisons per row and column; grouping by the categories would return a row per
 -- combination, up to one per row), the sum of squared norms (the sidecar gets the squared
--- distances from them), when asked the sum of distances, and when asked per numeric column the
--- non-NULL rows and the sum of squares of its dimension: k rows per query, whatever the rows.
+-- distances from them) and, when asked, the sum of distances: k rows per query, whatever the rows.
 -- Every function sqlml writes here is schema-qualified and every operator has operands of one
 -- built-in type (literals typed): the body runs with the requester's schemas on its path, where
 -- another role's better-matching array_position(float8[], float8) or *(numeric, float8) would
@@ -73,7 +73,11 @@ DECLARE
   cols record;
   inner_cols text[] := '{}';  -- the innermost layer: per numeric column x<i> (NULL as the mean) and v<i>, per categorical g<j>
   vs text[] := '{}';
-  fs text[] := '{}';          -- per numeric column f<i>: 1 when the value is not NULL (asked for only)
+  stat_cols text[] := '{}';   -- the statistics' layer: per numeric column v<i> and f<i> (1 when not NULL)
+  stat_sums text[] := '{}';
+  stat_filled text[] := '{}';
+  stat_squares text[] := '{}';
+  stats text[] := '{}';
   gs text[] := '{}';
   scores text[] := '{}';      -- per centroid, what the nearest one minimizes
   m int := 0;
@@ -93,10 +97,13 @@ BEGIN
     IF cols.kind = 'n' THEN
       m := m + 1;
       inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END AS x%2$s', cols.col, m)
-                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m)
-                               || format('CASE WHEN $12 AND q.%1$I IS NOT NULL THEN 1::pg_catalog.float8 END AS f%2$s', cols.col, m);
+                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
       vs := vs || format('v%s', m);
-      fs := fs || format('f%s', m);
+      stat_cols := stat_cols || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m)
+                             || format('CASE WHEN q.%1$I IS NULL THEN 0::pg_catalog.float8 ELSE 1::pg_catalog.float8 END AS f%2$s', cols.col, m);
+      stat_sums := stat_sums || format('pg_catalog.sum(u.v%s)', m);
+      stat_filled := stat_filled || format('pg_catalog.sum(u.f%s)', m);
+      stat_squares := stat_squares || format('pg_catalog.sum(u.v%1$s * u.v%1$s)', m);
     ELSE
       r := r + 1;
       val := CASE cols.kind WHEN 'd' THEN format('CASE WHEN q.%1$I BETWEEN ''0001-01-01''::pg_catalog.date AND ''9999-12-31''::pg_catalog.date THEN pg_catalog.to_char(q.%1$I, ''YYYY-MM-DD''::pg_catalog.text) ELSE q.%1$I::pg_catalog.text END', cols.col)
@@ -150,7 +157,7 @@ BEGIN
                  FROM generate_series(1, r) j, generate_series(1, p_max_categories) h)) END;
   FOREACH q IN ARRAY p_queries LOOP
     branches := branches || format(
-      E'SELECT s.c, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END), %s, %s\n'
+      E'SELECT s.c, %s, pg_catalog.count(*)::pg_catalog.float8, %s, pg_catalog.sum(s.vsq), pg_catalog.sum(CASE WHEN $10 THEN pg_catalog.sqrt(%s) END), NULL::pg_catalog.float8[], NULL::pg_catalog.float8[]\n'
       '  FROM (SELECT %s, t.vsq, pg_catalog.array_position(ARRAY[%s], %s) AS c, %s AS dmin\n'
       '          FROM (SELECT u.*, %s%s AS vsq,\n                       %s\n'
       '                  FROM (SELECT %s%s\n'
@@ -160,17 +167,24 @@ BEGIN
       CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', v), ', ') FROM unnest(vs) v)) END,
       -- the distance: the smallest squared distance, or the smallest score plus |v|^2 (never below 0)
       CASE WHEN p_fence THEN 's.dmin' ELSE 'pg_catalog.float8larger(s.vsq + s.dmin, 0::pg_catalog.float8)' END,
-      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(s.%s)', f), ', ') FROM unnest(fs) f)) END,
-      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', (SELECT string_agg(format('pg_catalog.sum(CASE WHEN $12 THEN s.%1$s * s.%1$s END)', v), ', ') FROM unnest(vs) v)) END,
-      (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || fs || gs) x),
+      (SELECT string_agg('t.' || x, ', ') FROM unnest(vs || gs) x),
       (SELECT string_agg(format('t.d%s', c), ', ') FROM generate_series(1, p_k) c), mn, mn,
       replace(fence, 'fence', 'fence_t'), vsq,
       (SELECT string_agg(format('%s AS d%s', x, o), E',\n                       ') FROM unnest(scores) WITH ORDINALITY AS z(x, o)),
       replace(fence, 'fence', 'fence_u'), array_to_string(inner_cols, E',\n                         '),
       ml.strip_query(q));
+    -- the standardization's statistics: one row per query, no centroid
+    stats := stats || format(
+      E'SELECT 1, ''{}''::pg_catalog.float8[], pg_catalog.count(*)::pg_catalog.float8, %s, NULL::pg_catalog.float8, NULL::pg_catalog.float8, %s, %s\n'
+      '  FROM (SELECT %s\n          FROM (\n%s\n) q) u',
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', array_to_string(stat_sums, ', ')) END,
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', array_to_string(stat_filled, ', ')) END,
+      CASE WHEN m = 0 THEN '''{}''::pg_catalog.float8[]' ELSE format('ARRAY[%s]::pg_catalog.float8[]', array_to_string(stat_squares, ', ')) END,
+      CASE WHEN m = 0 THEN '1 AS one' ELSE array_to_string(stat_cols, E',\n                 ') END,
+      ml.strip_query(q));
   END LOOP;
-  body := format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    RETURN QUERY\n%s;\n  END IF;\nEND',
-                 p_token, array_to_string(branches, E'\n    UNION ALL\n'));
+  body := format(E'#variable_conflict use_column\nBEGIN\n  IF ml.reading(%L) THEN\n    IF $12 THEN\n      RETURN QUERY\n%s;\n    ELSE\n      RETURN QUERY\n%s;\n    END IF;\n  END IF;\nEND',
+                 p_token, array_to_string(stats, E'\n    UNION ALL\n'), array_to_string(branches, E'\n    UNION ALL\n'));
   IF length(body) > 1000000 THEN
     PERFORM ml.invalid(format('"training_mode": "in_database" would run %s MB of SQL per step (clusters x columns x partitions, and max_categories per categorical column); use fewer, or train in memory',
                               round(length(body) / 1e6, 1)));

@@ -59,39 +59,36 @@ export async function inDatabaseMode(ctx: JobContext, options: Record<string, un
  * The step function's columns, whether it is the fenced form (a local table: distances cost
  * little), and how many category counts it returns per categorical column.
  */
-async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean; maxCategories: number; k: number }> {
-  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean; max_categories: number; k: number }>(
-    `SELECT s.col, s.kind, j.step_fenced AS fenced, coalesce((m.options ->> 'max_categories')::int, 100) AS max_categories,
-            (m.options ->> 'num_clusters')::int AS k
+async function stepColumns(ctx: JobContext): Promise<{ columns: StepColumn[]; fenced: boolean; maxCategories: number }> {
+  const { rows } = await ctx.pool.query<StepColumn & { fenced: boolean; max_categories: number }>(
+    `SELECT s.col, s.kind, j.step_fenced AS fenced, coalesce((m.options ->> 'max_categories')::int, 100) AS max_categories
        FROM ml.jobs j JOIN ml.models m ON m.id = j.model_id,
             ml.step_columns(j.query_function::regprocedure, m.options -> 'exclude') s
       WHERE j.query_function = $1::oid AND j.kind = 'train' ORDER BY s.ord`,
     [ctx.source.fn],
   );
-  return { columns: rows, fenced: rows[0]?.fenced === true, maxCategories: rows[0]?.max_categories ?? 100, k: rows[0]?.k ?? 1 };
+  return { columns: rows, fenced: rows[0]?.fenced === true, maxCategories: rows[0]?.max_categories ?? 100 };
 }
 
 /**
  * Every numeric column's mean and population standard deviation over every row (its non-NULL
- * values, as the in-memory preparation), by one step with every centroid at the origin, so
- * that each query's rows form one group: its non-NULL rows, sums and sums of squares of the
- * values standardized by the sample's statistics (the sums stay small, the variance exact, and
- * no product overflows where the steps' would not).
+ * values, as the in-memory preparation), by one aggregate: the step function's second query
+ * ($12), which returns per query the rows and per column the sum, the non-NULL rows and the sum
+ * of squares of its values standardized by the sample's statistics (the sums stay small, the
+ * variance exact, and no product overflows where the steps' would not).
  */
 export async function columnStatistics(ctx: JobContext, sample: Map<string, { mean: number; scale: number }>, statementTimeoutMs: number): Promise<Map<string, { mean: number; std: number }>> {
-  const { columns, k } = await stepColumns(ctx);
+  const { columns } = await stepColumns(ctx);
   const numeric = columns.filter((c) => c.kind === 'n');
-  const m = numeric.length, r = columns.length - m;
   const out = new Map<string, { mean: number; std: number }>();
-  if (m === 0) return out;
+  if (numeric.length === 0) return out;
   const centre = numeric.map((c) => sample.get(c.col)?.mean ?? 0);
   const scale = numeric.map((c) => sample.get(c.col)?.scale ?? 1);
-  const zeros = (count: number) => new Array<number>(count).fill(0);
-  const centroids = `[1:${k}][0:${m}]={${Array.from({ length: k }, () => `{${zeros(m + 1).join(',')}}`).join(',')}}`;
+  // only the centring ($2, $3) is read; the other parameters are the step's
   const rows = await stepRows<{ filled: number[]; sums: number[]; column_squares: number[] }>(
     { source: ctx.source, statementTimeoutMs },
-    [centroids, centre, scale.map((s) => 1 / s), numeric.map((_, i) => i + 1), [], [], zeros(r), zeros(r), zeros(k), false, zeros(r), true],
-    { jit: k * m <= 256 },
+    ['{}', centre, scale.map((s) => 1 / s), [], [], [], [], [], [], false, [], true],
+    { jit: true },
   );
   numeric.forEach((c, i) => {
     let filled = 0, sum = 0, squares = 0;
