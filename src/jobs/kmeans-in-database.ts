@@ -84,12 +84,18 @@ export async function columnStatistics(ctx: JobContext, sample: Map<string, { me
   if (numeric.length === 0) return out;
   const centre = numeric.map((c) => sample.get(c.col)?.mean ?? 0);
   const scale = numeric.map((c) => sample.get(c.col)?.scale ?? 1);
-  // only the centring ($2, $3) is read; the other parameters are the step's
-  const rows = await stepRows<{ filled: number[]; sums: number[]; column_squares: number[] }>(
-    { source: ctx.source, statementTimeoutMs },
-    ['{}', centre, scale.map((s) => 1 / s), [], [], [], [], [], [], false, [], true],
-    { jit: true },
-  );
+  // a column the model dropped is multiplied by 0, as in the steps (its values are never squared)
+  const inverse = numeric.map((c, i) => (sample.has(c.col) && Number.isFinite(1 / scale[i]!) ? 1 / scale[i]! : 0));
+  let rows: { filled: number[]; sums: number[]; column_squares: number[] }[];
+  try {
+    // only the centring ($2, $3) is read; the other parameters are the step's
+    rows = await stepRows({ source: ctx.source, statementTimeoutMs }, ['{}', centre, inverse, [], [], [], [], [], [], false, [], true], { jit: numeric.length <= 64 });
+  } catch (err) {
+    if ((err as { code?: string }).code === '22003') {
+      throw new UserError(`one of the numeric columns (${numeric.map((c) => c.col).join(', ')}) holds values so far from those of the 20,000-row sample that their squares overflow a double (value out of range); filter the outliers out or rescale the column in the training query`);
+    }
+    throw err;
+  }
   numeric.forEach((c, i) => {
     let filled = 0, sum = 0, squares = 0;
     for (const row of rows) {
@@ -97,7 +103,7 @@ export async function columnStatistics(ctx: JobContext, sample: Map<string, { me
       sum += row.sums[i] ?? 0;
       squares += row.column_squares[i] ?? 0;
     }
-    if (filled === 0) return;
+    if (filled === 0 || inverse[i] === 0) return;
     const offset = sum / filled;
     const mean = centre[i]! + offset * scale[i]!;
     const std = Math.sqrt(Math.max(0, squares / filled - offset * offset)) * scale[i]!;
@@ -223,7 +229,7 @@ async function step(ctx: JobContext, timeoutMs: number, L: Layout, C: Float64Arr
  */
 export async function refineInDatabase(
   ctx: JobContext,
-  o: { spec: FeatureSpec; model: KmeansModel; statementTimeoutMs: number; maxIterations: number; earlyStop: boolean; minRelProgress: number },
+  o: { spec: FeatureSpec; model: KmeansModel; statementTimeoutMs: number; maxIterations: number; earlyStop: boolean; minRelProgress: number; deadline?: number },
 ): Promise<InDatabaseResult> {
   const started = performance.now();
   const { model, spec } = o;
@@ -238,6 +244,7 @@ export async function refineInDatabase(
   let prevLoss = Infinity;
   let converged = false;
   let last: Step | null = null;
+  let timeUp = false;
   for (let it = 0; it < o.maxIterations; it++) {
     const t0 = performance.now();
     // the fenced form has each row's distance at hand: it sums them in every step
@@ -258,6 +265,11 @@ export async function refineInDatabase(
     await ctx.checkpoint({ phase: 'train in database', iteration: it, loss });
     if (o.earlyStop && it > 0 && prevLoss > 0 && (prevLoss - loss) / prevLoss < o.minRelProgress) break;
     if (it === o.maxIterations - 1) break;
+    // max_runtime: stop between steps, keeping the centroids this step measured
+    if (o.deadline !== undefined && Date.now() > o.deadline) {
+      timeUp = true;
+      break;
+    }
     prevLoss = loss;
     // the members' means; an empty cluster keeps its centroid
     let moved = false;
@@ -274,15 +286,17 @@ export async function refineInDatabase(
       break;
     }
   }
-  // the shipped form sums the distances once, in a last pass with the final centroids
-  const s = fenced ? last! : await step(ctx, o.statementTimeoutMs, L, C, k, d, true);
+  // the shipped form sums the distances once, in a last pass with the final centroids (none
+  // once max_runtime has passed: no Davies-Bouldin then)
+  const s = fenced || timeUp ? last! : await step(ctx, o.statementTimeoutMs, L, C, k, d, true);
+  const measured = fenced || !timeUp;
   const n = s.counts.reduce((a, b) => a + b, 0);
   // Davies-Bouldin from the mean distance of each cluster's rows and the centroid distances;
   // Calinski-Harabasz from the between- and within-cluster sums of squares
   const avg = Array.from({ length: k }, (_, c) => (s.counts[c]! > 0 ? s.spread[c]! / s.counts[c]! : 0));
   const live = Array.from({ length: k }, (_, c) => c).filter((c) => s.counts[c]! > 0);
   const dist = (a: number, b: number) => Math.sqrt(Array.from({ length: d }, (_, j) => (C[a * d + j]! - C[b * d + j]!) ** 2).reduce((x, y) => x + y, 0));
-  const db = live.length > 1 ? live.reduce((acc, a) => acc + Math.max(...live.filter((b) => b !== a).map((b) => (avg[a]! + avg[b]!) / Math.max(dist(a, b), 1e-300))), 0) / live.length : null;
+  const db = measured && live.length > 1 ? live.reduce((acc, a) => acc + Math.max(...live.filter((b) => b !== a).map((b) => (avg[a]! + avg[b]!) / Math.max(dist(a, b), 1e-300))), 0) / live.length : null;
   const mean = new Float64Array(d);
   for (const c of live) for (let j = 0; j < d; j++) mean[j] += s.sums[c * d + j]! / n;
   let between = 0;

@@ -105,7 +105,7 @@ export async function trainKmeansJob(ctx: JobContext, model: ModelRow): Promise<
   // Streaming: the sample's model moves by mini-batches over every row and is measured on them;
   // the sample's labels then follow the final centroids (anomaly radii, profiles, surrogate).
   const inDatabase = s.inDatabase
-    ? await refineInDatabase(ctx, { spec, model: trained[0]!, statementTimeoutMs: timeoutMs, maxIterations: s.maxIterations, earlyStop: s.earlyStop, minRelProgress: s.minRelProgress })
+    ? await refineInDatabase(ctx, { spec, model: trained[0]!, statementTimeoutMs: timeoutMs, maxIterations: s.maxIterations, earlyStop: s.earlyStop, minRelProgress: s.minRelProgress, deadline })
     : null;
   const streamed = inDatabase ?? (plan && plan.where ? await refineByStreaming(ctx, { spec, exclude: s.exclude, batchSize: s.batchSize!, statementTimeoutMs: timeoutMs, model: trained[0]! }) : null);
   if (streamed) {
