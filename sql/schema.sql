@@ -377,7 +377,7 @@ FUNCTION ml.step_body_for(p_queries text[], p_token text, p_function regprocedur
 FUNCTION ml.step_columns(p_function regprocedure, p_exclude jsonb) RETURNS TABLE(ord integer, col text, kind text) LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
   -- body: 26 lines, md5 f35aa4cb68f13906c75d1429e2594c98
 FUNCTION ml.step_function_body(p_queries text[], p_token text, p_function regprocedure, p_exclude jsonb, p_k integer, p_max_categories integer, p_fence boolean) RETURNS text LANGUAGE plpgsql STABLE SET search_path=pg_catalog, ml, pg_temp
-  -- body: 123 lines, md5 22919801beeb4e129e2767cc6841c0ee
+  -- body: 123 lines, md5 01cb8b489f7ac56af97611e97c92e125
 FUNCTION ml.step_plan(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass, OUT fenced boolean) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp
   -- body: 8 lines, md5 2b0c6a3519228aacf3ea3605cf52ca1f
 FUNCTION ml.step_queries(p_view regclass, p_token text, p_bound text, OUT queries text[], OUT split regclass) RETURNS record LANGUAGE plpgsql SET search_path=pg_catalog, pg_temp

@@ -83,6 +83,7 @@ DECLARE
   m int := 0;
   r int := 0;
   val text;
+  vexpr text;                 -- a numeric column in model space: centred, scaled, NULL as 0
   mn text;
   vsq text;
   counts text;
@@ -96,11 +97,10 @@ BEGIN
   FOR cols IN SELECT * FROM ml.step_columns(p_function, p_exclude) ORDER BY ord LOOP
     IF cols.kind = 'n' THEN
       m := m + 1;
-      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END AS x%2$s', cols.col, m)
-                               || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+      vexpr := format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m);
+      inner_cols := inner_cols || format('CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END AS x%2$s', cols.col, m) || vexpr;
       vs := vs || format('v%s', m);
-      stat_cols := stat_cols || format('(CASE WHEN q.%1$I IS NULL THEN $2[%2$s] ELSE q.%1$I::pg_catalog.float8 END - $2[%2$s]) * $3[%2$s] AS v%2$s', cols.col, m)
-                             || format('CASE WHEN q.%1$I IS NULL THEN 0::pg_catalog.float8 ELSE 1::pg_catalog.float8 END AS f%2$s', cols.col, m);
+      stat_cols := stat_cols || vexpr || format('CASE WHEN q.%1$I IS NULL THEN 0::pg_catalog.float8 ELSE 1::pg_catalog.float8 END AS f%2$s', cols.col, m);
       stat_sums := stat_sums || format('pg_catalog.sum(u.v%s)', m);
       stat_filled := stat_filled || format('pg_catalog.sum(u.f%s)', m);
       stat_squares := stat_squares || format('pg_catalog.sum(u.v%1$s * u.v%1$s)', m);

@@ -1,6 +1,7 @@
 import type { CategoryType, Column, Table } from '../data/columns.ts';
 import { featureKernels } from './kernels.ts';
 import { UserError } from '../util/errors.ts';
+import { select } from '../util/select.ts';
 
 // Feature preparation fitted at training time and replayed at scoring time (the generated SQL
 // reads the same FeatureSpec from the model artifact). BigQuery ML's rules: numeric NULL ->
@@ -338,32 +339,6 @@ function numericStats(col: NumericColumn, n: number, scratch: Float64Array, mome
     warning: null,
   };
   return { count, mean, std, stats };
-}
-
-/** The k-th smallest value (0-based), by quickselect: O(n), reorders `a` in place. */
-export function select(a: Float64Array, k: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (lo < hi) {
-    const pivot = a[(lo + hi) >>> 1]!;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        a[i] = a[j]!;
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return a[k]!;
-  }
-  return a[k]!;
 }
 
 function emptyStats(input: string, type: FeatureStats['type'], nulls: number, warning: string | null): FeatureStats {

@@ -1,4 +1,4 @@
-import { select } from '../features/prepare.ts';
+import { select } from '../util/select.ts';
 
 // BigQuery ML's ML.EVALUATE metrics for regression and classification, ML.ROC_CURVE and the
 // confusion matrix, computed on the evaluation rows. Multiclass precision, recall, F1 and ROC

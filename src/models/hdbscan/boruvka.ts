@@ -1,4 +1,4 @@
-import { boxToRow, rowDist2, type KdTree } from './kdtree.ts';
+import { boxToRow, distanceKernels, type KdTree } from './kdtree.ts';
 
 // The minimum spanning tree of the mutual-reachability graph, max(core(a), core(b), d(a, b)),
 // by Borůvka on a k-d tree (McInnes & Healy 2017): each round every component finds its
@@ -85,7 +85,8 @@ export function searchRound(t: KdTree, core: Float64Array, minCore: Float64Array
   const stackNode = new Int32Array(64 + 4 * Math.ceil(Math.log2(t.n + 1)));
   const stackBox = new Float64Array(stackNode.length); // the node's squared distance to the row's point
   const { w: bw, a: ba, b: bb } = best;
-  const { left, right, start, end, perm, lo, hi, P, d, Pw, width } = t;
+  const { left, right, start, end, perm, lo, hi, P, d } = t;
+  const { between } = distanceKernels(d);
   for (let p = from; p < to; p++) {
     const c = comp[p]!;
     const cp = core[p]!;
@@ -130,7 +131,7 @@ export function searchRound(t: KdTree, core: Float64Array, minCore: Float64Array
         let w = core[q]!;
         if (cp > w) w = cp;
         if (w > bw[c]!) continue;
-        const dist = Math.sqrt(rowDist2(Pw, width, p, q));
+        const dist = Math.sqrt(between(P, p, q));
         if (dist > w) w = dist;
         const rq = perm[q]!;
         const a = rp < rq ? rp : rq, b = rp < rq ? rq : rp;

@@ -1,4 +1,5 @@
-import { boxToRow, rowDistances, type KdTree } from './kdtree.ts';
+import { selectRange } from '../../util/select.ts';
+import { boxToRow, distanceKernels, type DistanceKernels, type KdTree } from './kdtree.ts';
 
 // HDBSCAN's core distances: each row's distance to its k-th nearest row, exactly, on the k-d
 // tree. The rows of one leaf are searched together: one walk of the tree serves them all, nodes
@@ -18,23 +19,24 @@ const BATCH_MAX = 64;
 
 /** Working memory of one searching thread. */
 export class CoreSearch {
-  private cap: number;
   /**
-   * Per row of a batch, its candidates (squared distances below its k-th so far, `tops`): when
-   * `cap` have gathered, the k smallest are kept (quickselect) and the k-th becomes the new bound.
+   * Per row of a batch, `stride` places for its candidates (squared distances below its k-th so
+   * far, `tops`): once 2k have gathered, the k smallest are kept (quickselect) and the k-th
+   * becomes the new bound; SLACK more hold a reached leaf's distances taken in before that check.
    */
   private buf: Float64Array;
+  private stride: number;
   private sizes = new Int32Array(BATCH_MAX);
   private tops = new Float64Array(BATCH_MAX);
   private dist: Float64Array; // one reached leaf's distances to one row
-  private q: Float64Array;
+  private kernels: DistanceKernels;
   private queue: NodeQueue;
 
   constructor(private t: KdTree, private k: number) {
-    this.cap = 2 * k + SLACK;
-    this.buf = new Float64Array(BATCH_MAX * this.cap);
+    this.stride = 2 * k + SLACK;
+    this.buf = new Float64Array(BATCH_MAX * this.stride);
     this.dist = new Float64Array(Math.max(BATCH_MAX, maxLeafRows(t)));
-    this.q = new Float64Array(t.width);
+    this.kernels = distanceKernels(t.d);
     this.queue = new NodeQueue(t.nodes);
   }
 
@@ -50,8 +52,10 @@ export class CoreSearch {
 
   /** Rows s..e-1 searched together; `box` is the node whose box holds them all (-1: the single row's own point). */
   private batch(core: Float64Array, s: number, e: number, box: number): void {
-    const { t, k, cap, buf, sizes, tops, dist, q } = this;
-    const { d, P, lo, hi, left, right, start, end, Pw, width: w } = t;
+    const { t, k, buf, sizes, tops, dist } = this;
+    const { toRows } = this.kernels;
+    const stride = this.stride;
+    const { d, P, lo, hi, left, right, start, end } = t;
     const m = e - s;
     sizes.fill(0, 0, m);
     tops.fill(Infinity, 0, m);
@@ -77,14 +81,13 @@ export class CoreSearch {
       for (let i = 0; i < m; i++) {
         const p = s + i;
         let top = tops[i]!;
-        if (tops[i] !== Infinity && m > 1 && boxToRow(lo, hi, node * d, P, p * d, d) >= top) {
+        if (top !== Infinity && m > 1 && boxToRow(lo, hi, node * d, P, p * d, d) >= top) {
           full++;
           if (top > largest) largest = top;
           continue;
         }
-        for (let j = 0; j < w; j++) q[j] = Pw[p * w + j]!;
-        rowDistances(Pw, w, q, rs, re, dist);
-        const h = i * cap;
+        toRows(P, p, rs, re, dist);
+        const h = i * stride;
         let size = sizes[i]!;
         for (let c = 0, len = re - rs; c < len; c += SLACK) {
           // branch-free: every distance is written, and kept (size grows) when below the bound
@@ -94,7 +97,7 @@ export class CoreSearch {
             size += +(v < top);
           }
           if (size >= 2 * k || (top === Infinity && size >= k)) {
-            top = select(buf, h, h + size - 1, h + k - 1);
+            top = selectRange(buf, h, h + size - 1, h + k - 1);
             size = k;
           }
         }
@@ -107,7 +110,7 @@ export class CoreSearch {
       }
       if (full === m) bound = largest;
     }
-    for (let i = 0; i < m; i++) core[s + i] = Math.sqrt(sizes[i] === k ? tops[i]! : select(this.buf, i * cap, i * cap + sizes[i]! - 1, i * cap + k - 1));
+    for (let i = 0; i < m; i++) core[s + i] = Math.sqrt(sizes[i] === k ? tops[i]! : selectRange(buf, i * stride, i * stride + sizes[i]! - 1, i * stride + k - 1));
   }
 }
 
@@ -173,7 +176,6 @@ function maxLeafRows(t: KdTree): number {
   return most;
 }
 
-
 /** Squared distance between the boxes at offsets o and w (no larger than between any two of their rows). */
 function boxToBox(lo: Float64Array, hi: Float64Array, o: number, w: number, d: number): number {
   let acc = 0;
@@ -186,43 +188,4 @@ function boxToBox(lo: Float64Array, hi: Float64Array, o: number, w: number, d: n
     }
   }
   return acc;
-}
-
-
-/**
- * Reorders a[lo..hi] so that a[k] holds its order statistic, no larger values before it; returns
- * a[k]. Quickselect with branch-free partitions: every element is swapped and the write position
- * moves by the comparison's 0 or 1, so no branch depends on the (random) data.
- */
-function select(a: Float64Array, lo: number, hi: number, k: number): number {
-  while (hi > lo) {
-    const x = a[lo]!, y = a[(lo + hi) >> 1]!, z = a[hi]!;
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let w = lo;
-    for (let i = lo; i <= hi; i++) {
-      const v = a[i]!;
-      a[i] = a[w]!;
-      a[w] = v;
-      w += +(v < pivot);
-    }
-    if (k < w) {
-      hi = w - 1;
-      continue;
-    }
-    if (w > lo) {
-      lo = w;
-      continue;
-    }
-    // nothing below the pivot: the values equal to it go first (at least one, so the range shrinks)
-    let e = w;
-    for (let i = w; i <= hi; i++) {
-      const v = a[i]!;
-      a[i] = a[e]!;
-      a[e] = v;
-      e += +(v === pivot);
-    }
-    if (k < e) return pivot;
-    lo = e;
-  }
-  return a[k]!;
 }

@@ -1,3 +1,5 @@
+import { UNROLL_MAX, unroll } from '../../util/unroll.ts';
+
 // A k-d tree over the rows of a Euclidean space, for HDBSCAN's exact k-nearest-neighbour core
 // distances and its Borůvka spanning tree (boruvka.ts). Rows are copied in tree order so that
 // a leaf's rows are contiguous; every node keeps the tight bounding box of its rows.
@@ -18,11 +20,7 @@ export interface KdTree {
   nodes: number;
   /** The leaves, in tree order. */
   leaves: Int32Array;
-  /** The rows in tree order padded with zero columns to `width` (rowDistances' unrolled loops). */
-  Pw: Float64Array;
-  width: number;
 }
-
 
 /** Typed arrays in shared memory: a helper thread reads the tree and writes results in place. */
 export function sharedF64(length: number): Float64Array {
@@ -87,53 +85,54 @@ export function buildKdTree(X: Float64Array, n: number, d: number, leafSize = 32
   leafIds.sort((a, b) => start[a]! - start[b]!);
   const leaves = sharedI32(leafIds.length);
   leaves.set(leafIds);
-  const width = paddedWidth(d);
-  const Pw = sharedF64(n * width);
-  for (let p = 0; p < n; p++) for (let j = 0; j < d; j++) Pw[p * width + j] = P[p * d + j]!;
-  return { n, d, perm, P, start, end, left, right, lo, hi, nodes, leaves, Pw, width };
+  return { n, d, perm, P, start, end, left, right, lo, hi, nodes, leaves };
 }
 
-/** 4 columns up to 4 dimensions, else a multiple of 8. */
-function paddedWidth(d: number): number {
-  return d <= 4 ? 4 : Math.ceil(d / 8) * 8;
+export interface DistanceKernels {
+  /** Squared distances from tree position p to positions rs..re-1 of P (d columns), into out[0..]. */
+  toRows(P: Float64Array, p: number, rs: number, re: number, out: Float64Array): void;
+  /** Squared distance between tree positions p and q. */
+  between(P: Float64Array, p: number, q: number): number;
 }
 
 /**
- * Squared distances from the padded row q (width w) to tree positions rs..re-1 of Pw, into out.
- * Unrolled by 4 or 8 columns (a loop over the dimensions costs half as much again
- * at 8, docs/performance.md). Summed in dimension order (the padding adds exact zeros), so every
- * value equals rowDist2's and the exact passes'.
+ * The searches' distance loops, compiled once per d as kmeans/kernels.ts does (the row in
+ * locals, the terms written out: a loop over the dimensions cost 25 against 17 s at k = 1,000,
+ * docs/performance.md). Summed in dimension order, so every value equals the exact passes'.
+ * The source is built from the integer d alone: no user text reaches it.
  */
-export function rowDistances(Pw: Float64Array, w: number, q: Float64Array, rs: number, re: number, out: Float64Array): void {
-  if (w === 4) {
-    const q0 = q[0]!, q1 = q[1]!, q2 = q[2]!, q3 = q[3]!;
-    for (let r = rs, x = 0; r < re; r++, x++) {
-      const o = r * 4;
-      const a0 = q0 - Pw[o]!, a1 = q1 - Pw[o + 1]!, a2 = q2 - Pw[o + 2]!, a3 = q3 - Pw[o + 3]!;
-      out[x] = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
-    }
-    return;
-  }
-  if (w === 8) {
-    const q0 = q[0]!, q1 = q[1]!, q2 = q[2]!, q3 = q[3]!, q4 = q[4]!, q5 = q[5]!, q6 = q[6]!, q7 = q[7]!;
-    for (let r = rs, x = 0; r < re; r++, x++) {
-      const o = r * 8;
-      const a0 = q0 - Pw[o]!, a1 = q1 - Pw[o + 1]!, a2 = q2 - Pw[o + 2]!, a3 = q3 - Pw[o + 3]!;
-      const a4 = q4 - Pw[o + 4]!, a5 = q5 - Pw[o + 5]!, a6 = q6 - Pw[o + 6]!, a7 = q7 - Pw[o + 7]!;
-      out[x] = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
-    }
-    return;
-  }
-  for (let r = rs, x = 0; r < re; r++, x++) {
-    let v = 0;
-    for (let b = 0; b < w; b += 8) {
-      const o = r * w + b;
-      const a0 = q[b]! - Pw[o]!, a1 = q[b + 1]! - Pw[o + 1]!, a2 = q[b + 2]! - Pw[o + 2]!, a3 = q[b + 3]! - Pw[o + 3]!;
-      const a4 = q[b + 4]! - Pw[o + 4]!, a5 = q[b + 5]! - Pw[o + 5]!, a6 = q[b + 6]! - Pw[o + 6]!, a7 = q[b + 7]! - Pw[o + 7]!;
-      v = v + a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
-    }
-    out[x] = v;
-  }
+export function distanceKernels(d: number): DistanceKernels {
+  let k = compiledDistances.get(d);
+  if (!k) compiledDistances.set(d, (k = compileDistances(d)));
+  return k;
+}
+
+const compiledDistances = new Map<number, DistanceKernels>();
+
+function compileDistances(d: number): DistanceKernels {
+  const loop = d > UNROLL_MAX;
+  const load = loop ? '' : unroll(d, (j) => `const x${j} = P[a + ${j}];`);
+  const toRows = loop
+    ? 'for (let j = 0; j < d; j++) { t = P[a + j] - P[b + j]; acc += t * t; }'
+    : unroll(d, (j) => `t = x${j} - P[b + ${j}]; acc += t * t;`);
+  const between = loop
+    ? 'for (let j = 0; j < d; j++) { t = P[a + j] - P[b + j]; acc += t * t; }'
+    : unroll(d, (j) => `t = P[a + ${j}] - P[b + ${j}]; acc += t * t;`);
+  return {
+    toRows: new Function('P', 'p', 'rs', 're', 'out', `
+      const d = ${d}, a = p * d;
+      ${load}
+      for (let r = rs, x = 0, b = rs * d; r < re; r++, x++, b += d) {
+        let acc = 0, t = 0;
+        ${toRows}
+        out[x] = acc;
+      }`) as DistanceKernels['toRows'],
+    between: new Function('P', 'p', 'q', `
+      const d = ${d}, a = p * d, b = q * d;
+      let acc = 0, t = 0;
+      ${between}
+      return acc;`) as DistanceKernels['between'],
+  };
 }
 
 /** Hoare-style quickselect: positions lo..hi of perm ordered so that position k holds its order statistic on `dim`. */
@@ -173,31 +172,12 @@ export function boxToRow(lo: Float64Array, hi: Float64Array, o: number, P: Float
   return acc;
 }
 
-/** Squared distance between tree positions p and q of the padded rows (see rowDistances). */
-export function rowDist2(Pw: Float64Array, w: number, p: number, q: number): number {
-  const a = p * w, b = q * w;
-  if (w === 8) {
-    const a0 = Pw[a]! - Pw[b]!, a1 = Pw[a + 1]! - Pw[b + 1]!, a2 = Pw[a + 2]! - Pw[b + 2]!, a3 = Pw[a + 3]! - Pw[b + 3]!;
-    const a4 = Pw[a + 4]! - Pw[b + 4]!, a5 = Pw[a + 5]! - Pw[b + 5]!, a6 = Pw[a + 6]! - Pw[b + 6]!, a7 = Pw[a + 7]! - Pw[b + 7]!;
-    return a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3 + a4 * a4 + a5 * a5 + a6 * a6 + a7 * a7;
-  }
-  if (w === 4) {
-    const a0 = Pw[a]! - Pw[b]!, a1 = Pw[a + 1]! - Pw[b + 1]!, a2 = Pw[a + 2]! - Pw[b + 2]!, a3 = Pw[a + 3]! - Pw[b + 3]!;
-    return a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
-  }
-  let v = 0;
-  for (let j = 0; j < w; j++) {
-    const x = Pw[a + j]! - Pw[b + j]!;
-    v += x * x;
-  }
-  return v;
-}
-
 /**
  * Core distances of the tree positions from..to-1: the distance to the k-th nearest row counting
  * the row itself (so k = 1 gives 0), written to core[position].
  */
 export function coreDistancesKd(t: KdTree, k: number, core: Float64Array, from: number, to: number): void {
+  const { between } = distanceKernels(t.d);
   const heap = new Float64Array(k); // max-heap of the k smallest squared distances
   const stackNode = new Int32Array(64 + 2 * Math.ceil(Math.log2(t.n + 1)) * 2);
   const stackBound = new Float64Array(stackNode.length);
@@ -213,7 +193,7 @@ export function coreDistancesKd(t: KdTree, k: number, core: Float64Array, from: 
       const l = t.left[node]!;
       if (l < 0) {
         for (let q = t.start[node]!, e = t.end[node]!; q < e; q++) {
-          const v = rowDist2(t.Pw, t.width, p, q);
+          const v = between(t.P, p, q);
           if (size < k) {
             heap[size] = v;
             siftUp(heap, size++);
